@@ -1,0 +1,1 @@
+"""Dagster library for InfluxDB 3 over Arrow Flight."""

@@ -1,0 +1,1 @@
+"""Dagster components (registered for `dg`)."""

@@ -1,0 +1,1 @@
+"""Core of influxdb3-orchestration: InfluxDB 3 over Arrow Flight, without Airflow or Dagster."""

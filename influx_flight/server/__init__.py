@@ -1,0 +1,1 @@
+"""The local InfluxDB 3 stand-in server: pyarrow Flight + DataFusion + aiohttp."""
