@@ -1,10 +1,97 @@
-"""Provider metadata read by Airflow's provider discovery (filled in by the provider issue)."""
+"""Provider metadata read by Airflow's provider discovery.
+
+Airflow 3.2+ builds the connection form from ``conn-fields`` / ``ui-field-behaviour`` without
+importing the hook class, so this module must stay import-free (plain data only).
+"""
 
 from __future__ import annotations
+
+CONN_TYPE = "influxdb3_flight"
+HOOK_NAME = "InfluxDB 3 (Arrow Flight)"
+
+_CONNECTION_TYPE: dict = {
+    "connection-type": CONN_TYPE,
+    "hook-class-name": "airflow_influx.hooks.influxdb3.InfluxDB3FlightHook",
+    "hook-name": HOOK_NAME,
+    "ui-field-behaviour": {
+        # login is meaningless for token auth; everything else is used.
+        "hidden-fields": ["login"],
+        "relabeling": {"host": "Host URL", "schema": "Database", "password": "Token"},
+        "placeholders": {
+            "host": "https://us-east-1-1.aws.cloud2.influxdata.com or http://localhost:8181",
+            "port": "8181 (optional when the Host URL carries the port)",
+            "schema": "my_database",
+            "password": "apiv3_...",
+        },
+    },
+    # Stored as plain keys in Connection.extra.
+    "conn-fields": {
+        "query_language": {
+            "label": "Query language",
+            "description": "Default language for queries on this connection.",
+            "schema": {"type": "string", "enum": ["sql", "influxql"], "default": "sql"},
+        },
+        "protocol": {
+            "label": "Query protocol",
+            "description": "ticket: InfluxDB 3 Flight DoGet (SQL and InfluxQL, the fast path); "
+            "flightsql: standard Flight SQL (SQL only).",
+            "schema": {"type": "string", "enum": ["ticket", "flightsql"], "default": "ticket"},
+        },
+        "verify_tls": {
+            "label": "Verify TLS",
+            "description": "Check the server certificate on https/grpc+tls hosts.",
+            "schema": {"type": "boolean", "default": True},
+        },
+        "ca_cert": {
+            "label": "CA certificate",
+            "description": "Path to a PEM CA bundle for servers with a private CA.",
+            "schema": {"type": ["string", "null"]},
+        },
+        "timeout": {
+            "label": "Query timeout (seconds)",
+            "description": "Deadline for a whole query stream; empty for the client default (300).",
+            "schema": {"type": ["number", "null"], "minimum": 0},
+        },
+        "auth_scheme": {
+            "label": "Authorization scheme",
+            "description": "Bearer for InfluxDB 3 Core/Enterprise/Cloud; Token for v2-style tokens.",
+            "schema": {"type": "string", "enum": ["Bearer", "Token"], "default": "Bearer"},
+        },
+        "write_url": {
+            "label": "Write URL",
+            "description": "HTTP base URL for writes when it differs from the Host URL.",
+            "schema": {"type": ["string", "null"]},
+        },
+    },
+}
 
 PROVIDER_INFO: dict = {
     "package-name": "influxdb3-orchestration",
     "name": "InfluxDB 3 (Arrow Flight)",
-    "description": "InfluxDB 3 over Arrow Flight: queries, Parquet exports and downsampling.",
+    "description": "InfluxDB 3 over Arrow Flight: SQL and InfluxQL queries, Parquet exports, "
+    "downsampling write-back, sensors and common.sql support.",
     "versions": ["0.1.0"],
+    "integrations": [
+        {
+            "integration-name": HOOK_NAME,
+            "external-doc-url": "https://docs.influxdata.com/influxdb3/core/",
+            "tags": ["software"],
+        }
+    ],
+    "hooks": [
+        {
+            "integration-name": HOOK_NAME,
+            "python-modules": ["airflow_influx.hooks.influxdb3", "airflow_influx.hooks.flightsql"],
+        }
+    ],
+    "operators": [
+        {"integration-name": HOOK_NAME, "python-modules": ["airflow_influx.operators.influxdb3"]}
+    ],
+    "sensors": [
+        {"integration-name": HOOK_NAME, "python-modules": ["airflow_influx.sensors.influxdb3"]}
+    ],
+    "triggers": [
+        {"integration-name": HOOK_NAME, "python-modules": ["airflow_influx.triggers.influxdb3"]}
+    ],
+    "connection-types": [_CONNECTION_TYPE],
 }

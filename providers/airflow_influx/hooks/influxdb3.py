@@ -1,0 +1,195 @@
+"""``InfluxDB3FlightHook``: the single seam between Airflow and the ``influx_flight`` core.
+
+Registered for the ``influxdb3_flight`` connection type. It is a ``DbApiHook`` (through
+:class:`~airflow_influx.hooks.flightsql.InfluxDB3FlightSQLHook`) so that common.sql's operators and
+``SqlSensor`` accept the connection, and it adds the native Flight API: SQL and InfluxQL with
+``$params`` over InfluxDB's DoGet ticket protocol, Arrow results, Parquet exports and write-back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_influx.hooks.flightsql import InfluxDB3FlightSQLHook
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from influx_flight import QueryResult
+
+
+class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
+    """Queries and writes InfluxDB 3 over Arrow Flight (SQL and InfluxQL) and HTTP.
+
+    ``get_records`` / ``get_df`` honour the connection's ``query_language`` and ``protocol``
+    extras and take InfluxDB ``$name`` parameters as a dict; positional parameters or lists of
+    statements go through Flight SQL like any ``DbApiHook``. ``run`` / ``get_first`` (used by the
+    common.sql check operators) always use Flight SQL, hence SQL.
+
+    Example::
+
+        hook = InfluxDB3FlightHook("influxdb3_flight_default")
+        table = hook.get_arrow("SELECT * FROM home WHERE room = $room", params={"room": "Kitchen"})
+        hook.write(table, measurement="home_copy", tags=["room"])
+        hook.close()
+
+    :param influxdb3_conn_id: the ``influxdb3_flight`` connection id.
+    :param database: overrides the connection's database.
+    :param query_language: overrides the connection's ``query_language`` extra.
+    :param protocol: overrides the connection's ``protocol`` extra (``ticket`` or ``flightsql``).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        query_language: str | None = None,
+        protocol: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.query_language = query_language
+        self.protocol = protocol
+
+    # -- native queries -----------------------------------------------------------------------
+
+    def query(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        protocol: str | None = None,
+        timeout: float | None = None,
+        database: str | None = None,
+    ) -> QueryResult:
+        """Start a query and return the core's streaming ``QueryResult``.
+
+        :param text: SQL or InfluxQL.
+        :param language: ``sql`` or ``influxql``; default: the hook's, then the connection's.
+        :param params: values for ``$name`` placeholders (bound by the server).
+        :param protocol: ``ticket`` or ``flightsql``; default: the hook's, then the connection's.
+        :param timeout: deadline for the whole stream in seconds; default: the connection's.
+        :param database: another database than the connection's.
+        """
+        settings = self.get_settings()
+        kwargs: dict[str, Any] = {
+            "language": language or self.query_language or settings.query_language,
+            "protocol": protocol or self.protocol or settings.protocol,
+        }
+        if params:
+            kwargs["params"] = dict(params)
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        if database is not None:
+            kwargs["database"] = database
+        return self.get_client().query(text, **kwargs)
+
+    def get_arrow(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> pa.Table:
+        """Run a query and return the whole result as a ``pyarrow.Table``."""
+        return self.query(text, language=language, params=params, **kwargs).to_table()
+
+    def _native(self, sql: Any, parameters: Any) -> bool:
+        return isinstance(sql, str) and (parameters is None or isinstance(parameters, Mapping))
+
+    def get_records(
+        self,
+        sql: str | list[str],
+        parameters: Any = None,
+        *,
+        language: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Rows as a list of tuples (the common.sql shape), over the native Flight path.
+
+        :param sql: the query (a list of statements goes through Flight SQL).
+        :param parameters: a dict of ``$name`` values; a sequence means Flight SQL ``?`` binding.
+        :param language: ``sql`` or ``influxql``; default: the hook's, then the connection's.
+        """
+        if not self._native(sql, parameters):
+            return super().get_records(sql, parameters, **kwargs)
+        table = self.query(sql, language=language, params=parameters, **kwargs).to_table()
+        return list(zip(*(col.to_pylist() for col in table.columns), strict=True))
+
+    def get_df(  # type: ignore[override]
+        self,
+        sql: str | list[str],
+        parameters: Any = None,
+        *,
+        df_type: str = "pandas",
+        language: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A pandas (default) or polars DataFrame, over the native Flight path."""
+        if not self._native(sql, parameters):
+            return super().get_df(sql, parameters, df_type=df_type, **kwargs)
+        result = self.query(sql, language=language, params=parameters, **kwargs)
+        if df_type == "pandas":
+            return result.to_pandas()
+        if df_type == "polars":
+            try:
+                import polars as pl
+            except ImportError as exc:
+                raise ImportError("df_type='polars' needs polars: pip install polars") from exc
+            return pl.from_arrow(result.to_table())
+        raise ValueError(f"df_type must be 'pandas' or 'polars', got {df_type!r}")
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write(
+        self,
+        data: Any,
+        *,
+        measurement: str,
+        tags: list[str] | None = None,
+        time_column: str = "time",
+        precision: str = "ns",
+        database: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Write a ``pyarrow.Table`` / ``RecordBatch`` / pandas DataFrame as line protocol.
+
+        Returns the core's ``WriteResult``; rejected lines raise ``WriteError`` with the rows.
+        """
+        return self.get_client().write(
+            data,
+            measurement=measurement,
+            tags=list(tags or []),
+            time_column=time_column,
+            precision=precision,
+            database=database,
+            **kwargs,
+        )
+
+    # -- connection test ----------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Run a cheap query; answer ``(ok, message)`` with a message a person can act on."""
+        from influx_flight._exceptions import InfluxDB3Error
+
+        config = None
+        try:
+            config = self.get_config()
+            started = time.perf_counter()
+            self.get_client().check_connection()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return (
+                True,
+                f"Connected to InfluxDB 3 at {config.display_host}: database "
+                f"'{config.database}' answered a test query in {elapsed_ms:.0f} ms.",
+            )
+        except InfluxDB3Error as exc:
+            message = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # any other failure still answers (False, message), not a 500
+            message = f"Unexpected error ({type(exc).__name__}): {exc}"
+        finally:
+            self.close()
+        return False, config.scrub(message) if config is not None else message

@@ -1,0 +1,1 @@
+"""operators of the InfluxDB 3 provider (modules import nothing heavy at import time)."""
