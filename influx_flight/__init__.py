@@ -1,1 +1,85 @@
-"""Core of influxdb3-orchestration: InfluxDB 3 over Arrow Flight, without Airflow or Dagster."""
+"""Core of influxdb3-orchestration: InfluxDB 3 over Arrow Flight, without Airflow or Dagster.
+
+The public names are loaded lazily (PEP 562): ``import influx_flight`` imports neither pyarrow
+nor pandas, so Airflow can import DAG files that only build an ``InfluxDB3Config`` cheaply.
+
+Examples:
+    from influx_flight import InfluxDB3Client, InfluxDB3Config
+
+    with InfluxDB3Client(InfluxDB3Config.from_env()) as client:
+        client.query("SELECT * FROM cpu WHERE time > now() - interval '1 hour'").to_parquet(
+            "s3://bucket/cpu.parquet"
+        )
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> private module that defines it
+_EXPORTS: dict[str, str] = {
+    "AuthenticationError": "._exceptions",
+    "ConfigurationError": "._exceptions",
+    "DatabaseNotFoundError": "._exceptions",
+    "DownsampleResult": "._downsample",
+    "DownsampleSpec": "._downsample",
+    "ExportError": "._exceptions",
+    "ExportResult": "._sinks",
+    "InfluxDB3Client": "._client",
+    "InfluxDB3Config": "._config",
+    "InfluxDB3Error": "._exceptions",
+    "QueryCancelledError": "._exceptions",
+    "QueryError": "._exceptions",
+    "QueryResult": "._results",
+    "QueryTimeoutError": "._exceptions",
+    "RejectedLine": "._exceptions",
+    "ResultTooLargeError": "._exceptions",
+    "RetryPolicy": "._retry",
+    "ServerUnavailableError": "._exceptions",
+    "TransportError": "._exceptions",
+    "WriteError": "._exceptions",
+    "WriteResult": "._writer",
+    "write_parquet": "._sinks",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from ._client import InfluxDB3Client as InfluxDB3Client
+    from ._config import InfluxDB3Config as InfluxDB3Config
+    from ._downsample import DownsampleResult as DownsampleResult
+    from ._downsample import DownsampleSpec as DownsampleSpec
+    from ._exceptions import AuthenticationError as AuthenticationError
+    from ._exceptions import ConfigurationError as ConfigurationError
+    from ._exceptions import DatabaseNotFoundError as DatabaseNotFoundError
+    from ._exceptions import ExportError as ExportError
+    from ._exceptions import InfluxDB3Error as InfluxDB3Error
+    from ._exceptions import QueryCancelledError as QueryCancelledError
+    from ._exceptions import QueryError as QueryError
+    from ._exceptions import QueryTimeoutError as QueryTimeoutError
+    from ._exceptions import RejectedLine as RejectedLine
+    from ._exceptions import ResultTooLargeError as ResultTooLargeError
+    from ._exceptions import ServerUnavailableError as ServerUnavailableError
+    from ._exceptions import TransportError as TransportError
+    from ._exceptions import WriteError as WriteError
+    from ._results import QueryResult as QueryResult
+    from ._retry import RetryPolicy as RetryPolicy
+    from ._sinks import ExportResult as ExportResult
+    from ._sinks import write_parquet as write_parquet
+    from ._writer import WriteResult as WriteResult
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'influx_flight' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
