@@ -1,0 +1,894 @@
+"""Server-side line-protocol parser: whole request bodies to per-table Arrow record batches.
+
+InfluxDB 3 Core parses line protocol with the `influxdb_line_protocol` crate; this module follows
+its grammar and error messages. Two paths share one result shape:
+
+* the **fast path** handles the common case (no backslashes, no quotes, no tabs) for a whole body
+  at once with pyarrow.compute regex and string kernels: lines are grouped by their "shape"
+  (measurement, tag keys, field keys), each group is split into columns by strided takes and the
+  values are classified and cast per column;
+* the **slow path** is a per-line recursive-descent parser for the full grammar (escapes, quoted
+  strings with embedded newlines, every error message). Lines the fast path does not accept go
+  here, so errors always come from the slow path.
+
+`parse()` only parses; `resolve()` then checks field types against the existing table schemas
+and within the request (the earliest line fixes a new field's type, as Core's validator does) and
+builds one `pa.RecordBatch` per table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "KIND_TO_ARROW",
+    "Chunk",
+    "LineError",
+    "ParseResult",
+    "guess_precision",
+    "parse",
+    "resolve",
+]
+
+#: Field kinds and their Arrow types.
+KIND_TO_ARROW: dict[str, pa.DataType] = {
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "uint": pa.uint64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+}
+_ARROW_TO_KIND = {str(v): k for k, v in KIND_TO_ARROW.items()}
+#: How Core names column types in its field-type-conflict message (`InfluxColumnType` Display).
+_KIND_TO_CORE_NAME = {
+    "float": "iox::column_type::field::float",
+    "int": "iox::column_type::field::integer",
+    "uint": "iox::column_type::field::uinteger",
+    "string": "iox::column_type::field::string",
+    "bool": "iox::column_type::field::boolean",
+    "tag": "iox::column_type::tag",
+}
+
+#: Precision names accepted by the write endpoints, mapped to a nanosecond multiplier
+#: (`auto` -> None: guessed per timestamp from its magnitude).
+PRECISIONS: dict[str, int | None] = {
+    "auto": None,
+    "s": 1_000_000_000,
+    "second": 1_000_000_000,
+    "ms": 1_000_000,
+    "millisecond": 1_000_000,
+    "us": 1_000,
+    "u": 1_000,
+    "microsecond": 1_000,
+    "ns": 1,
+    "n": 1,
+    "nanosecond": 1,
+}
+
+_STRING_LIMIT = 65536
+_INT64_MAX = 2**63 - 1
+_UINT64_MAX = 2**64 - 1
+_TRUE = ("true", "True", "TRUE", "t", "T")
+_FALSE = ("false", "False", "FALSE", "f", "F")
+
+
+@dataclass(frozen=True)
+class LineError:
+    """One rejected line: 1-based number among the data lines, Core's message, the line text."""
+
+    line_number: int
+    error_message: str
+    original_line: str
+
+
+@dataclass
+class Chunk:
+    """Rows of one table sharing one column shape; every field has a single kind in a chunk."""
+
+    table: str
+    line_index: np.ndarray  # int64 indices into ParseResult.lines (0-based data-line numbers)
+    time: np.ndarray  # int64 nanoseconds
+    tags: dict[str, pa.Array]  # name -> utf8 array
+    fields: dict[str, tuple[str, pa.Array]]  # name -> (kind, array)
+
+    def __len__(self) -> int:
+        return len(self.line_index)
+
+
+@dataclass
+class ParseResult:
+    """Chunks of parsed rows plus per-line syntax errors, in no particular order."""
+
+    lines: list[str] | pa.Array  # the data lines (blank and comment lines removed)
+    chunks: list[Chunk] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+
+    @property
+    def line_count(self) -> int:
+        return len(self.lines)
+
+    def original_line(self, index: int) -> str:
+        value = self.lines[index]
+        return value if isinstance(value, str) else value.as_py()
+
+
+class _TableSchemaLike(Protocol):
+    tags: list[str]
+    fields: dict[str, pa.DataType]
+
+
+def guess_precision(timestamps: np.ndarray) -> np.ndarray:
+    """Nanosecond multipliers for `precision=auto`, as Core's `guess_precision` does.
+
+    The magnitude decides: |t| / 1e9 < 5 -> seconds, < 5e3 -> ms, < 5e6 -> us, else ns.
+    """
+    val = np.abs(timestamps) // 1_000_000_000
+    return np.where(
+        val < 5,
+        1_000_000_000,
+        np.where(val < 5_000, 1_000_000, np.where(val < 5_000_000, 1_000, 1)),
+    ).astype(np.int64)
+
+
+def _to_ns(ts: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scale raw timestamps to ns; returns (values, overflow mask)."""
+    mult = PRECISIONS[precision]
+    multipliers = guess_precision(ts) if mult is None else np.full(len(ts), mult, np.int64)
+    limit = _INT64_MAX // multipliers
+    overflow = np.abs(ts) > limit
+    out = np.where(overflow, 0, ts) * multipliers
+    return out, overflow
+
+
+# ----------------------------------------------------------------------------------------------
+# Splitting a body into lines
+# ----------------------------------------------------------------------------------------------
+
+
+def _needs_join(piece: str, state: list[Any]) -> bool:
+    """Run Core's `split_lines` state machine over one newline-free piece.
+
+    Returns True when the newline that ends `piece` is inside a quoted string value or escaped
+    by a backslash, i.e. the piece continues on the next one. `state` is
+    [quoted, fields, equals, commas] carried across joined pieces.
+    """
+    quoted, fields, equals, commas = state
+    in_escape = False
+    for c in piece:
+        if in_escape:
+            in_escape = False
+            continue
+        if c == "\\":
+            in_escape = True
+            continue
+        if c == " ":
+            fields = True
+            continue
+        if fields:
+            if not quoted and c == "=":
+                equals += 1
+            elif not quoted and c == ",":
+                commas += 1
+            elif c == '"' and equals > commas:
+                quoted = not quoted
+    state[:] = [quoted, fields, equals, commas]
+    return quoted or in_escape
+
+
+def split_lines(text: str) -> list[str]:
+    """Split a body into lines; newlines inside quoted strings or after a backslash do not split."""
+    pieces = text.split("\n")
+    if '"' not in text and "\\" not in text:
+        return pieces
+    out: list[str] = []
+    pending: list[str] = []
+    state: list[Any] = [False, False, 0, 0]
+    for piece in pieces:
+        if not pending and '"' not in piece and "\\" not in piece:
+            out.append(piece)
+            continue
+        pending.append(piece)
+        if not _needs_join(piece, state):
+            out.append("\n".join(pending))
+            pending = []
+            state = [False, False, 0, 0]
+    if pending:
+        out.append("\n".join(pending))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Slow path: the full grammar, one line at a time
+# ----------------------------------------------------------------------------------------------
+
+
+class _ParseError(Exception):
+    pass
+
+
+def _ctx(s: str) -> str:
+    return s[:10] + "..." if len(s) > 10 else s
+
+
+def _got(s: str) -> str:
+    return "end of input" if s == "" else f"`{_ctx(s)}`"
+
+
+_WS = " \t\n"
+_INT_RE = re.compile(r"-?\d+(?=i)")
+_UINT_RE = re.compile(r"\d+(?=u)")
+_FLOAT_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_BOOL_RE = re.compile(r"true|True|TRUE|t|T|false|False|FALSE|f|F")
+_TS_RE = re.compile(r"-?\d+")
+
+
+def _escaped(line: str, pos: int, stop: str, escapable: str) -> tuple[str, int]:
+    """Read an escaped name/value starting at pos; stops at any char in `stop` (unescaped).
+
+    `\\<c>` for c in `escapable` yields c; any other `\\<c>` is kept literally (as Core does).
+    Raises when nothing was read (caller maps to its error) or the value ends with a backslash.
+    """
+    out: list[str] = []
+    i = pos
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == "\\":
+            if i + 1 < n and line[i + 1] in escapable:
+                out.append(line[i + 1])
+                i += 2
+                continue
+            out.append("\\")
+            if i + 1 < n:
+                out.append(line[i + 1])
+                i += 2
+            else:
+                i += 1
+            continue
+        if c in stop:
+            break
+        out.append(c)
+        i += 1
+    value = "".join(out)
+    if i == pos:
+        return "", pos
+    if value.endswith("\\"):
+        raise _ParseError(
+            "Measurements, tag keys and values, and field keys may not end with a backslash"
+        )
+    if len(value.encode()) > _STRING_LIMIT:
+        raise _ParseError("String is greater than 64KB")
+    return value, i
+
+
+def _spaces(line: str, pos: int) -> int:
+    i = pos
+    while i < len(line) and line[i] == " ":
+        i += 1
+    return i
+
+
+def _field_value(line: str, pos: int) -> tuple[str, Any, int] | None:
+    """Parse one field value at pos in Core's alternative order; None if no value matches."""
+    m = _INT_RE.match(line, pos)
+    if m:
+        v = int(m.group())
+        if not -(2**63) <= v <= _INT64_MAX:
+            raise _ParseError(f"Unable to parse integer value `{m.group()}`")
+        return "int", v, m.end() + 1
+    m = _UINT_RE.match(line, pos)
+    if m:
+        v = int(m.group())
+        if v > _UINT64_MAX:
+            raise _ParseError(f"Unable to parse unsigned integer value `{m.group()}`")
+        return "uint", v, m.end() + 1
+    m = _FLOAT_RE.match(line, pos)
+    if m:
+        return "float", float(m.group()), m.end()
+    if pos < len(line) and line[pos] == '"':
+        out: list[str] = []
+        i = pos + 1
+        n = len(line)
+        while i < n:
+            c = line[i]
+            if c == "\\" and i + 1 < n and line[i + 1] in '"\\':
+                out.append(line[i + 1])
+                i += 2
+            elif c == '"':
+                value = "".join(out)
+                if len(value.encode()) > _STRING_LIMIT:
+                    raise _ParseError("String is greater than 64KB")
+                return "string", value, i + 1
+            else:
+                out.append(c)
+                i += 1
+        return None
+    m = _BOOL_RE.match(line, pos)
+    if m:
+        return "bool", m.group() in _TRUE, m.end()
+    return None
+
+
+def parse_line(
+    line: str,
+) -> tuple[str, list[tuple[str, str]], list[tuple[str, str, Any]], int | None]:
+    """Parse one line (no leading whitespace) into (measurement, tags, fields, timestamp).
+
+    Raises _ParseError with Core's message for invalid lines.
+    """
+    measurement, i = _escaped(line, 0, _WS + ",\x00", ", \\")
+    if i == 0:
+        raise _ParseError("Invalid measurement was provided")
+    tags: list[tuple[str, str]] = []
+    n = len(line)
+    if i < n and line[i] == ",":
+        tagset_start = i + 1
+        i += 1
+        while True:
+            key, j = _escaped(line, i, _WS + "=", "\\,= ")
+            if j == i:
+                raise _ParseError(f"Expected tag key, got {_got(line[i:])}")
+            if j >= n or line[j] != "=":
+                raise _ParseError(
+                    "Tag set malformed: could not find equals sign in "
+                    f"`{_ctx(line[tagset_start:])}`"
+                )
+            k = j + 1
+            value, j = _escaped(line, k, _WS + ",", "\\,= ")
+            if j == k:
+                raise _ParseError(f"Expected tag value, got {_got(line[k:])}")
+            tags.append((key, value))
+            i = j
+            if i < n and line[i] == ",":
+                i += 1
+                continue
+            break
+        seen: set[str] = set()
+        for key, _ in tags:
+            if key in seen:
+                raise _ParseError(f"Must not contain duplicate tags, but `{key}` was repeated")
+            seen.add(key)
+    j = _spaces(line, i)
+    if j == i:
+        raise _ParseError(f"Expected at least one space character, got {_got(line[i:])}")
+    i = j
+    fields: list[tuple[str, str, Any]] = []
+    while True:
+        key, j = _escaped(line, i, _WS + "=", "\\,= ")
+        parsed = None
+        if j > i and j < n and line[j] == "=":
+            parsed = _field_value(line, j + 1)
+        if parsed is None:
+            if not fields:
+                raise _ParseError("No fields were provided")
+            raise _ParseError(
+                f"Could not parse entire line. Found trailing content: `{_ctx(line[i:])}`"
+            )
+        kind, value, i = parsed
+        fields.append((key, kind, value))
+        if i < n and line[i] == ",":
+            i += 1
+            continue
+        break
+    timestamp: int | None = None
+    j = _spaces(line, i)
+    if j > i:
+        m = _TS_RE.match(line, j)
+        if m:
+            timestamp = int(m.group())
+            if not -(2**63) <= timestamp <= _INT64_MAX:
+                raise _ParseError(f"Unable to parse timestamp value `{m.group()}`")
+            i = _spaces(line, m.end())
+    if i < n:
+        raise _ParseError(
+            f"Could not parse entire line. Found trailing content: `{_ctx(line[i:])}`"
+        )
+    return measurement, tags, fields, timestamp
+
+
+def _slow_path(
+    lines: list[str],
+    indices: np.ndarray,
+    precision: str,
+    default_time_ns: int,
+    result: ParseResult,
+) -> None:
+    """Parse lines one by one and group the rows into chunks by shape."""
+    groups: dict[tuple[Any, ...], list[tuple[int, dict[str, str], dict[str, Any], int | None]]] = {}
+    for idx in indices.tolist():
+        line = lines[idx]
+        try:
+            measurement, tags, fields, ts = parse_line(line)
+        except _ParseError as exc:
+            result.errors.append(LineError(idx + 1, str(exc), line))
+            continue
+        field_map: dict[str, tuple[str, Any]] = {}
+        for key, kind, value in fields:  # duplicate field keys: the last one wins
+            field_map.pop(key, None)
+            field_map[key] = (kind, value)
+        shape = (
+            measurement,
+            tuple(k for k, _ in tags),
+            tuple((k, kind) for k, (kind, _) in field_map.items()),
+        )
+        groups.setdefault(shape, []).append(
+            (idx, dict(tags), {k: v for k, (_, v) in field_map.items()}, ts)
+        )
+    for (measurement, tag_keys, field_kinds), rows in groups.items():
+        raw_ts = np.array([0 if r[3] is None else r[3] for r in rows], dtype=np.int64)
+        missing = np.array([r[3] is None for r in rows], dtype=bool)
+        ns, overflow = _to_ns(raw_ts, precision)
+        ns = np.where(missing, default_time_ns, ns)
+        line_index = np.array([r[0] for r in rows], dtype=np.int64)
+        keep = ~(overflow & ~missing)
+        for pos in np.flatnonzero(~keep).tolist():
+            idx = int(line_index[pos])
+            result.errors.append(
+                LineError(idx + 1, _overflow_message(int(raw_ts[pos]), precision), lines[idx])
+            )
+        if not keep.all():
+            rows = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
+            ns = ns[keep]
+            line_index = line_index[keep]
+            if not rows:
+                continue
+        result.chunks.append(
+            Chunk(
+                table=measurement,
+                line_index=line_index,
+                time=ns,
+                tags={k: pa.array([r[1][k] for r in rows], pa.string()) for k in tag_keys},
+                fields={
+                    k: (kind, pa.array([r[2][k] for r in rows], KIND_TO_ARROW[kind]))
+                    for k, kind in field_kinds
+                },
+            )
+        )
+
+
+def _overflow_message(ts: int, precision: str) -> str:
+    return (
+        f"timestamp {ts} does not fit in 64-bit nanoseconds at precision '{precision}'; "
+        "send it in a finer precision or check the precision parameter"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Fast path: whole-body vectorised parsing of plain lines
+# ----------------------------------------------------------------------------------------------
+
+_FAST_FLOAT = r"^-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$"
+_FAST_INT = r"^-?[0-9]+i$"
+_FAST_UINT = r"^[0-9]+u$"
+_FAST_TS = r"^-?[0-9]+$"
+_BOOL_SET = pa.array(list(_TRUE) + list(_FALSE))
+_TRUE_SET = pa.array(list(_TRUE))
+_KIND_CODES = ("float", "int", "uint", "bool")
+_INVALID = 7
+_MAX_SHAPES = 64  # shapes handled vectorised per body; the rest go to the slow path
+
+
+def _classify(values: pa.Array) -> np.ndarray:
+    """Kind code per value: index into _KIND_CODES, or _INVALID (left to the slow path)."""
+    is_float = pc.match_substring_regex(values, _FAST_FLOAT)
+    if pc.all(is_float).as_py():
+        return np.zeros(len(values), dtype=np.int8)
+    codes = np.full(len(values), _INVALID, dtype=np.int8)
+    codes[is_float.to_numpy(zero_copy_only=False)] = 0
+    codes[pc.match_substring_regex(values, _FAST_INT).to_numpy(zero_copy_only=False)] = 1
+    codes[pc.match_substring_regex(values, _FAST_UINT).to_numpy(zero_copy_only=False)] = 2
+    codes[pc.is_in(values, value_set=_BOOL_SET).to_numpy(zero_copy_only=False)] = 3
+    return codes
+
+
+def _convert(values: pa.Array, kind: str) -> pa.Array:
+    """Cast classified value strings; raises pa.ArrowInvalid on out-of-range integers."""
+    if kind == "float":
+        return pc.cast(values, pa.float64())
+    if kind == "int":
+        return pc.cast(pc.utf8_slice_codeunits(values, 0, -1), pa.int64())
+    if kind == "uint":
+        return pc.cast(pc.utf8_slice_codeunits(values, 0, -1), pa.uint64())
+    return pc.is_in(values, value_set=_TRUE_SET)
+
+
+def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return arr.to_numpy(zero_copy_only=False)
+
+
+class _Split:
+    """A string column split on a separator: flat parts plus per-row offsets and counts."""
+
+    def __init__(self, values: pa.Array, sep: str) -> None:
+        lists = pc.split_pattern(values, sep)
+        if isinstance(lists, pa.ChunkedArray):
+            lists = lists.combine_chunks()
+        self.offsets = _np(lists.offsets).astype(np.int64)
+        self.counts = np.diff(self.offsets)
+        self.flat = lists.values
+
+    def column(self, rows: np.ndarray, j: int) -> pa.Array:
+        return self.flat.take(pa.array(self.offsets[rows] + j, pa.int64()))
+
+
+def _template(split: _Split, row: int, first_is_name: bool) -> list[str] | None:
+    """Keys of one row's `k=v` parts (the first part is the measurement when first_is_name)."""
+    parts = split.flat.slice(split.offsets[row], split.counts[row]).to_pylist()
+    keys: list[str] = []
+    for j, part in enumerate(parts):
+        if first_is_name and j == 0:
+            keys.append(part)
+            continue
+        eq = part.find("=")
+        if eq <= 0:
+            return None
+        keys.append(part[:eq])
+    return keys
+
+
+def _fast_path(
+    lines: pa.Array,
+    candidates: np.ndarray,
+    precision: str,
+    default_time_ns: int,
+    result: ParseResult,
+) -> np.ndarray:
+    """Parse plain lines vectorised; returns the data-line indices left for the slow path.
+
+    Lines are split on spaces (2 or 3 parts), then on commas. Rows are grouped by shape with a
+    template check: the first remaining row gives measurement and keys, every row with the same
+    part counts is checked part by part (`starts_with("key=")`), and the matching rows form one
+    group. Anything unusual goes to the slow path, which reports errors.
+    """
+    subset = (
+        lines.take(pa.array(candidates, pa.int64())) if len(candidates) != len(lines) else lines
+    )
+    top = _Split(subset, " ")
+    ok = (top.counts == 2) | (top.counts == 3)
+    leftover = [candidates[~ok]]
+    rows_ok = np.flatnonzero(ok)
+    if len(rows_ok) == 0:
+        return candidates
+    series = top.column(rows_ok, 0)
+    fields = top.column(rows_ok, 1)
+    has_ts = top.counts[rows_ok] == 3
+    ts_idx = np.where(has_ts, top.offsets[rows_ok] + 2, top.offsets[rows_ok])
+    ts = top.flat.take(pa.array(ts_idx, pa.int64()))
+    index = candidates[rows_ok]
+    ts_ok = _np(pc.match_substring_regex(ts, _FAST_TS)) | ~has_ts
+    s_split = _Split(series, ",")
+    f_split = _Split(fields, ",")
+    remaining = np.flatnonzero(ts_ok)
+    leftover.append(index[~ts_ok])
+    shapes = 0
+    while len(remaining):
+        shapes += 1
+        if shapes > _MAX_SHAPES:
+            leftover.append(index[remaining])
+            break
+        t = int(remaining[0])
+        s_keys = _template(s_split, t, True)
+        f_keys = _template(f_split, t, False)
+        same = remaining[
+            (s_split.counts[remaining] == s_split.counts[t])
+            & (f_split.counts[remaining] == f_split.counts[t])
+        ]
+        if (
+            s_keys is None
+            or f_keys is None
+            or len(set(s_keys[1:])) != len(s_keys) - 1
+            or len(set(f_keys)) != len(f_keys)
+        ):
+            leftover.append(index[[t]])
+            remaining = remaining[remaining != t]
+            continue
+        match = np.ones(len(same), dtype=bool)
+        tag_vals: list[pa.Array] = []
+        for j, key in enumerate(s_keys):
+            col = s_split.column(same, j)
+            if j == 0:
+                match &= _np(pc.equal(col, key))
+                continue
+            match &= _np(pc.starts_with(col, key + "="))
+            match &= _np(pc.greater(pc.utf8_length(col), len(key) + 1))
+            tag_vals.append(col)
+        field_vals: list[pa.Array] = []
+        for key in f_keys:
+            col = f_split.column(same, len(field_vals))
+            match &= _np(pc.starts_with(col, key + "="))
+            field_vals.append(col)
+        group = same[match]
+        remaining = np.setdiff1d(remaining, group, assume_unique=True)
+        if not match.all():
+            keep = pa.array(match)
+            tag_vals = [c.filter(keep) for c in tag_vals]
+            field_vals = [c.filter(keep) for c in field_vals]
+        tag_vals = [
+            pc.utf8_slice_codeunits(c, len(k) + 1)
+            for c, k in zip(tag_vals, s_keys[1:], strict=True)
+        ]
+        field_vals = [
+            pc.utf8_slice_codeunits(c, len(k) + 1) for c, k in zip(field_vals, f_keys, strict=True)
+        ]
+        slow = _fast_group(
+            s_keys[0],
+            dict(zip(s_keys[1:], tag_vals, strict=True)),
+            dict(zip(f_keys, field_vals, strict=True)),
+            ts.take(pa.array(group, pa.int64())),
+            has_ts[group],
+            index[group],
+            precision,
+            default_time_ns,
+            result,
+        )
+        if len(slow):
+            leftover.append(index[group][slow])
+    return np.sort(np.concatenate(leftover))
+
+
+def _fast_group(
+    measurement: str,
+    tags: dict[str, pa.Array],
+    fields: dict[str, pa.Array],
+    ts: pa.Array,
+    has_ts: np.ndarray,
+    line_index: np.ndarray,
+    precision: str,
+    default_time_ns: int,
+    result: ParseResult,
+) -> np.ndarray:
+    """Turn one shape group into chunks; returns positions (within the group) for the slow path."""
+    n = len(line_index)
+    codes = {name: _classify(col) for name, col in fields.items()}
+    slow = np.zeros(n, dtype=bool)
+    for c in codes.values():
+        slow |= c == _INVALID
+    try:
+        raw = _np(pc.cast(pc.if_else(pa.array(has_ts), ts, "0"), pa.int64()))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return np.arange(n)  # out-of-range timestamps: the slow path reports them per line
+    ns, overflow = _to_ns(raw, precision)
+    overflow &= has_ts
+    ns = np.where(has_ts, ns, default_time_ns)
+    for pos in np.flatnonzero(overflow & ~slow).tolist():
+        idx = int(line_index[pos])
+        result.errors.append(
+            LineError(idx + 1, _overflow_message(int(raw[pos]), precision), _line(result, idx))
+        )
+    usable = ~slow & ~overflow
+    # sub-group by the kind combination so every chunk has one kind per field
+    combo = np.zeros(n, dtype=np.int64)
+    for c in codes.values():
+        combo = combo * 8 + c
+    for key in np.unique(combo[usable]).tolist():
+        sel = np.flatnonzero(usable & (combo == key))
+        whole = len(sel) == n
+        sel_arr = pa.array(sel, pa.int64())
+        try:
+            chunk_fields = {}
+            for name, col in fields.items():
+                kind = _KIND_CODES[int(codes[name][sel[0]])]
+                chunk_fields[name] = (kind, _convert(col if whole else col.take(sel_arr), kind))
+        except pa.ArrowInvalid:
+            slow[sel] = True  # integer out of range: the slow path reports it per line
+            continue
+        result.chunks.append(
+            Chunk(
+                table=measurement,
+                line_index=line_index[sel],
+                time=ns[sel],
+                tags={k: col if whole else col.take(sel_arr) for k, col in tags.items()},
+                fields=chunk_fields,
+            )
+        )
+    return np.flatnonzero(slow)
+
+
+def _line(result: ParseResult, idx: int) -> str:
+    return result.original_line(idx)
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------------
+
+
+def parse(
+    body: str | bytes,
+    precision: str = "auto",
+    default_time_ns: int = 0,
+) -> ParseResult:
+    """Parse a whole body. Invalid UTF-8 raises UnicodeDecodeError (the caller answers 400)."""
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"invalid precision {precision!r}: use one of auto, s, ms, us, ns "
+            "(or second, millisecond, microsecond, nanosecond)"
+        )
+    text = body.decode("utf-8") if isinstance(body, (bytes, bytearray, memoryview)) else body
+    special = [c for c in ('"', "\\", "\t", "\x00") if c in text]
+    pieces = split_lines(text)
+    arr = pc.utf8_ltrim(pa.array(pieces, pa.string()), characters=" \t\n")
+    keep = pc.and_(
+        pc.greater(pc.binary_length(arr), 0),
+        pc.invert(pc.starts_with(arr, "#")),
+    )
+    if not pc.all(keep).as_py():
+        arr = arr.filter(keep)
+    result = ParseResult(lines=arr)
+    n = len(arr)
+    if n == 0:
+        return result
+    all_idx = np.arange(n, dtype=np.int64)
+    if special:
+        mask = pc.match_substring(arr, special[0])
+        for c in special[1:]:
+            mask = pc.or_(mask, pc.match_substring(arr, c))
+        plain = ~_np(mask)
+        candidates, rest = all_idx[plain], all_idx[~plain]
+    else:
+        candidates, rest = all_idx, all_idx[:0]
+    leftover = (
+        _fast_path(arr, candidates, precision, default_time_ns, result)
+        if len(candidates)
+        else candidates
+    )
+    slow = np.sort(np.concatenate([rest, leftover]))
+    if len(slow):
+        slow_lines = arr.take(pa.array(slow, pa.int64())).to_pylist()
+        lookup = dict(zip(slow.tolist(), slow_lines, strict=True))
+        _slow_path(_LookupLines(lookup), slow, precision, default_time_ns, result)
+    return result
+
+
+class _LookupLines:
+    """Index -> line text for the slow path without materialising every line in Python."""
+
+    def __init__(self, lookup: dict[int, str]) -> None:
+        self._lookup = lookup
+
+    def __getitem__(self, idx: int) -> str:
+        return self._lookup[idx]
+
+
+def _schema_kinds(
+    existing: Mapping[str, _TableSchemaLike] | None, table: str
+) -> tuple[set[str], dict[str, str]]:
+    if not existing or table not in existing:
+        return set(), {}
+    schema = existing[table]
+    kinds = {}
+    for name, dtype in schema.fields.items():
+        kinds[name] = _ARROW_TO_KIND.get(str(dtype), str(dtype))
+    return set(schema.tags), kinds
+
+
+def resolve(
+    result: ParseResult,
+    existing: Mapping[str, _TableSchemaLike] | None = None,
+) -> tuple[dict[str, pa.RecordBatch], list[LineError]]:
+    """Type-check chunks and build one record batch per table.
+
+    A field's type comes from the existing schema or, for a new field, from the earliest line
+    that has it; lines disagreeing are rejected with Core's message. A name cannot be a tag and a
+    field in one table, and `time` cannot be a tag or field key. Rows keep their line order.
+    Returns (batches, errors sorted by line number) with the parse errors included.
+    """
+    errors = list(result.errors)
+    by_table: dict[str, list[Chunk]] = {}
+    for chunk in result.chunks:
+        by_table.setdefault(chunk.table, []).append(chunk)
+    batches: dict[str, pa.RecordBatch] = {}
+    for table, chunks in by_table.items():
+        schema_tags, schema_kinds = _schema_kinds(existing, table)
+        first_field: dict[str, tuple[int, str]] = {}
+        first_tag: dict[str, int] = {}
+        for chunk in chunks:
+            first = int(chunk.line_index.min())
+            for name, (kind, _) in chunk.fields.items():
+                if name not in first_field or first < first_field[name][0]:
+                    first_field[name] = (first, kind)
+            for name in chunk.tags:
+                if name not in first_tag or first < first_tag[name]:
+                    first_tag[name] = first
+        kinds = dict(schema_kinds)
+        tags = set(schema_tags)
+        for name, (first, kind) in first_field.items():
+            if name in kinds or name in tags:
+                continue
+            if name in first_tag and first_tag[name] < first:
+                continue  # the name became a tag first
+            kinds[name] = kind
+        for name in first_tag:
+            if name not in kinds:
+                tags.add(name)
+        good: list[Chunk] = []
+        for chunk in chunks:
+            message = _chunk_conflict(table, chunk, kinds, tags)
+            if message is None:
+                good.append(chunk)
+                continue
+            for idx in chunk.line_index.tolist():
+                errors.append(
+                    LineError(idx + 1, message.format(line=idx), result.original_line(idx))
+                )
+        if good:
+            batches[table] = _build_batch(good, kinds)
+    errors.sort(key=lambda e: e.line_number)
+    return batches, errors
+
+
+def _chunk_conflict(table: str, chunk: Chunk, kinds: dict[str, str], tags: set[str]) -> str | None:
+    """Core-style message for the first conflicting column of a chunk, or None."""
+    if "time" in chunk.tags or "time" in chunk.fields:
+        return (
+            f"column name 'time' is reserved for the timestamp in table '{table}': "
+            "rename the tag or field"
+        )
+    for name in chunk.tags:
+        if name in chunk.fields:
+            return (
+                f"column '{name}' appears as both a tag and a field in one line of table "
+                f"'{table}': rename one of them"
+            )
+        if name in kinds:
+            return (
+                f"invalid column type for column '{name}' in table '{table}': it is a field "
+                f"of type {_KIND_TO_CORE_NAME[kinds[name]]}, but the line uses it as a tag"
+            )
+    for name, (kind, _) in chunk.fields.items():
+        if name in tags:
+            return (
+                f"invalid field value in line protocol for field '{name}' on line {{line}}: "
+                f"expected type {_KIND_TO_CORE_NAME['tag']}, "
+                f"but got {_KIND_TO_CORE_NAME[kind]}"
+            )
+        expected = kinds.get(name)
+        if expected is not None and expected != kind:
+            return (
+                f"invalid field value in line protocol for field '{name}' on line {{line}}: "
+                f"expected type {_KIND_TO_CORE_NAME.get(expected, expected)}, "
+                f"but got {_KIND_TO_CORE_NAME[kind]}"
+            )
+    return None
+
+
+def _build_batch(chunks: list[Chunk], kinds: dict[str, str]) -> pa.RecordBatch:
+    """Concatenate chunks of one table (missing columns -> nulls), rows in line order."""
+    tag_names = sorted({t for c in chunks for t in c.tags})
+    field_names = sorted({f for c in chunks for f in c.fields})
+    names = sorted([*tag_names, *field_names, "time"])
+    types = {t: pa.string() for t in tag_names}
+    types.update({f: KIND_TO_ARROW[kinds[f]] for f in field_names})
+    types["time"] = pa.timestamp("ns")
+    schema = pa.schema([(name, types[name]) for name in names])
+    tables = []
+    for c in chunks:
+        n = len(c)
+        cols = []
+        for name in names:
+            if name == "time":
+                cols.append(pa.array(c.time, pa.int64()).cast(pa.timestamp("ns")))
+            elif name in c.tags:
+                cols.append(c.tags[name])
+            elif name in c.fields:
+                cols.append(c.fields[name][1])
+            else:
+                cols.append(pa.nulls(n, types[name]))
+        tables.append(pa.Table.from_arrays(cols, schema=schema))
+    if len(tables) == 1:
+        table = tables[0]
+        order = chunks[0].line_index
+        if len(order) > 1 and not bool(np.all(order[1:] >= order[:-1])):
+            table = table.take(pa.array(np.argsort(order, kind="stable")))
+    else:
+        table = pa.concat_tables(tables)
+        order = np.concatenate([c.line_index for c in chunks])
+        table = table.take(pa.array(np.argsort(order, kind="stable")))
+    return table.combine_chunks().to_batches()[0]
