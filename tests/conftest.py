@@ -19,3 +19,78 @@ os.environ["DAGSTER_HOME"] = str(_HOMES / "dagster")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# ---------------------------------------------------------------------------------------------
+# Stand-in server fixtures (owned by the server-engine helper)
+# ---------------------------------------------------------------------------------------------
+
+from collections.abc import Callable, Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+STANDIN_TOKEN = "apiv3_test-token-for-the-stand-in"
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[Any]:
+    """One stand-in server for the session: auth on (token ``STANDIN_TOKEN``), fast WAL flush.
+
+    Tests must use their own database names (e.g. derived from the test name) so they do not
+    see each other's data.
+    """
+    from influx_flight.server import StandInServer
+
+    server = StandInServer(tokens=[STANDIN_TOKEN], wal_flush_interval=0.01)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def standin_factory() -> Iterator[Callable[..., Any]]:
+    """Build more stand-in servers with other options; all are stopped at teardown.
+
+    ``standin_factory(without_auth=True, data_dir=str(tmp_path), ...)`` returns a started
+    server; ``wal_flush_interval`` defaults to 0.01 s here.
+    """
+    from influx_flight.server import StandInServer
+
+    servers: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        options.setdefault("wal_flush_interval", 0.01)
+        server = StandInServer(**options)
+        server.start()
+        servers.append(server)
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+@pytest.fixture
+def flight_client(standin: Any) -> Iterator[Any]:
+    """A pyarrow FlightClient connected to the session stand-in."""
+    import pyarrow.flight as flight
+
+    client = flight.FlightClient(standin.flight_uri)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def auth_options() -> Any:
+    """FlightCallOptions carrying ``Bearer STANDIN_TOKEN``."""
+    import pyarrow.flight as flight
+
+    return flight.FlightCallOptions(
+        headers=[(b"authorization", f"Bearer {STANDIN_TOKEN}".encode())]
+    )

@@ -1,0 +1,195 @@
+"""StandInServer: the engine, the Flight service and (when present) the HTTP API in one object.
+
+The HTTP server (``http_api.HttpServer``) and the write pipeline (``writes.WritePipeline``) are
+imported lazily: while they are not available the server runs Flight only and ``http_url`` is
+None.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from influx_flight.server.auth import Authenticator, generate_token
+from influx_flight.server.engine import Engine
+from influx_flight.server.errors import WriteRejected
+from influx_flight.server.flight import InfluxFlightServer, _load_optional
+
+log = logging.getLogger(__name__)
+
+
+class StandInServer:
+    """A local InfluxDB 3 stand-in: Flight (gRPC) and HTTP on two ephemeral ports.
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        tokens: Iterable[str] | None = None,
+        without_auth: bool = False,
+        data_dir: str | None = None,
+        wal_flush_interval: float = 1.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        http_port: int = 0,
+    ) -> None:
+        token_list = [t for t in (tokens or ()) if t]
+        if tokens is not None and not token_list and not without_auth:
+            raise ValueError("tokens must hold at least one non-empty token (or pass None)")
+        self._tokens = token_list or [generate_token()]
+        self.without_auth = without_auth
+        self.data_dir = data_dir
+        self.wal_flush_interval = wal_flush_interval
+        self.host = host
+        self._port = port
+        self._http_port = http_port
+        self.authenticator = Authenticator(self._tokens, without_auth=without_auth)
+        self.engine = Engine()
+        self._flight: InfluxFlightServer | None = None
+        self._pipeline: Any = None
+        self._http: Any = None
+        self._bound_http_port: int | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = "running" if self._flight is not None else "stopped"
+        return f"StandInServer({state}, flight_uri={self.flight_uri!r}, http_url={self.http_url!r})"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> StandInServer:
+        """Start the write pipeline, the Flight server and the HTTP server (idempotent)."""
+        with self._lock:
+            if self._flight is not None:
+                return self
+            try:
+                pipeline_cls = _load_optional("influx_flight.server.writes", "WritePipeline")
+                if pipeline_cls is not None:
+                    self._pipeline = pipeline_cls(
+                        self.engine,
+                        data_dir=self.data_dir,
+                        wal_flush_interval=self.wal_flush_interval,
+                    )
+                elif self.data_dir is not None:
+                    raise RuntimeError(
+                        "data_dir needs the write pipeline (influx_flight.server.writes), "
+                        "which is not available in this build"
+                    )
+                self._flight = InfluxFlightServer(
+                    self.engine, self.authenticator, f"grpc+tcp://{self.host}:{self._port}"
+                )
+                http_cls = _load_optional("influx_flight.server.http_api", "HttpServer")
+                if http_cls is not None and self._pipeline is not None:
+                    self._http = http_cls(
+                        self.engine, self._pipeline, self.authenticator, self.host, self._http_port
+                    )
+                    self._bound_http_port = int(self._http.start())
+            except BaseException:
+                self._stop_locked()
+                raise
+        return self
+
+    def stop(self) -> None:
+        """Stop HTTP, then Flight, then flush and close the write pipeline."""
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        if self._http is not None:
+            try:
+                self._http.stop()
+            except Exception:
+                log.exception("stopping the HTTP server failed")
+            self._http = None
+            self._bound_http_port = None
+        if self._flight is not None:
+            try:
+                self._flight.shutdown()
+            except Exception:
+                log.exception("stopping the Flight server failed")
+            self._flight = None
+        if self._pipeline is not None:
+            try:
+                self._pipeline.close()
+            except Exception:
+                log.exception("closing the write pipeline failed")
+            self._pipeline = None
+
+    def __enter__(self) -> StandInServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- addresses ------------------------------------------------------------------------
+
+    @property
+    def flight_port(self) -> int | None:
+        return self._flight.port if self._flight is not None else None
+
+    @property
+    def flight_uri(self) -> str | None:
+        """``grpc+tcp://host:port`` of the Flight service (None when stopped)."""
+        port = self.flight_port
+        return f"grpc+tcp://{self.host}:{port}" if port is not None else None
+
+    @property
+    def http_port(self) -> int | None:
+        return self._bound_http_port
+
+    @property
+    def http_url(self) -> str | None:
+        """``http://host:port`` of the HTTP API (None when stopped or not available)."""
+        port = self._bound_http_port
+        return f"http://{self.host}:{port}" if port is not None else None
+
+    @property
+    def token(self) -> str:
+        """The first accepted token (generated ``apiv3_...`` when none was given)."""
+        return self._tokens[0]
+
+    @property
+    def pipeline(self) -> Any:
+        """The write pipeline, or None while it is not available."""
+        return self._pipeline
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def write_lp(self, database: str, text: str | bytes, precision: str = "ns") -> int:
+        """Write line protocol through the same pipeline as HTTP writes; returns lines written.
+
+        Waits for the write to be acknowledged (WAL flush). Any rejected line raises
+        :class:`WriteRejected` naming the line (the valid lines are still written, as a
+        partial write on the real server).
+        """
+        if self._pipeline is None:
+            raise RuntimeError(
+                "write_lp needs the write pipeline (influx_flight.server.writes), which is not "
+                "available yet; start() the server first or append Arrow batches with "
+                "engine.append()"
+            )
+        body = text.encode("utf-8") if isinstance(text, str) else text
+        outcome = self._pipeline.submit(database, body, precision=precision).result()
+        errors = list(
+            getattr(outcome, "errors", None) or getattr(outcome, "line_errors", None) or []
+        )
+        if errors:
+            first = errors[0]
+            number = getattr(first, "line_number", None)
+            message = getattr(first, "error_message", str(first))
+            raise WriteRejected(
+                f"{len(errors)} line(s) rejected; first at line {number}: {message}"
+            )
+        return int(getattr(outcome, "lines_written", 0))
+
+
+__all__ = ["StandInServer"]

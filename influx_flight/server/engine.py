@@ -1,0 +1,710 @@
+"""In-memory catalog, storage and DataFusion SQL execution with InfluxDB 3's table model.
+
+Model (``influxdb3-protocol.md`` §5):
+
+* a database holds tables; every table has ``time`` (``timestamp[ns]``, no time zone, not
+  null), tags stored as ``Dictionary(Int32, Utf8)`` and fields of type float64, int64, uint64,
+  utf8 or bool;
+* a table's columns are kept sorted by name, so ``SELECT *`` is alphabetical, ``time`` included;
+* the schema grows as new columns arrive; rows written before a column existed read as null.
+
+Each query runs in a fresh DataFusion ``SessionContext`` (catalog ``public``, schema ``iox``,
+``information_schema`` on, InfluxDB functions registered) over a snapshot of the tables taken
+under the engine lock, so appends from writer threads never disturb a running query. Results
+stream: ``query_sql`` hands DataFusion's Arrow C stream to a ``pa.RecordBatchReader`` without
+collecting it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from datafusion import SessionConfig, SessionContext, SQLOptions
+
+from influx_flight.server.errors import (
+    DatabaseAlreadyExists,
+    DatabaseNotFound,
+    InvalidDatabaseName,
+    QueryInternalError,
+    QueryNotImplemented,
+    QueryPlanError,
+    ResourcesExhausted,
+    ServerError,
+    WriteRejected,
+)
+
+TIME_COLUMN = "time"
+TIME_TYPE = pa.timestamp("ns")
+TAG_TYPE = pa.dictionary(pa.int32(), pa.utf8())
+FIELD_TYPES: tuple[pa.DataType, ...] = (
+    pa.float64(),
+    pa.int64(),
+    pa.uint64(),
+    pa.utf8(),
+    pa.bool_(),
+)
+
+#: Field metadata key and values as IOx puts them on every column (``core/schema``).
+COLUMN_TYPE_KEY = b"iox::column::type"
+_FIELD_TYPE_NAMES = {
+    pa.float64(): "iox::column_type::field::float",
+    pa.int64(): "iox::column_type::field::integer",
+    pa.uint64(): "iox::column_type::field::uinteger",
+    pa.utf8(): "iox::column_type::field::string",
+    pa.bool_(): "iox::column_type::field::boolean",
+}
+_TAG_TYPE_NAME = "iox::column_type::tag"
+_TIME_TYPE_NAME = "iox::column_type::timestamp"
+
+#: Small batches are merged once this many accumulate at the tail of a table, so frequent
+#: WAL flushes do not leave DataFusion scanning thousands of tiny batches.
+_MERGE_TAIL_BATCHES = 32
+_SMALL_BATCH_ROWS = 65_536
+
+_DB_NAME_MAX = 511
+_DB_NAME_CHARS = re.compile(r"^[A-Za-z0-9_\-/]*$")
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Public view of a table: its tag names (sorted) and field types."""
+
+    tags: list[str]
+    fields: dict[str, pa.DataType]
+
+
+def validate_database_name(name: str) -> None:
+    """Core's ``validate_db_name`` rules; raises :class:`InvalidDatabaseName` (HTTP 400)."""
+    if not isinstance(name, str) or name == "":
+        raise InvalidDatabaseName("db name cannot be empty")
+    if len(name) > _DB_NAME_MAX:
+        raise InvalidDatabaseName(f"db name is longer than {_DB_NAME_MAX} characters")
+    if not name[0].isascii() or not name[0].isalnum():
+        raise InvalidDatabaseName("db name did not start with a number or letter")
+    if not _DB_NAME_CHARS.match(name) or name.count("/") > 1:
+        bad = next(
+            (c for c in name if not (c.isascii() and (c.isalnum() or c in "_-/"))),
+            "/",
+        )
+        raise InvalidDatabaseName(f"invalid character in database or rp name: {bad}")
+
+
+def _kind_name(kind: str, dtype: pa.DataType) -> str:
+    if kind == "tag":
+        return _TAG_TYPE_NAME
+    if kind == "time":
+        return _TIME_TYPE_NAME
+    return _FIELD_TYPE_NAMES[dtype]
+
+
+def _schema_field(name: str, kind: str, dtype: pa.DataType) -> pa.Field:
+    meta = {COLUMN_TYPE_KEY: _kind_name(kind, dtype).encode()}
+    return pa.field(name, dtype, nullable=kind != "time", metadata=meta)
+
+
+def _is_string(dtype: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+    )
+
+
+def _classify(batch_field: pa.Field) -> tuple[str, pa.DataType]:
+    """(kind, stored type) of an incoming column; raises WriteRejected for unusable types."""
+    name, dtype = batch_field.name, batch_field.type
+    meta = batch_field.metadata or {}
+    declared = meta.get(COLUMN_TYPE_KEY, b"").decode()
+    if name == TIME_COLUMN:
+        if pa.types.is_timestamp(dtype) or pa.types.is_integer(dtype):
+            return "time", TIME_TYPE
+        raise WriteRejected(f"column 'time' must be a timestamp, got {dtype}")
+    if declared == _TAG_TYPE_NAME or (
+        pa.types.is_dictionary(dtype) and _is_string(dtype.value_type)
+    ):
+        if pa.types.is_dictionary(dtype) and not _is_string(dtype.value_type):
+            raise WriteRejected(f"tag column '{name}' must hold strings, got {dtype}")
+        if (
+            not pa.types.is_dictionary(dtype)
+            and not _is_string(dtype)
+            and not pa.types.is_null(dtype)
+        ):
+            raise WriteRejected(f"tag column '{name}' must hold strings, got {dtype}")
+        return "tag", TAG_TYPE
+    if _is_string(dtype):
+        return "field", pa.utf8()
+    if dtype in FIELD_TYPES:
+        return "field", dtype
+    raise WriteRejected(
+        f"column '{name}' has type {dtype}; fields must be float64, int64, uint64, utf8 or bool"
+        " and tags Dictionary(Int32, Utf8)"
+    )
+
+
+def _to_time(array: pa.Array) -> pa.Array:
+    """Any integer (ns) or timestamp column as ``timestamp[ns]`` without time zone (UTC)."""
+    if pa.types.is_timestamp(array.type):
+        if array.type.tz is not None:
+            array = array.cast(pa.timestamp(array.type.unit))  # keeps the UTC instant
+        return array.cast(TIME_TYPE)
+    return (
+        array.cast(pa.int64()).view(TIME_TYPE)
+        if array.type != pa.int64()
+        else array.view(TIME_TYPE)
+    )
+
+
+class _Table:
+    """One table's columns and batches; every stored batch conforms to ``schema``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.kinds: dict[str, tuple[str, pa.DataType]] = {}
+        self.schema: pa.Schema = pa.schema([])
+        self.batches: list[pa.RecordBatch] = []
+        self.version = 0
+
+    def table_schema(self) -> TableSchema:
+        tags = [n for n, (k, _t) in self.kinds.items() if k == "tag"]
+        fields = {n: t for n, (k, t) in self.kinds.items() if k == "field"}
+        return TableSchema(tags=sorted(tags), fields=dict(sorted(fields.items())))
+
+    def _rebuild_schema(self) -> None:
+        names = sorted(self.kinds)
+        self.schema = pa.schema([_schema_field(n, *self.kinds[n]) for n in names])
+
+    def _conform(self, columns: Mapping[str, pa.Array], num_rows: int) -> pa.RecordBatch:
+        arrays = []
+        for fld in self.schema:
+            arr = columns.get(fld.name)
+            arrays.append(arr if arr is not None else pa.nulls(num_rows, fld.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def append(self, batch: pa.RecordBatch) -> None:
+        if TIME_COLUMN not in batch.schema.names:
+            raise WriteRejected(f"batch for table '{self.name}' has no 'time' column")
+        if len(set(batch.schema.names)) != len(batch.schema.names):
+            raise WriteRejected(f"batch for table '{self.name}' has duplicate column names")
+        incoming: dict[str, tuple[str, pa.DataType]] = {}
+        for fld in batch.schema:
+            if fld.name == "":
+                raise WriteRejected(f"batch for table '{self.name}' has a column with no name")
+            kind, dtype = _classify(fld)
+            known = self.kinds.get(fld.name)
+            if known is not None and known != (kind, dtype):
+                raise WriteRejected(
+                    f"invalid column type for column '{fld.name}' in table '{self.name}', "
+                    f"expected {_kind_name(*known)}, got {_kind_name(kind, dtype)}"
+                )
+            incoming[fld.name] = (kind, dtype)
+        columns: dict[str, pa.Array] = {}
+        for fld, arr in zip(batch.schema, batch.columns, strict=True):
+            kind, dtype = incoming[fld.name]
+            if kind == "time":
+                arr = _to_time(arr)
+                if arr.null_count:
+                    raise WriteRejected(f"column 'time' of table '{self.name}' has null values")
+            elif arr.type != dtype:
+                arr = arr.cast(dtype)
+            columns[fld.name] = arr
+        new_names = [n for n in incoming if n not in self.kinds]
+        if new_names:
+            for n in new_names:
+                self.kinds[n] = incoming[n]
+            self._rebuild_schema()
+            self.batches = [
+                self._conform(dict(zip(b.schema.names, b.columns, strict=True)), b.num_rows)
+                for b in self.batches
+            ]
+        if batch.num_rows:
+            self.batches.append(self._conform(columns, batch.num_rows))
+            self._merge_tail()
+        self.version += 1
+
+    def _merge_tail(self) -> None:
+        tail = 0
+        for b in reversed(self.batches):
+            if b.num_rows >= _SMALL_BATCH_ROWS:
+                break
+            tail += 1
+        if tail < _MERGE_TAIL_BATCHES:
+            return
+        merged = pa.Table.from_batches(self.batches[-tail:], schema=self.schema).combine_chunks()
+        self.batches[-tail:] = merged.to_batches()
+
+
+@dataclass
+class _QueryRecord:
+    """One row of ``system.queries``."""
+
+    id: str
+    issue_time: int
+    query_type: str
+    query_text: str
+    phase: str = "plan"
+    success: bool = False
+    running: bool = True
+    plan_ns: int | None = None
+    end_ns: int | None = None
+
+
+@dataclass
+class _Database:
+    tables: dict[str, _Table] = field(default_factory=dict)
+    queries: list[_QueryRecord] = field(default_factory=list)
+
+
+_PLACEHOLDER_SCAN = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\$([A-Za-z_][A-Za-z0-9_]*|\d+)",
+    re.DOTALL,
+)
+
+
+def placeholders(sql: str) -> list[str]:
+    """Names of ``$name`` placeholders in ``sql`` (outside literals and comments), in order."""
+    seen: list[str] = []
+    for match in _PLACEHOLDER_SCAN.finditer(sql):
+        name = match.group(1)
+        if name and name not in seen:
+            seen.append(name)
+    return seen
+
+
+def param_to_scalar(name: str, value: Any) -> pa.Scalar:
+    """A JSON param value as Core types it (§1.2): u64, else i64, else f64; bool; str; null."""
+    if isinstance(value, pa.Scalar):
+        return value
+    if value is None:
+        return pa.scalar(None, pa.null())
+    if isinstance(value, bool):
+        return pa.scalar(value, pa.bool_())
+    if isinstance(value, int):
+        if 0 <= value < 2**64:
+            return pa.scalar(value, pa.uint64())
+        if -(2**63) <= value < 0:
+            return pa.scalar(value, pa.int64())
+        return pa.scalar(float(value), pa.float64())
+    if isinstance(value, float):
+        return pa.scalar(value, pa.float64())
+    if isinstance(value, str):
+        return pa.scalar(value, pa.utf8())
+    if isinstance(value, list | tuple):
+        raise QueryPlanError(
+            "JSON arrays are not supported as query parameters. Expected null, boolean, number,"
+            f" or string. (parameter '{name}')"
+        )
+    if isinstance(value, dict):
+        raise QueryPlanError(
+            "JSON objects are not supported as query parameters. Expected null, boolean, number,"
+            f" or string (parameter '{name}')"
+        )
+    raise QueryPlanError(
+        f"unsupported value of type {type(value).__name__} for query parameter '{name}'"
+    )
+
+
+def translate_datafusion_error(exc: BaseException) -> ServerError:
+    """Map a DataFusion exception onto the server error tree by DataFusion's error kind."""
+    message = str(exc)
+    missing = re.search(r"Placeholder '\$([^']+)' was not provided a value", message)
+    if missing:
+        return QueryPlanError(
+            f"Error while planning query: No value found for placeholder with name ${missing.group(1)}"
+        )
+    if "Resources exhausted" in message:
+        return ResourcesExhausted(message)
+    if "This feature is not implemented" in message:
+        return QueryNotImplemented(message)
+    if (
+        message.startswith("Internal error")
+        or "DataFusion error: Internal error" in message
+        or "IO error" in message
+        or "Invalid or Unsupported Configuration" in message
+    ):
+        return QueryInternalError(message)
+    if message.startswith(("Error during planning", "SQL error", "Schema error")):
+        return QueryPlanError(f"Error while planning query: {message}")
+    return QueryPlanError(message)
+
+
+def hydrate_type(dtype: pa.DataType) -> pa.DataType:
+    """The type a column has on the wire: dictionaries of strings become plain Utf8."""
+    if pa.types.is_dictionary(dtype):
+        return hydrate_type(dtype.value_type)
+    return dtype
+
+
+def hydrate_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every dictionary column replaced by its value type (§1.4)."""
+    fields = [
+        f.with_type(hydrate_type(f.type)) if pa.types.is_dictionary(f.type) else f for f in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def hydrate_batch(batch: pa.RecordBatch, schema: pa.Schema | None = None) -> pa.RecordBatch:
+    """``batch`` with dictionary columns cast to their value type."""
+    target = schema if schema is not None else hydrate_schema(batch.schema)
+    if target.equals(batch.schema):
+        return batch
+    arrays = [
+        arr.cast(fld.type) if arr.type != fld.type else arr
+        for arr, fld in zip(batch.columns, target, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def hydrate_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """A reader yielding ``reader``'s batches with dictionaries hydrated (lazily)."""
+    target = hydrate_schema(reader.schema)
+    if target.equals(reader.schema):
+        return reader
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            yield hydrate_batch(batch, target)
+
+    return pa.RecordBatchReader.from_batches(target, gen())
+
+
+class Engine:
+    """Databases of tables in memory, queried with DataFusion. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._dbs: dict[str, _Database] = {}
+        self._sql_options = (
+            SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+        )
+        self._config = (
+            SessionConfig()
+            .with_default_catalog_and_schema("public", "iox")
+            .with_information_schema(True)
+            .set("datafusion.sql_parser.map_string_types_to_utf8view", "false")
+        )
+
+    def __repr__(self) -> str:
+        with self._lock:
+            return f"Engine(databases={sorted(self._dbs)})"
+
+    # -- catalog --------------------------------------------------------------------------
+
+    def create_database(self, database: str) -> None:
+        """Create an empty database; raises DatabaseAlreadyExists / InvalidDatabaseName."""
+        validate_database_name(database)
+        with self._lock:
+            if database in self._dbs:
+                raise DatabaseAlreadyExists(database)
+            self._dbs[database] = _Database()
+
+    def delete_database(self, database: str) -> None:
+        """Drop a database and its data; raises DatabaseNotFound."""
+        with self._lock:
+            if self._dbs.pop(database, None) is None:
+                raise DatabaseNotFound(database)
+
+    def list_databases(self) -> list[str]:
+        """Names of all databases, sorted."""
+        with self._lock:
+            return sorted(self._dbs)
+
+    def has_database(self, database: str) -> bool:
+        with self._lock:
+            return database in self._dbs
+
+    def _db(self, database: str) -> _Database:
+        db = self._dbs.get(database)
+        if db is None:
+            raise DatabaseNotFound(database)
+        return db
+
+    def tables(self, database: str) -> dict[str, TableSchema]:
+        """Table name -> TableSchema (tags, field types) for ``database``."""
+        with self._lock:
+            db = self._db(database)
+            return {name: t.table_schema() for name, t in sorted(db.tables.items())}
+
+    def table_arrow_schema(self, database: str, table: str) -> pa.Schema:
+        """The stored Arrow schema of one table (sorted columns, dictionary tags)."""
+        with self._lock:
+            t = self._db(database).tables.get(table)
+            if t is None:
+                raise QueryPlanError(f"table 'public.iox.{table}' not found")
+            return t.schema
+
+    def snapshot(self, database: str) -> dict[str, pa.Table]:
+        """A consistent copy-free snapshot of every table (for compaction and exports)."""
+        with self._lock:
+            db = self._db(database)
+            return {
+                name: pa.Table.from_batches(list(t.batches), schema=t.schema)
+                for name, t in db.tables.items()
+            }
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        database: str,
+        table: str,
+        batch: pa.RecordBatch | pa.Table,
+        tags: Sequence[str] | None = None,
+    ) -> None:
+        """Make ``batch``'s rows visible in ``database.table``, creating both if needed.
+
+        Columns: ``time`` (timestamp of any unit or int64 ns); tags are columns typed
+        ``Dictionary(*, string)``, carrying the ``iox::column::type`` tag metadata, or named in
+        ``tags``; every other column is a field (float64, int64, uint64, utf8, bool). New columns
+        extend the schema; a column whose kind or type differs from the stored one raises
+        :class:`WriteRejected` and nothing of the batch is stored.
+        """
+        if not table:
+            raise WriteRejected("table name cannot be empty")
+        if isinstance(batch, pa.Table):
+            batch = (
+                batch.combine_chunks().to_batches()[0]
+                if batch.num_rows
+                else pa.RecordBatch.from_pylist([], schema=batch.schema)
+            )
+        if tags:
+            fields = []
+            for fld in batch.schema:
+                if fld.name in tags:
+                    meta = dict(fld.metadata or {})
+                    meta[COLUMN_TYPE_KEY] = _TAG_TYPE_NAME.encode()
+                    fld = fld.with_metadata(meta)
+                fields.append(fld)
+            batch = pa.RecordBatch.from_arrays(batch.columns, schema=pa.schema(fields))
+        with self._lock:
+            db = self._dbs.get(database)
+            if db is None:
+                validate_database_name(database)
+                db = _Database()
+            t = db.tables.get(table)
+            fresh = t is None
+            if t is None:
+                t = _Table(table)
+            t.append(batch)
+            # Only register new objects once the batch has been accepted.
+            if fresh:
+                db.tables[table] = t
+            self._dbs.setdefault(database, db)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def session(self, database: str) -> SessionContext:
+        """A fresh DataFusion session over a snapshot of ``database``.
+
+        Catalog ``public``, schema ``iox`` (user tables), ``system`` (``system.queries``),
+        ``information_schema`` on, InfluxDB SQL functions registered. Raises DatabaseNotFound.
+        """
+        with self._lock:
+            db = self._db(database)
+            tables = [(name, t.schema, list(t.batches)) for name, t in db.tables.items()]
+            queries = list(db.queries)
+        ctx = SessionContext(self._config)
+        for name, schema, batches in tables:
+            if not batches:
+                batches = [pa.RecordBatch.from_pylist([], schema=schema)]
+            ctx.register_record_batches(name, [batches])
+        _register_system_tables(ctx, queries)
+        from influx_flight.server import functions
+
+        functions.register(ctx)
+        return ctx
+
+    def _dataframe(self, database: str, sql: str, params: Mapping[str, Any] | None) -> Any:
+        if not isinstance(sql, str) or not sql.strip():
+            raise QueryPlanError("the query is empty: send a SQL statement in sql_query")
+        ctx = self.session(database)
+        wanted = placeholders(sql)
+        given = dict(params or {})
+        for name in wanted:
+            if name not in given:
+                raise QueryPlanError(
+                    f"Error while planning query: No value found for placeholder with name ${name}"
+                )
+        values = {name: param_to_scalar(name, v) for name, v in given.items() if name in wanted}
+        from influx_flight.server import functions
+
+        try:
+            sql = functions.rewrite_sql(sql)
+            df = ctx.sql(sql, options=self._sql_options, param_values=values or None)
+            return functions.post_process(ctx, df, sql)
+        except ServerError:
+            raise
+        except Exception as exc:
+            raise translate_datafusion_error(exc) from None
+
+    def query_sql(
+        self,
+        database: str,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        hydrate: bool = False,
+    ) -> pa.RecordBatchReader:
+        """Plan ``sql`` against ``database`` and stream the result.
+
+        Planning errors raise at once (QueryPlanError, DatabaseNotFound...); execution errors
+        surface while reading. ``hydrate=True`` casts dictionary columns to Utf8 inside
+        DataFusion (what Flight sends).
+        """
+        record = self._record_query(database, "sql", sql)
+        try:
+            df = self._dataframe(database, sql, params)
+            if hydrate:
+                df = _hydrated_dataframe(df)
+            reader = pa.RecordBatchReader.from_stream(df)
+        except Exception:
+            self._finish_query(record, success=False)
+            raise
+        self._finish_query(record, success=True, phase="execute")
+        return reader
+
+    def sql_schema(
+        self,
+        database: str,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        hydrate: bool = False,
+    ) -> pa.Schema:
+        """The result schema of ``sql`` without running it (placeholders may stay unbound)."""
+        if not isinstance(sql, str) or not sql.strip():
+            raise QueryPlanError("the query is empty: send a SQL statement")
+        ctx = self.session(database)
+        from influx_flight.server import functions
+
+        values = {n: param_to_scalar(n, v) for n, v in (params or {}).items()}
+        try:
+            df = ctx.sql(
+                functions.rewrite_sql(sql), options=self._sql_options, param_values=values or None
+            )
+            df = functions.post_process(ctx, df, sql)
+            schema = df.schema()
+        except ServerError:
+            raise
+        except Exception as exc:
+            raise translate_datafusion_error(exc) from None
+        return hydrate_schema(schema) if hydrate else schema
+
+    # -- system.queries -------------------------------------------------------------------
+
+    def _record_query(self, database: str, query_type: str, text: str) -> _QueryRecord | None:
+        record = _QueryRecord(
+            id=str(uuid.uuid4()), issue_time=time.time_ns(), query_type=query_type, query_text=text
+        )
+        with self._lock:
+            db = self._dbs.get(database)
+            if db is None:
+                return None
+            db.queries.append(record)
+            del db.queries[:-1000]  # bounded history, like Core's query log
+        return record
+
+    def _finish_query(
+        self, record: _QueryRecord | None, success: bool, phase: str = "fail"
+    ) -> None:
+        if record is None:
+            return
+        now = time.time_ns()
+        record.plan_ns = now - record.issue_time
+        record.end_ns = now - record.issue_time
+        record.success = success
+        record.running = False
+        record.phase = "success" if success else phase
+
+
+_QUERIES_SCHEMA = pa.schema(
+    [
+        ("id", pa.utf8()),
+        ("phase", pa.utf8()),
+        ("issue_time", pa.timestamp("ns")),
+        ("query_type", pa.utf8()),
+        ("query_text", pa.utf8()),
+        ("partitions", pa.int64()),
+        ("parquet_files", pa.int64()),
+        ("plan_duration", pa.duration("ns")),
+        ("permit_duration", pa.duration("ns")),
+        ("execute_duration", pa.duration("ns")),
+        ("end2end_duration", pa.duration("ns")),
+        ("compute_duration", pa.duration("ns")),
+        ("max_memory", pa.int64()),
+        ("success", pa.bool_()),
+        ("running", pa.bool_()),
+        ("cancelled", pa.bool_()),
+        ("trace_id", pa.utf8()),
+    ]
+)
+
+
+def _register_system_tables(ctx: SessionContext, queries: list[_QueryRecord]) -> None:
+    rows = {
+        "id": [q.id for q in queries],
+        "phase": [q.phase for q in queries],
+        "issue_time": [q.issue_time for q in queries],
+        "query_type": [q.query_type for q in queries],
+        "query_text": [q.query_text for q in queries],
+        "partitions": [0 for _ in queries],
+        "parquet_files": [0 for _ in queries],
+        "plan_duration": [q.plan_ns for q in queries],
+        "permit_duration": [0 if q.plan_ns is not None else None for q in queries],
+        "execute_duration": [None for _ in queries],
+        "end2end_duration": [q.end_ns for q in queries],
+        "compute_duration": [None for _ in queries],
+        "max_memory": [0 for _ in queries],
+        "success": [q.success for q in queries],
+        "running": [q.running for q in queries],
+        "cancelled": [False for _ in queries],
+        "trace_id": [None for _ in queries],
+    }
+    batch = pa.RecordBatch.from_pydict(rows, schema=_QUERIES_SCHEMA)
+    from datafusion.catalog import Schema
+
+    catalog = ctx.catalog("public")
+    if "system" not in catalog.schema_names():
+        catalog.register_schema("system", Schema.memory_schema())
+    ctx.register_record_batches("system.queries", [[batch]])
+
+
+def _hydrated_dataframe(df: Any) -> Any:
+    """``df`` with dictionary columns cast to strings by DataFusion (multi-threaded)."""
+    schema = df.schema()
+    if not any(pa.types.is_dictionary(f.type) for f in schema):
+        return df
+    names = schema.names
+    if len(set(names)) != len(names):
+        return df  # duplicate output names cannot be re-selected; Flight casts per batch
+    try:
+        columns = df.find_qualified_columns(*names)
+        exprs = [
+            expr.cast(hydrate_type(f.type)).alias(f.name)
+            if pa.types.is_dictionary(f.type)
+            else expr
+            for expr, f in zip(columns, schema, strict=True)
+        ]
+        return df.select(*exprs)
+    except Exception:
+        return df  # the per-batch cast in the Flight layer still hydrates
+
+
+__all__ = [
+    "FIELD_TYPES",
+    "TAG_TYPE",
+    "TIME_TYPE",
+    "Engine",
+    "TableSchema",
+    "hydrate_batch",
+    "hydrate_reader",
+    "hydrate_schema",
+    "param_to_scalar",
+    "placeholders",
+    "translate_datafusion_error",
+    "validate_database_name",
+]
