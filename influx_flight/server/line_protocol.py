@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 __all__ = [
     "KIND_TO_ARROW",
+    "TAG_METADATA",
     "Chunk",
     "LineError",
     "ParseResult",
@@ -71,6 +72,9 @@ PRECISIONS: dict[str, int | None] = {
     "n": 1,
     "nanosecond": 1,
 }
+
+#: Field metadata marking tag columns (the engine's `iox::column::type` convention).
+TAG_METADATA = {b"iox::column::type": b"iox::column_type::tag"}
 
 _STRING_LIMIT = 65536
 _INT64_MAX = 2**63 - 1
@@ -757,6 +761,15 @@ class _LookupLines:
         return self._lookup[idx]
 
 
+def tag_columns(batch: pa.RecordBatch) -> list[str]:
+    """Names of the tag columns of a batch built by `resolve`."""
+    return [
+        f.name
+        for f in batch.schema
+        if (f.metadata or {}).get(b"iox::column::type") == TAG_METADATA[b"iox::column::type"]
+    ]
+
+
 def _schema_kinds(
     existing: Mapping[str, _TableSchemaLike] | None, table: str
 ) -> tuple[set[str], dict[str, str]]:
@@ -867,7 +880,12 @@ def _build_batch(chunks: list[Chunk], kinds: dict[str, str]) -> pa.RecordBatch:
     types = {t: pa.string() for t in tag_names}
     types.update({f: KIND_TO_ARROW[kinds[f]] for f in field_names})
     types["time"] = pa.timestamp("ns")
-    schema = pa.schema([(name, types[name]) for name in names])
+    schema = pa.schema(
+        [
+            pa.field(name, types[name], metadata=TAG_METADATA if name in tag_names else None)
+            for name in names
+        ]
+    )
     tables = []
     for c in chunks:
         n = len(c)
