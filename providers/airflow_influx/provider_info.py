@@ -44,7 +44,7 @@ _CONNECTION_TYPE: dict = {
         },
         "ca_cert": {
             "label": "CA certificate",
-            "description": "Path to a PEM CA bundle for servers with a private CA.",
+            "description": "Path to a PEM CA bundle (or the PEM text) for servers with a private CA.",
             "schema": {"type": ["string", "null"]},
         },
         "timeout": {

@@ -1,0 +1,111 @@
+"""What the sensor and its trigger evaluate: a declarative, serialisable wait condition.
+
+A condition is "the query returns at least ``min_rows`` rows" and, optionally, "the first cell of
+the first row compares to ``value`` with ``op``". Both the poking sensor and the deferred trigger
+use :func:`probe` and :func:`condition_met`, so the two modes cannot disagree.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from influx_flight import InfluxDB3Client
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+TRUTHY = "truthy"
+
+
+def validate(min_rows: int, value_op: str | None, value: Any) -> None:
+    """Refuse an impossible condition at DAG parse time, saying what is accepted."""
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise ValueError(f"min_rows must be an integer >= 1, got {min_rows!r}")
+    if value_op is None:
+        if value is not None:
+            raise ValueError(f"value={value!r} needs value_op (one of {', '.join(OPERATORS)})")
+        return
+    if value_op == TRUTHY:
+        return
+    if value_op not in OPERATORS:
+        raise ValueError(
+            f"value_op must be one of {', '.join([TRUTHY, *OPERATORS])}, got {value_op!r}"
+        )
+    if value is None:
+        raise ValueError(f"value_op={value_op!r} needs a value to compare with")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The outcome of one poke: rows seen (counting stops at ``min_rows``) and the first cell."""
+
+    rows: int
+    first_value: Any
+
+
+def probe(
+    client: InfluxDB3Client,
+    query: str,
+    *,
+    language: str,
+    params: Mapping[str, Any] | None,
+    protocol: str,
+    min_rows: int,
+) -> Probe:
+    """Run the query, reading batches only until ``min_rows`` rows have arrived."""
+    kwargs: dict[str, Any] = {"language": language, "protocol": protocol}
+    if params:
+        kwargs["params"] = dict(params)
+    result = client.query(query, **kwargs)
+    rows = 0
+    first: Any = None
+    try:
+        for batch in result:
+            if rows == 0 and batch.num_rows and batch.num_columns:
+                first = batch.column(0)[0].as_py()
+            rows += batch.num_rows
+            if rows >= min_rows:
+                break
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return Probe(rows=rows, first_value=first)
+
+
+def condition_met(found: Probe, *, min_rows: int, value_op: str | None, value: Any) -> bool:
+    """True when the probe satisfies the condition (row count first, then the first cell)."""
+    if found.rows < min_rows:
+        return False
+    if value_op is None:
+        return True
+    if value_op == TRUTHY:
+        return bool(found.first_value)
+    if found.first_value is None:
+        return False
+    try:
+        return OPERATORS[value_op](found.first_value, value)
+    except TypeError as exc:
+        raise TypeError(
+            f"cannot compare the first value {found.first_value!r} "
+            f"({type(found.first_value).__name__}) {value_op} {value!r}: {exc}"
+        ) from None
+
+
+def json_safe(value: Any) -> Any:
+    """A cell value that survives trigger events and XCom (datetimes become ISO-8601)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    isoformat = getattr(value, "isoformat", None)
+    if isoformat is not None:
+        return isoformat()
+    return str(value)

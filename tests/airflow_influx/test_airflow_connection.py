@@ -1,0 +1,144 @@
+"""The connection -> InfluxDB3Config mapping: UI fields, AIRFLOW_CONN_* URIs and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("airflow")
+
+from airflow.sdk import Connection
+from airflow_influx.hooks._connection import settings_from_connection
+from airflow_influx.hooks.influxdb3 import InfluxDB3FlightHook
+
+from influx_flight import ConfigurationError
+
+
+def test_uri_connection_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INFLUX_URI",
+        "influxdb3-flight://:apiv3_uri_token@http%3A%2F%2F127.0.0.1:8181/metrics"
+        "?query_language=influxql&verify_tls=false&timeout=12&protocol=flightsql",
+    )
+    hook = InfluxDB3FlightHook("influx_uri")
+    settings = hook.get_settings()
+    cfg = settings.config
+    assert (cfg.host, cfg.database, cfg.token) == (
+        "http://127.0.0.1:8181",
+        "metrics",
+        "apiv3_uri_token",
+    )
+    assert cfg.verify_tls is False
+    assert cfg.query_timeout == 12.0
+    assert cfg.flight_location == "grpc+tcp://127.0.0.1:8181"
+    assert (settings.query_language, settings.protocol) == ("influxql", "flightsql")
+
+
+def test_bare_uri_host_is_https_like_influxdb3_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INFLUX_BARE", "influxdb3-flight://:tok_abcdef@influx.example:8181/db"
+    )
+    cfg = InfluxDB3FlightHook("influx_bare").get_config()
+    assert cfg.flight_location == "grpc+tls://influx.example:8181"
+    assert cfg.write_base_url == "https://influx.example:8181"
+
+
+def test_json_connection_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INFLUX_JSON",
+        json.dumps(
+            {
+                "conn_type": "influxdb3_flight",
+                "host": "https://h.example",
+                "port": 8443,
+                "schema": "db2",
+                "password": "apiv3_json_token",
+                "extra": {
+                    "auth_scheme": "token",
+                    "write_url": "http://h.example:9000",
+                    "verify_tls": True,
+                    "headers": {"x-trace": "1"},
+                },
+            }
+        ),
+    )
+    settings = InfluxDB3FlightHook("influx_json").get_settings()
+    cfg = settings.config
+    assert cfg.host == "https://h.example:8443"
+    assert cfg.flight_location == "grpc+tls://h.example:8443"
+    assert (cfg.database, cfg.token, cfg.auth_scheme) == ("db2", "apiv3_json_token", "Token")
+    assert cfg.write_base_url == "http://h.example:9000"
+    assert cfg.headers == {"x-trace": "1"}
+    assert (settings.query_language, settings.protocol) == ("sql", "ticket")
+
+
+def _conn(**kwargs: object) -> Connection:
+    return Connection(conn_id="c1", conn_type="influxdb3_flight", **kwargs)
+
+
+def test_port_is_not_added_twice() -> None:
+    conn = _conn(host="http://localhost:9999", port=8181, schema="db")
+    assert settings_from_connection(conn).config.host == "http://localhost:9999"
+
+
+def test_official_provider_extras_are_fallbacks() -> None:
+    conn = _conn(
+        host="http://localhost:8181", extra=json.dumps({"database": "d", "token": "tok_xyz"})
+    )
+    cfg = settings_from_connection(conn).config
+    assert (cfg.database, cfg.token) == ("d", "tok_xyz")
+
+
+def test_task_database_overrides_connection() -> None:
+    conn = _conn(host="http://localhost:8181", schema="conn_db")
+    assert settings_from_connection(conn, database="task_db").config.database == "task_db"
+
+
+def test_missing_database_says_which_field() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"connection 'c1': no database; fill in the Database field"
+    ):
+        settings_from_connection(_conn(host="http://localhost:8181"))
+
+
+def test_empty_host_says_what_to_set() -> None:
+    with pytest.raises(ConfigurationError, match=r"connection 'c1': Host URL is empty"):
+        settings_from_connection(_conn(schema="db"))
+
+
+def test_bad_query_language_lists_choices() -> None:
+    conn = _conn(host="http://h:1", schema="db", extra=json.dumps({"query_language": "flux"}))
+    with pytest.raises(
+        ConfigurationError,
+        match=r"query_language='flux' is not supported; use one of sql, influxql",
+    ):
+        settings_from_connection(conn)
+
+
+def test_bad_extra_is_reported_with_the_connection_and_field() -> None:
+    conn = _conn(host="http://h:1", schema="db", extra=json.dumps({"verify_tls": "maybe"}))
+    with pytest.raises(
+        ConfigurationError, match=r"connection 'c1': verify_tls: expected true or false"
+    ) as err:
+        settings_from_connection(conn)
+    assert err.value.field == "verify_tls"
+
+
+def test_token_never_in_config_repr() -> None:
+    conn = _conn(host="http://h:1", schema="db", password="apiv3_do_not_show")
+    cfg = settings_from_connection(conn).config
+    assert "apiv3_do_not_show" not in repr(cfg)
+
+
+def test_hook_class_attributes_match_provider_info() -> None:
+    from airflow_influx.provider_info import PROVIDER_INFO
+
+    entry = PROVIDER_INFO["connection-types"][0]
+    assert InfluxDB3FlightHook.conn_type == entry["connection-type"] == "influxdb3_flight"
+    assert InfluxDB3FlightHook.hook_name == entry["hook-name"] == "InfluxDB 3 (Arrow Flight)"
+    assert InfluxDB3FlightHook.default_conn_name == "influxdb3_flight_default"
+    assert (
+        entry["hook-class-name"]
+        == f"{InfluxDB3FlightHook.__module__}.{InfluxDB3FlightHook.__name__}"
+    )
