@@ -1,0 +1,134 @@
+"""InfluxQL functions translated to DataFusion SQL.
+
+Each aggregate/selector becomes one SQL aggregate expression over the filtered source rows;
+transformations become window functions over the (gap-filled) series. Semantics follow InfluxQL
+(the 1.x engine is the oracle of the differential tests): ``mean``/``median``/``stddev`` are
+float, ``percentile`` picks the element at ``floor(n * p / 100 + 0.5)`` (1-based) of the sorted
+values rather than interpolating, ``mode`` prefers the smallest of equally frequent values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+AGGREGATES = frozenset({"count", "sum", "mean", "median", "mode", "spread", "stddev", "distinct"})
+SELECTORS = frozenset({"first", "last", "min", "max", "percentile"})
+TRANSFORMS = frozenset(
+    {
+        "derivative",
+        "non_negative_derivative",
+        "difference",
+        "non_negative_difference",
+        "moving_average",
+        "cumulative_sum",
+    }
+)
+# Known to InfluxQL but not provided by the stand-in: named as not implemented, never misread.
+UNSUPPORTED = frozenset(
+    {
+        "top",
+        "bottom",
+        "sample",
+        "integral",
+        "elapsed",
+        "holt_winters",
+        "holt_winters_with_fit",
+        "exponential_moving_average",
+        "double_exponential_moving_average",
+        "triple_exponential_moving_average",
+        "relative_strength_index",
+        "triple_exponential_derivative",
+        "kaufmans_efficiency_ratio",
+        "kaufmans_adaptive_moving_average",
+        "chande_momentum_oscillator",
+        "count_hll",
+        "sum_hll",
+    }
+)
+MATH = {
+    "abs": "abs",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "asin": "asin",
+    "acos": "acos",
+    "atan": "atan",
+    "atan2": "atan2",
+    "exp": "exp",
+    "ln": "ln",
+    "log2": "log2",
+    "log10": "log10",
+    "sqrt": "sqrt",
+    "pow": "power",
+    "floor": "floor",
+    "ceil": "ceil",
+    "round": "round",
+}
+
+
+def _dbl(x: str) -> str:
+    return f"CAST({x} AS DOUBLE)"
+
+
+def selector_order(name: str, x: str) -> str:
+    """ORDER BY clause inside an aggregate that puts the selected row first."""
+    return {
+        "first": "time ASC",
+        "last": "time DESC",
+        "min": f"{x} ASC, time ASC",
+        "max": f"{x} DESC, time ASC",
+        "percentile": f"{x} ASC, time ASC",
+    }[name]
+
+
+def percentile_index(x: str, pct: float) -> str:
+    """1-based index of InfluxQL's percentile element (0 or past the end gives NULL)."""
+    return f"CAST(floor(count({x}) * {pct!r} / 100.0 + 0.5) AS BIGINT)"
+
+
+def selected(name: str, x: str, value: str, pct: float | None = None) -> str:
+    """``value`` (a column or ``time``) of the row the selector ``name`` picks on ``x``."""
+    if name == "percentile":
+        assert pct is not None
+        return (
+            f"array_element(array_agg({value} ORDER BY {x} ASC, time ASC) "
+            f"FILTER (WHERE {x} IS NOT NULL), {percentile_index(x, pct)})"
+        )
+    return f"first_value({value} ORDER BY {selector_order(name, x)}) FILTER (WHERE {x} IS NOT NULL)"
+
+
+def aggregate_sql(name: str, x: str, pct: float | None = None, distinct: bool = False) -> str:
+    """SQL aggregate for ``name`` over the SQL expression ``x``.
+
+    ``count`` returns NULL instead of 0 for a window without values so that fill() treats it
+    like the other aggregates; the planner turns that NULL back into 0 for ``fill(null)``.
+    """
+    builders: dict[str, Callable[[], str]] = {
+        "count": lambda: (
+            f"NULLIF(count(DISTINCT {x}), 0)" if distinct else f"NULLIF(count({x}), 0)"
+        ),
+        "sum": lambda: f"sum({x})",
+        "mean": lambda: f"avg({_dbl(x)})",
+        "median": lambda: f"median({_dbl(x)})",
+        "spread": lambda: f"max({x}) - min({x})",
+        "stddev": lambda: f"stddev_samp({_dbl(x)})",
+        "first": lambda: selected("first", x, x),
+        "last": lambda: selected("last", x, x),
+        "min": lambda: f"min({x})",
+        "max": lambda: f"max({x})",
+        "percentile": lambda: selected("percentile", x, x, pct),
+    }
+    return builders[name]()
+
+
+__all__ = [
+    "AGGREGATES",
+    "MATH",
+    "SELECTORS",
+    "TRANSFORMS",
+    "UNSUPPORTED",
+    "aggregate_sql",
+    "percentile_index",
+    "selected",
+    "selector_order",
+]

@@ -1,0 +1,1253 @@
+"""InfluxQL SELECT -> DataFusion SQL, one query per measurement, streamed in measurement order.
+
+The shape follows InfluxDB 3 (``influxdb3-protocol.md`` §4.1): ``iox::measurement``, ``time``,
+the GROUP BY tags not projected (sorted), then the projection; rows ordered by measurement,
+GROUP BY tags, time. The values follow InfluxQL's semantics (windows, fill, selectors,
+transformations), all computed by DataFusion: aggregates, window functions for fill(previous),
+fill(linear) and the transformations, ``generate_series`` for the window grid.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+
+from influx_flight.server.errors import QueryPlanError, ServerError
+from influx_flight.server.influxql import ast
+from influx_flight.server.influxql import functions as fn
+from influx_flight.server.influxql.parser import not_implemented
+
+GROUP_KEY_METADATA = b"iox::influxql::group_key::metadata"
+MEASUREMENT = "iox::measurement"
+MAX_WINDOWS = 1_000_000
+_SECOND = 1_000_000_000
+
+
+# --------------------------------------------------------------------------- SQL helpers
+def qi(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qs(value: str) -> str:
+    """Quote an SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ts(ns: int) -> str:
+    """A timestamp[ns] literal."""
+    return f"arrow_cast({int(ns)}, 'Timestamp(Nanosecond, None)')"
+
+
+def lit(value: int | float | str | bool) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise QueryPlanError(f"Error during planning: invalid number literal {value}")
+        return repr(value)
+    return qs(value)
+
+
+# --------------------------------------------------------------------------- time handling
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d{1,9}))?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_time_string(text: str, tz: ZoneInfo | None = None) -> int:
+    """RFC3339 (or ``YYYY-MM-DD[ HH:MM:SS[.f]]``) to epoch nanoseconds."""
+    m = _RFC3339.match(text.strip())
+    if not m:
+        raise QueryPlanError(
+            f"Error during planning: invalid time literal {text!r}: expected RFC3339, "
+            "e.g. '2022-01-01T08:00:00Z'"
+        )
+    date, clock, frac, zone = m.groups()
+    clock = clock or "00:00:00"
+    if len(clock) == 5:
+        clock += ":00"
+    iso = f"{date}T{clock}" + ("+00:00" if zone in (None, "Z") else zone)
+    try:
+        dt = datetime.fromisoformat(iso)
+    except ValueError as exc:
+        raise QueryPlanError(f"Error during planning: invalid time literal {text!r}: {exc}") from exc
+    if zone is None and tz is not None:
+        dt = dt.replace(tzinfo=tz)
+    seconds = int(dt.timestamp())
+    nanos = int((frac or "0").ljust(9, "0"))
+    return seconds * _SECOND + nanos
+
+
+@dataclass
+class TimeRange:
+    lower: int | None = None  # inclusive, ns
+    upper: int | None = None  # inclusive, ns
+
+    def restrict(self, op: str, value: int) -> None:
+        if op in (">", ">="):
+            v = value + 1 if op == ">" else value
+            self.lower = v if self.lower is None else max(self.lower, v)
+        elif op in ("<", "<="):
+            v = value - 1 if op == "<" else value
+            self.upper = v if self.upper is None else min(self.upper, v)
+        elif op == "=":
+            self.restrict(">=", value)
+            self.restrict("<=", value)
+        else:
+            raise QueryPlanError(
+                f"Error during planning: invalid time comparison operator {op}: use =, <, <=, >, >="
+            )
+
+
+def _is_time(expr: ast.Expr) -> bool:
+    return isinstance(expr, ast.VarRef) and expr.name.lower() == "time"
+
+
+def _mentions_time(expr: ast.Expr | None) -> bool:
+    if expr is None:
+        return False
+    if _is_time(expr):
+        return True
+    if isinstance(expr, ast.BinaryExpr):
+        return _mentions_time(expr.lhs) or _mentions_time(expr.rhs)
+    if isinstance(expr, ast.Paren):
+        return _mentions_time(expr.expr)
+    if isinstance(expr, ast.Call):
+        return any(_mentions_time(a) for a in expr.args)
+    return False
+
+
+def _strip(expr: ast.Expr) -> ast.Expr:
+    while isinstance(expr, ast.Paren):
+        expr = expr.expr
+    return expr
+
+
+def conjuncts(expr: ast.Expr | None) -> list[ast.Expr]:
+    if expr is None:
+        return []
+    expr = _strip(expr)
+    if isinstance(expr, ast.BinaryExpr) and expr.op == "AND":
+        return conjuncts(expr.lhs) + conjuncts(expr.rhs)
+    return [expr]
+
+
+_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "=": "=", "!=": "!="}
+
+
+def time_value(expr: ast.Expr, now_ns: int, tz: ZoneInfo | None) -> int:
+    """Evaluate the non-time side of a time comparison to epoch nanoseconds."""
+    expr = _strip(expr)
+    if isinstance(expr, ast.StringLit):
+        return parse_time_string(expr.value, tz)
+    if isinstance(expr, ast.IntegerLit):
+        return expr.value
+    if isinstance(expr, ast.NumberLit):
+        return int(expr.value)
+    if isinstance(expr, ast.DurationLit):
+        return expr.ns
+    if isinstance(expr, ast.Call) and expr.name == "now" and not expr.args:
+        return now_ns
+    if isinstance(expr, ast.BinaryExpr) and expr.op in ("+", "-"):
+        lhs = time_value(expr.lhs, now_ns, tz)
+        rhs = time_value(expr.rhs, now_ns, tz)
+        return lhs + rhs if expr.op == "+" else lhs - rhs
+    raise QueryPlanError(
+        "Error during planning: invalid time condition: compare time with an RFC3339 string, "
+        "an epoch number (e.g. 1641024000s) or now() +/- a duration"
+    )
+
+
+def split_condition(
+    condition: ast.Expr | None, now_ns: int, tz: ZoneInfo | None
+) -> tuple[TimeRange, list[ast.Expr]]:
+    """Pull the time bounds out of the top-level AND; return them and the rest."""
+    rng, rest = TimeRange(), []
+    for c in conjuncts(condition):
+        if isinstance(c, ast.BinaryExpr) and c.op in _FLIP and (_is_time(c.lhs) or _is_time(c.rhs)):
+            if _is_time(c.lhs):
+                op, other = c.op, c.rhs
+            else:
+                op, other = _FLIP[c.op], c.lhs
+            if op == "!=":
+                raise not_implemented("time != conditions")
+            rng.restrict(op, time_value(other, now_ns, tz))
+        elif _mentions_time(c):
+            raise not_implemented(
+                "time conditions combined with OR or nested in expressions; "
+                "AND the time bounds with the rest of the WHERE clause"
+            )
+        else:
+            rest.append(c)
+    return rng, rest
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass
+class Schema:
+    """Tags and fields of one measurement (or the union over all selected ones)."""
+
+    tags: list[str] = field(default_factory=list)
+    fields: dict[str, pa.DataType] = field(default_factory=dict)
+
+
+def engine_tables(engine: Any, database: str) -> dict[str, Schema]:
+    out: dict[str, Schema] = {}
+    for name, ts_ in engine.tables(database).items():
+        out[name] = Schema(tags=sorted(ts_.tags), fields=dict(ts_.fields))
+    return out
+
+
+def _field_type_name(t: pa.DataType) -> str:
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_unsigned_integer(t):
+        return "unsigned"
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    return "string"
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+# --------------------------------------------------------------------------- naming
+def column_name(expr: ast.Expr) -> str:
+    """InfluxQL's default column name: function name, or the var refs joined by '_'."""
+    expr = _strip(expr)
+    if isinstance(expr, ast.Call):
+        return expr.name
+    if isinstance(expr, ast.VarRef):
+        return expr.name
+    if isinstance(expr, ast.BinaryExpr):
+        parts = [p for p in (column_name(expr.lhs), column_name(expr.rhs)) if p]
+        return "_".join(parts)
+    return ""
+
+
+def dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    taken = set(names)
+    for n in names:
+        if n not in seen:
+            seen[n] = 0
+            out.append(n)
+            continue
+        while True:
+            seen[n] += 1
+            cand = f"{n}_{seen[n]}"
+            if cand not in taken:
+                break
+        taken.add(cand)
+        out.append(cand)
+    return out
+
+
+# --------------------------------------------------------------------------- planner
+@dataclass
+class AggSpec:
+    """One aggregate/selector call, computed as column ``col`` of the per-window table."""
+
+    col: str
+    name: str
+    arg: str  # SQL over source rows
+    pct: float | None = None
+    distinct: bool = False
+
+
+@dataclass
+class TransformSpec:
+    col: str
+    name: str
+    arg: ast.Expr
+    n: int | None = None  # moving_average window
+    unit: int | None = None  # derivative unit (ns)
+
+
+class SelectPlanner:
+    """Plans and runs one SELECT statement against ``engine``."""
+
+    def __init__(self, engine: Any, database: str, stmt: ast.SelectStatement, now_ns: int) -> None:
+        self.engine = engine
+        self.database = database
+        self.stmt = stmt
+        self.now_ns = now_ns
+        self.zone: ZoneInfo | None = None
+        if stmt.tz is not None:
+            try:
+                self.zone = ZoneInfo(stmt.tz)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise QueryPlanError(
+                    f"Error during planning: unable to find time zone {stmt.tz!r}: "
+                    "use an IANA name such as 'America/Chicago'"
+                ) from exc
+
+    # -- entry -----------------------------------------------------------------------------
+    def run(self) -> pa.RecordBatchReader:
+        stmt = self.stmt
+        if stmt.slimit is not None or stmt.soffset is not None:
+            raise not_implemented("SLIMIT or SOFFSET")
+        for src in stmt.sources:
+            if isinstance(src, ast.SelectStatement):
+                raise not_implemented("subqueries")
+            if src.database is not None:
+                raise not_implemented("database prefix in qualified measurement syntax")
+        tables = engine_tables(self.engine, self.database)
+        names: set[str] = set()
+        for src in stmt.sources:
+            assert isinstance(src, ast.Measurement)
+            if src.regex is not None:
+                rx = self._regex(src.regex)
+                names.update(n for n in tables if rx.search(n))
+            elif src.name in tables:
+                names.add(src.name)
+        measurements = sorted(names)
+        if not measurements:
+            return pa.RecordBatchReader.from_batches(pa.schema([(MEASUREMENT, pa.string())]), [])
+
+        union = Schema()
+        for m in measurements:
+            for t in tables[m].tags:
+                if t not in union.tags:
+                    union.tags.append(t)
+            for f, typ in tables[m].fields.items():
+                union.fields.setdefault(f, typ)
+        union.tags.sort()
+        self.union = union
+
+        self.range, self.rest = split_condition(stmt.condition, self.now_ns, self.zone)
+        self._dimensions()
+        self._projection()
+        if self.range.upper is None and self.interval is not None:
+            self.range.upper = self.now_ns  # InfluxQL: GROUP BY time defaults the end to now()
+
+        session = self.engine.session(self.database)
+        frames = []
+        for m in measurements:
+            sql = self._measurement_sql(m, tables[m], session)
+            if sql is None:
+                continue
+            try:
+                frames.append(session.sql(sql))
+            except Exception as exc:
+                raise plan_error(exc) from exc
+        return self._stream(frames)
+
+    # -- analysis --------------------------------------------------------------------------
+    def _regex(self, pattern: str) -> re.Pattern[str]:
+        try:
+            return re.compile(pattern)
+        except re.error as exc:
+            raise QueryPlanError(
+                f"Error during planning: invalid regex /{pattern}/: {exc}"
+            ) from exc
+
+    def _dimensions(self) -> None:
+        self.interval: int | None = None
+        self.offset = 0
+        group: set[str] = set()
+        for d in self.stmt.dimensions:
+            if isinstance(d, ast.TimeDimension):
+                if self.interval is not None:
+                    raise QueryPlanError(
+                        "Error during planning: multiple time dimensions in GROUP BY"
+                    )
+                iv = _strip(d.interval)
+                if not isinstance(iv, ast.DurationLit) or iv.ns <= 0:
+                    raise QueryPlanError(
+                        "Error during planning: GROUP BY time() needs a positive duration, "
+                        "e.g. time(1h)"
+                    )
+                self.interval = iv.ns
+                if d.offset is not None:
+                    off = _strip(d.offset)
+                    if isinstance(off, ast.DurationLit):
+                        self.offset = off.ns
+                    elif isinstance(off, ast.Call) and off.name == "now" and not off.args:
+                        self.offset = self.now_ns
+                    else:
+                        raise QueryPlanError(
+                            "Error during planning: GROUP BY time() offset must be a duration "
+                            "or now()"
+                        )
+            elif isinstance(d, ast.TagDimension):
+                if d.name.lower() == "time":
+                    raise QueryPlanError(
+                        "Error during planning: time() is a function and expects at least one "
+                        "argument"
+                    )
+                group.add(d.name)
+            elif isinstance(d, ast.RegexDimension):
+                rx = self._regex(d.pattern)
+                group.update(t for t in self.union.tags if rx.search(t))
+            else:
+                group.update(self.union.tags)
+        # Only tags group; naming a field in GROUP BY groups by nothing (as InfluxQL does).
+        self.group_tags = sorted(g for g in group if g not in self.union.fields)
+        if self.zone is not None and self.interval is not None:
+            lower = self.range.lower if self.range.lower is not None else self.now_ns
+            utc = datetime.fromtimestamp(lower / _SECOND, self.zone).utcoffset()
+            self.offset -= int(utc.total_seconds()) * _SECOND if utc else 0
+
+    def _expand(self, f: ast.Field) -> list[ast.Field]:
+        """Expand ``*``, ``/re/`` and ``fn(*)``/``fn(/re/)`` against the union schema."""
+        expr = _strip(f.expr)
+        u = self.union
+        tags = [t for t in u.tags if t not in self.group_tags]
+        if isinstance(expr, ast.Wildcard | ast.RegexLit):
+            rx = self._regex(expr.pattern) if isinstance(expr, ast.RegexLit) else None
+            hint = expr.type_hint if isinstance(expr, ast.Wildcard) else None
+            names: list[tuple[str, str]] = []
+            if hint in (None, "field"):
+                names += [(n, "field") for n in u.fields]
+            if hint in (None, "tag"):
+                names += [(n, "tag") for n in tags]
+            names.sort()
+            return [ast.Field(ast.VarRef(n, h)) for n, h in names if rx is None or rx.search(n)]
+        if (
+            isinstance(expr, ast.Call)
+            and expr.args
+            and isinstance(_strip(expr.args[0]), ast.Wildcard | ast.RegexLit)
+        ):
+            a0 = _strip(expr.args[0])
+            rx = self._regex(a0.pattern) if isinstance(a0, ast.RegexLit) else None
+            out = []
+            for n in sorted(u.fields):
+                if rx is not None and not rx.search(n):
+                    continue
+                if expr.name not in ("count", "first", "last", "distinct", "mode") and not _numeric(
+                    u.fields[n]
+                ):
+                    continue
+                call = ast.Call(expr.name, (ast.VarRef(n), *expr.args[1:]))
+                out.append(ast.Field(call, f"{expr.name}_{n}"))
+            return out
+        return [f]
+
+    def _projection(self) -> None:
+        fields: list[ast.Field] = []
+        self.time_alias = "time"
+        for f in self.stmt.fields:
+            if _is_time(_strip(f.expr)):
+                if f.alias:
+                    self.time_alias = f.alias
+                continue
+            fields.extend(self._expand(f))
+        if not fields:
+            raise QueryPlanError(
+                "Error during planning: statement must have at least one field in select clause"
+            )
+        self.fields = fields
+        self.names = dedupe([f.alias or column_name(f.expr) for f in fields])
+        calls: list[ast.Call] = []
+        for f in fields:
+            self._validate(f.expr, calls, top=True)
+        self.calls = calls
+        self.has_agg = any(c.name in fn.AGGREGATES | fn.SELECTORS for c in calls)
+        self.transforms = [c for c in calls if c.name in fn.TRANSFORMS]
+        self.is_distinct = any(c.name == "distinct" for c in calls)
+        aggs = [c for c in calls if c.name in fn.AGGREGATES | fn.SELECTORS]
+        self.lone_selector: ast.Call | None = None
+        if len(aggs) == 1 and aggs[0].name in fn.SELECTORS and not self.transforms:
+            self.lone_selector = aggs[0]
+        if self.has_agg and not self.lone_selector:
+            for f in fields:
+                if _has_bare_ref(f.expr):
+                    raise QueryPlanError(
+                        "Error during planning: mixing aggregate and non-aggregate queries is "
+                        "not supported"
+                    )
+        if self.is_distinct and (len(fields) != 1 or _strip(fields[0].expr).__class__ is not ast.Call):
+            raise QueryPlanError(
+                "Error during planning: aggregate function distinct() cannot be combined with "
+                "other functions or fields"
+            )
+        if self.interval is not None and not self.has_agg:
+            raise QueryPlanError(
+                "Error during planning: GROUP BY requires at least one aggregate function"
+            )
+        if self.transforms:
+            args = {t.args[0] for t in self.transforms}
+            if len(args) > 1:
+                raise not_implemented(
+                    "transformations of different arguments in one query; "
+                    "run one query per transformed expression"
+                )
+            if self.has_agg and self.interval is None:
+                raise QueryPlanError(
+                    f"Error during planning: {self.transforms[0].name} aggregate requires a "
+                    "GROUP BY interval"
+                )
+
+    def _validate(self, expr: ast.Expr, calls: list[ast.Call], top: bool, inside: str = "") -> None:
+        expr = _strip(expr)
+        if isinstance(expr, ast.BinaryExpr):
+            if expr.op in ("AND", "OR", "=", "!=", "<", "<=", ">", ">=", "=~", "!~"):
+                raise QueryPlanError(
+                    f"Error during planning: invalid operator {expr.op} in the SELECT list"
+                )
+            self._validate(expr.lhs, calls, False, inside)
+            self._validate(expr.rhs, calls, False, inside)
+        elif isinstance(expr, ast.Call):
+            name = expr.name
+            if name in fn.UNSUPPORTED:
+                raise not_implemented(f"{name}()")
+            if name in fn.MATH:
+                for a in expr.args:
+                    self._validate(a, calls, False, inside)
+                return
+            if name == "now":
+                raise not_implemented("now() outside of WHERE time conditions")
+            if name not in fn.AGGREGATES | fn.SELECTORS | fn.TRANSFORMS:
+                raise QueryPlanError(f"Error during planning: Invalid function '{name}'")
+            if inside and name in fn.TRANSFORMS:
+                raise QueryPlanError(
+                    f"Error during planning: {name}() cannot be nested inside {inside}()"
+                )
+            if inside in fn.AGGREGATES | fn.SELECTORS:
+                if not (inside == "count" and name == "distinct"):
+                    raise QueryPlanError(
+                        f"Error during planning: {name}() cannot be nested inside {inside}()"
+                    )
+            self._check_args(expr)
+            calls.append(expr)
+            if name in fn.TRANSFORMS:
+                a0 = _strip(expr.args[0])
+                if isinstance(a0, ast.Call):
+                    self._validate(a0, calls, False, name)
+            elif name == "count" and isinstance(_strip(expr.args[0]), ast.Call):
+                self._validate(expr.args[0], calls, False, name)
+        elif isinstance(expr, ast.VarRef | ast.IntegerLit | ast.NumberLit):
+            return
+        elif isinstance(expr, ast.StringLit | ast.BoolLit | ast.DurationLit):
+            if top:
+                raise QueryPlanError(
+                    "Error during planning: a literal alone is not a valid SELECT field"
+                )
+        else:
+            raise QueryPlanError(f"Error during planning: unsupported SELECT expression {expr}")
+
+    def _check_args(self, c: ast.Call) -> None:
+        n = len(c.args)
+        name = c.name
+
+        def bad(msg: str) -> QueryPlanError:
+            return QueryPlanError(f"Error during planning: invalid arguments for {name}(): {msg}")
+
+        if name == "percentile":
+            if n != 2 or not isinstance(_strip(c.args[1]), ast.IntegerLit | ast.NumberLit):
+                raise bad("expected percentile(field, N) with a number N")
+        elif name == "moving_average":
+            if n != 2 or not isinstance(_strip(c.args[1]), ast.IntegerLit):
+                raise bad("expected moving_average(field, N) with an integer N")
+            if _strip(c.args[1]).value < 1:  # type: ignore[attr-defined]
+                raise bad("N must be at least 1")
+        elif name in ("derivative", "non_negative_derivative"):
+            if n not in (1, 2) or (n == 2 and not isinstance(_strip(c.args[1]), ast.DurationLit)):
+                raise bad("expected derivative(field[, unit]) with a duration unit")
+        elif name in ("difference", "non_negative_difference", "cumulative_sum") or n != 1:
+            if n != 1:
+                raise bad("expected one argument")
+        a0 = _strip(c.args[0])
+        if name in fn.TRANSFORMS:
+            if not isinstance(a0, ast.VarRef | ast.Call):
+                raise bad("the argument must be a field or an aggregate")
+        elif name == "count" and isinstance(a0, ast.Call):
+            if a0.name != "distinct":
+                raise bad("only count(distinct(field)) may nest a function")
+        elif not isinstance(a0, ast.VarRef):
+            raise bad("the argument must be a field")
+
+    # -- per measurement SQL ---------------------------------------------------------------
+    def _ref(self, name: str, schema: Schema, hint: str | None = None) -> tuple[str, str]:
+        """SQL for a var ref in this measurement, and its kind (field/tag/missing)."""
+        if name in schema.fields and hint != "tag":
+            return qi(name), "field"
+        if name in schema.tags and hint != "field":
+            return f"CAST({qi(name)} AS VARCHAR)", "tag"
+        if name in schema.fields:
+            return qi(name), "field"
+        return "NULL", "missing"
+
+    def _cond_sql(self, expr: ast.Expr, schema: Schema) -> str:
+        expr = _strip(expr)
+        if isinstance(expr, ast.BinaryExpr):
+            if expr.op in ("AND", "OR"):
+                return (
+                    f"({self._cond_sql(expr.lhs, schema)} {expr.op} "
+                    f"{self._cond_sql(expr.rhs, schema)})"
+                )
+            if expr.op in ("=~", "!~") or isinstance(_strip(expr.rhs), ast.RegexLit):
+                lhs = _strip(expr.lhs)
+                rhs = _strip(expr.rhs)
+                pattern = (
+                    rhs.pattern
+                    if isinstance(rhs, ast.RegexLit)
+                    else rhs.value
+                    if isinstance(rhs, ast.StringLit)
+                    else None
+                )
+                if pattern is None or not isinstance(lhs, ast.VarRef):
+                    raise QueryPlanError(
+                        "Error during planning: regex comparisons need a tag or field on the "
+                        "left and a /regex/ on the right"
+                    )
+                self._regex(pattern)
+                sql, kind = self._ref(lhs.name, schema, lhs.type_hint)
+                if kind != "field":
+                    sql = f"COALESCE({sql}, '')"
+                op = "~" if expr.op in ("=~", "=") else "!~"
+                return f"COALESCE({sql} {op} {qs(pattern)}, FALSE)"
+            if expr.op in ("=", "!=", "<", "<=", ">", ">="):
+                lhs, rhs = _strip(expr.lhs), _strip(expr.rhs)
+                left = self._value_sql(lhs, schema, in_where=True)
+                right = self._value_sql(rhs, schema, in_where=True)
+                return f"COALESCE({left} {'<>' if expr.op == '!=' else expr.op} {right}, FALSE)"
+            return self._value_sql(expr, schema, in_where=True)
+        if isinstance(expr, ast.BoolLit):
+            return lit(expr.value)
+        raise QueryPlanError(
+            f"Error during planning: invalid WHERE condition {expr}: expected a comparison"
+        )
+
+    def _value_sql(self, expr: ast.Expr, schema: Schema, in_where: bool = False) -> str:
+        """Row-level SQL of a value expression (fields, tags, literals, arithmetic, math)."""
+        expr = _strip(expr)
+        if isinstance(expr, ast.VarRef):
+            sql, kind = self._ref(expr.name, schema, expr.type_hint)
+            if in_where and kind != "field":
+                return f"COALESCE({sql}, '')"  # a missing tag compares as ''
+            return sql
+        if isinstance(expr, ast.IntegerLit | ast.NumberLit | ast.StringLit | ast.BoolLit):
+            return lit(expr.value)
+        if isinstance(expr, ast.DurationLit):
+            return str(expr.ns)
+        if isinstance(expr, ast.BinaryExpr):
+            return self._arith(expr, lambda e: self._value_sql(e, schema, in_where))
+        if isinstance(expr, ast.Call) and expr.name in fn.MATH:
+            return self._math(expr, lambda e: self._value_sql(e, schema, in_where))
+        if isinstance(expr, ast.Call) and expr.name == "now":
+            raise not_implemented("now() outside of WHERE time conditions")
+        raise QueryPlanError(f"Error during planning: unsupported expression {expr}")
+
+    def _arith(self, expr: ast.BinaryExpr, sub: Any) -> str:
+        op = expr.op
+        lhs, rhs = sub(expr.lhs), sub(expr.rhs)
+        if op == "/":
+            return f"(CAST({lhs} AS DOUBLE) / {rhs})"
+        if op in ("+", "-", "*", "%"):
+            return f"({lhs} {op} {rhs})"
+        if op in ("&", "|", "^"):
+            return f"({lhs} {'#' if op == '^' else op} {rhs})"
+        raise QueryPlanError(f"Error during planning: invalid operator {op} in an expression")
+
+    def _math(self, expr: ast.Call, sub: Any) -> str:
+        args = [sub(a) for a in expr.args]
+        if expr.name == "log":
+            if len(args) != 2:
+                raise QueryPlanError("Error during planning: log() expects log(x, base)")
+            return f"log({args[1]}, {args[0]})"
+        return f"{fn.MATH[expr.name]}({', '.join(args)})"
+
+    def _referenced_fields(self, expr: ast.Expr, schema: Schema, out: list[str]) -> None:
+        expr = _strip(expr)
+        if isinstance(expr, ast.VarRef):
+            _, kind = self._ref(expr.name, schema, expr.type_hint)
+            if kind == "field" and expr.name not in out:
+                out.append(expr.name)
+        elif isinstance(expr, ast.BinaryExpr):
+            self._referenced_fields(expr.lhs, schema, out)
+            self._referenced_fields(expr.rhs, schema, out)
+        elif isinstance(expr, ast.Call):
+            for a in expr.args:
+                self._referenced_fields(a, schema, out)
+
+    def _where(self, schema: Schema) -> list[str]:
+        preds = []
+        if self.range.lower is not None:
+            preds.append(f"time >= {ts(self.range.lower)}")
+        if self.range.upper is not None:
+            preds.append(f"time <= {ts(self.range.upper)}")
+        preds += [self._cond_sql(c, schema) for c in self.rest]
+        return preds
+
+    def _measurement_sql(self, m: str, schema: Schema, session: Any) -> str | None:
+        refs: list[str] = []
+        for f in self.fields:
+            self._referenced_fields(f.expr, schema, refs)
+        if not refs:
+            return None  # none of the selected fields exist here: no series (as InfluxQL)
+        where = self._where(schema)
+        where.append("(" + " OR ".join(f"{qi(r)} IS NOT NULL" for r in refs) + ")")
+        tag_cols = [
+            f"CAST({qi(t)} AS VARCHAR) AS {qi(t)}" if t in schema.tags else f"CAST(NULL AS VARCHAR) AS {qi(t)}"
+            for t in self.group_tags
+        ]
+        src = (
+            f"SELECT time, {', '.join([*tag_cols, *[qi(r) for r in refs]])} "
+            f"FROM public.iox.{qi(m)} WHERE {' AND '.join(where)}"
+        )
+        self._session = session
+        self._m = m
+        if self.is_distinct:
+            return self._distinct_sql(m, schema, src)
+        if self.has_agg:
+            return self._aggregate_sql(m, schema, src)
+        if self.transforms:
+            return self._raw_transform_sql(m, schema, src)
+        return self._raw_sql(m, schema, src)
+
+    def _group_cols(self) -> list[str]:
+        return [qi(t) for t in self.group_tags]
+
+    def _head(self, m: str) -> list[str]:
+        """The leading output columns: measurement, time, unprojected GROUP BY tags."""
+        projected = {
+            _strip(f.expr).name for f in self.fields if isinstance(_strip(f.expr), ast.VarRef)
+        }
+        cols = [f"{qs(m)} AS {qi(MEASUREMENT)}", f"time AS {qi(self.time_alias)}"]
+        self.unprojected = [t for t in self.group_tags if t not in projected]
+        cols += [qi(t) for t in self.unprojected]
+        return cols
+
+    def _finish(self, body: str, m: str, out_cols: list[str], order_extra: list[str]) -> str:
+        """Per-series LIMIT/OFFSET and the final ORDER BY."""
+        direction = "DESC" if self.stmt.order_desc else "ASC"
+        tcol = qi(self.time_alias)
+        order = [*[qi(t) for t in self.group_tags if t in self._final_cols], f"{tcol} {direction}"]
+        order += [c for c in order_extra if c not in order]
+        sql = f"SELECT * FROM ({body}) AS q"
+        if self.stmt.limit is not None or self.stmt.offset is not None:
+            part = [qi(t) for t in self.group_tags if t in self._final_cols]
+            over = (
+                f"PARTITION BY {', '.join(part)} " if part else ""
+            ) + f"ORDER BY {', '.join(order)}"
+            lo = self.stmt.offset or 0
+            cond = f"__rn > {lo}"
+            if self.stmt.limit is not None and self.stmt.limit > 0:
+                cond += f" AND __rn <= {lo + self.stmt.limit}"
+            cols = ", ".join(qi(c) for c in out_cols)
+            sql = (
+                f"SELECT {cols} FROM (SELECT *, row_number() OVER ({over}) AS __rn "
+                f"FROM ({body}) AS q) AS q2 WHERE {cond}"
+            )
+        return f"{sql} ORDER BY {', '.join(order)}"
+
+    # -- raw -------------------------------------------------------------------------------
+    def _raw_sql(self, m: str, schema: Schema, src: str) -> str:
+        head = self._head(m)
+        proj = [
+            f"{self._value_sql(f.expr, schema)} AS {qi(n)}"
+            for f, n in zip(self.fields, self.names, strict=True)
+        ]
+        tagcols = [
+            qi(n)
+            for f, n in zip(self.fields, self.names, strict=True)
+            if isinstance(_strip(f.expr), ast.VarRef)
+            and self._ref(_strip(f.expr).name, schema, _strip(f.expr).type_hint)[1] == "tag"
+        ]
+        where = self._where(schema)
+        refs: list[str] = []
+        for f in self.fields:
+            self._referenced_fields(f.expr, schema, refs)
+        where.append("(" + " OR ".join(f"{qi(r)} IS NOT NULL" for r in refs) + ")")
+        gcols = [
+            f"CAST({qi(t)} AS VARCHAR) AS {qi(t)}" if t in schema.tags else f"CAST(NULL AS VARCHAR) AS {qi(t)}"
+            for t in self.unprojected
+        ]
+        head = [head[0], head[1], *gcols]
+        body = f"SELECT {', '.join(head + proj)} FROM public.iox.{qi(m)} WHERE {' AND '.join(where)}"
+        out_cols = [MEASUREMENT, self.time_alias, *self.unprojected, *self.names]
+        self._final_cols = set(out_cols)
+        # Projected GROUP BY tags still order the series.
+        return self._finish(body, m, out_cols, tagcols)
+
+    # -- transforms ------------------------------------------------------------------------
+    def _transform_specs(self) -> list[TransformSpec]:
+        specs = []
+        for i, c in enumerate(self.transforms):
+            unit = None
+            n = None
+            if c.name in ("derivative", "non_negative_derivative"):
+                if len(c.args) == 2:
+                    unit = _strip(c.args[1]).ns  # type: ignore[attr-defined]
+                else:
+                    unit = self.interval if self.has_agg and self.interval else _SECOND
+            if c.name == "moving_average":
+                n = _strip(c.args[1]).value  # type: ignore[attr-defined]
+            specs.append(TransformSpec(f"__t{i}", c.name, c.args[0], n=n, unit=unit))
+        return specs
+
+    def _transform_cte(self, base: str, value_sql: str, specs: list[TransformSpec]) -> str:
+        """Window functions over the rows of ``base`` where the argument is not NULL."""
+        part = self._group_cols()
+        over = (f"PARTITION BY {', '.join(part)} " if part else "") + "ORDER BY time"
+        cols = []
+        for s in specs:
+            lag_v = f"lag(__v) OVER ({over})"
+            lag_t = f"lag(CAST(time AS BIGINT)) OVER ({over})"
+            if s.name in ("derivative", "non_negative_derivative"):
+                e = (
+                    f"(CAST(__v AS DOUBLE) - {lag_v}) / "
+                    f"(CAST(CAST(time AS BIGINT) - {lag_t} AS DOUBLE) / {s.unit})"
+                )
+            elif s.name in ("difference", "non_negative_difference"):
+                e = f"(__v - {lag_v})"
+            elif s.name == "moving_average":
+                e = (
+                    f"CASE WHEN row_number() OVER ({over}) >= {s.n} THEN "
+                    f"avg(CAST(__v AS DOUBLE)) OVER ({over} ROWS BETWEEN {int(s.n or 1) - 1} "
+                    "PRECEDING AND CURRENT ROW) END"
+                )
+            else:  # cumulative_sum
+                e = f"sum(__v) OVER ({over} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+            cols.append(f"{e} AS {s.col}")
+        inner = (
+            f"SELECT time, {', '.join([*part, *cols]) if part else ', '.join(cols)} FROM "
+            f"(SELECT time, {', '.join([*part, f'{value_sql} AS __v'])} FROM {base}) AS b "
+            f"WHERE __v IS NOT NULL"
+        )
+        outer = []
+        for s in specs:
+            if s.name.startswith("non_negative"):
+                outer.append(f"CASE WHEN {s.col} >= 0 THEN {s.col} END AS {s.col}")
+            else:
+                outer.append(s.col)
+        return f"SELECT time, {', '.join([*part, *outer])} FROM ({inner}) AS w"
+
+    def _raw_transform_sql(self, m: str, schema: Schema, src: str) -> str:
+        specs = self._transform_specs()
+        arg = self._value_sql(specs[0].arg, schema)
+        tr = self._transform_cte("src", arg.replace('"', '"'), specs)
+        head = self._head(m)
+        proj = [
+            f"{self._post_sql(f.expr, {id(c): s.col for c, s in zip(self.transforms, specs, strict=True)})} AS {qi(n)}"
+            for f, n in zip(self.fields, self.names, strict=True)
+        ]
+        any_value = " OR ".join(f"{s.col} IS NOT NULL" for s in specs)
+        body = f"WITH src AS ({src}), tr AS ({tr}) SELECT {', '.join(head + proj)} FROM tr WHERE {any_value}"
+        out_cols = [MEASUREMENT, self.time_alias, *self.unprojected, *self.names]
+        self._final_cols = set(out_cols)
+        return self._finish(body, m, out_cols, [])
+
+    def _post_sql(self, expr: ast.Expr, cols: dict[int, str]) -> str:
+        """SQL over computed columns: calls map to their column, literals stay."""
+        expr = _strip(expr)
+        if isinstance(expr, ast.Call) and id(expr) in cols:
+            return cols[id(expr)]
+        if isinstance(expr, ast.Call) and expr.name in fn.MATH:
+            return self._math(expr, lambda e: self._post_sql(e, cols))
+        if isinstance(expr, ast.BinaryExpr):
+            return self._arith(expr, lambda e: self._post_sql(e, cols))
+        if isinstance(expr, ast.IntegerLit | ast.NumberLit):
+            return lit(expr.value)
+        if isinstance(expr, ast.VarRef):
+            return cols.get(hash(("aux", expr.name)), "NULL")
+        raise QueryPlanError(f"Error during planning: unsupported expression {expr}")
+
+    # -- aggregates ------------------------------------------------------------------------
+    def _window_expr(self) -> str:
+        if self.interval is None:
+            return ts(self.range.lower if self.range.lower is not None else 0)
+        return (
+            f"date_bin(INTERVAL '{self.interval} nanoseconds', time, {ts(self.offset)})"
+        )
+
+    def _bin(self, t: int) -> int:
+        assert self.interval is not None
+        return t - (t - self.offset) % self.interval
+
+    def _aggregate_sql(self, m: str, schema: Schema, src: str) -> str:
+        part = self._group_cols()
+        win = self._window_expr()
+        aggs: list[str] = []
+        mode_ctes: list[tuple[str, str]] = []
+        colmap: dict[int, str] = {}
+        counts: set[str] = set()
+        agg_calls = [c for c in self.calls if c.name in fn.AGGREGATES | fn.SELECTORS]
+        for i, c in enumerate(agg_calls):
+            col = f"__a{i}"
+            colmap[id(c)] = col
+            a0 = _strip(c.args[0])
+            if c.name == "count" and isinstance(a0, ast.Call):
+                x = self._value_sql(a0.args[0], schema)
+                aggs.append(f"{fn.aggregate_sql('count', x, distinct=True)} AS {col}")
+                counts.add(col)
+                continue
+            if c.name == "distinct" and any(
+                d.name == "count" and d.args and _strip(d.args[0]) is c for d in agg_calls
+            ):
+                continue
+            x = self._value_sql(c.args[0], schema)
+            self._check_numeric(c, a0, schema)
+            if c.name == "mode":
+                mode_ctes.append((col, x))
+                continue
+            pct = None
+            if c.name == "percentile":
+                pct = float(_strip(c.args[1]).value)  # type: ignore[attr-defined]
+            aggs.append(f"{fn.aggregate_sql(c.name, x, pct)} AS {col}")
+            if c.name == "count":
+                counts.add(col)
+        time_expr = win
+        aux: dict[int, str] = {}
+        sel = self.lone_selector
+        if sel is not None:
+            x = self._value_sql(sel.args[0], schema)
+            pct = (
+                float(_strip(sel.args[1]).value)  # type: ignore[attr-defined]
+                if sel.name == "percentile"
+                else None
+            )
+            if self.interval is None:
+                time_expr = fn.selected(sel.name, x, "time", pct)
+            for j, f in enumerate(self.fields):
+                e = _strip(f.expr)
+                if isinstance(e, ast.VarRef):
+                    v, _ = self._ref(e.name, schema, e.type_hint)
+                    col = f"__x{j}"
+                    aggs.append(f"{fn.selected(sel.name, x, v, pct)} AS {col}")
+                    aux[j] = col
+        group_by = ["1", *part]
+        having = "" if (part or self.interval is not None) else " HAVING count(*) > 0"
+        agg_sql = (
+            f"SELECT {', '.join([f'{time_expr} AS time', *part, *aggs])} FROM src "
+            f"GROUP BY {', '.join(group_by)}{having}"
+        )
+        if sel is not None and self.interval is None:
+            # The time comes from the selected row; group on the window only.
+            agg_sql = (
+                f"SELECT {', '.join([f'{time_expr} AS time', *part, *aggs])} FROM src"
+                + (f" GROUP BY {', '.join(part)}" if part else " HAVING count(*) > 0")
+            )
+        ctes = [f"src AS ({src})", f"agg0 AS ({agg_sql})"]
+        base = "agg0"
+        for k, (col, x) in enumerate(mode_ctes):
+            on = " AND ".join(
+                [f"a.time = md{k}.time", *[f"a.{t} IS NOT DISTINCT FROM md{k}.{t}" for t in part]]
+            )
+            ctes.append(
+                f"mc{k} AS (SELECT {win} AS time, {', '.join([*part, f'{x} AS v'])}, count(*) AS n "
+                f"FROM src WHERE {x} IS NOT NULL GROUP BY {', '.join(['1', *part, '3' if not part else str(len(part) + 2)])})"
+            )
+            ctes.append(
+                f"md{k} AS (SELECT time, {', '.join([*part, f'first_value(v ORDER BY n DESC, v ASC) AS {col}'])} "
+                f"FROM mc{k} GROUP BY {', '.join(['time', *part])})"
+            )
+            ctes.append(
+                f"agg{k + 1} AS (SELECT a.*, md{k}.{col} FROM {base} a LEFT JOIN md{k} ON {on})"
+            )
+            base = f"agg{k + 1}"
+        agg_cols = [colmap[id(c)] for c in agg_calls if id(c) in colmap and colmap[id(c)]]
+        agg_cols = [c for c in agg_cols if c in " ".join(aggs) or any(c == mc for mc, _ in mode_ctes)]
+
+        filled = base
+        fill = self.stmt.fill
+        if self.interval is not None and fill != "none":
+            filled = self._gapfill_ctes(ctes, base, agg_cols, counts, list(aux.values()))
+        elif fill == "null" or self.interval is None:
+            pass
+
+        final_cols: dict[int, str] = dict(colmap)
+        for j, col in aux.items():
+            final_cols[hash(("aux", _strip(self.fields[j].expr).name))] = col
+        head = self._head(m)
+        out_cols = [MEASUREMENT, self.time_alias, *self.unprojected, *self.names]
+        self._final_cols = set(out_cols)
+        if self.transforms:
+            specs = self._transform_specs()
+            value_sql = self._post_sql(specs[0].arg, final_cols)
+            ctes.append(f"tr AS ({self._transform_cte(filled, value_sql, specs)})")
+            on = " AND ".join(
+                ["f.time = tr.time", *[f"f.{t} IS NOT DISTINCT FROM tr.{t}" for t in part]]
+            )
+            tcols = {id(c): f"tr.{s.col}" for c, s in zip(self.transforms, specs, strict=True)}
+            fcols = {k: f"f.{v}" for k, v in final_cols.items()}
+            proj = [
+                f"{self._post_sql(f.expr, {**fcols, **tcols})} AS {qi(n)}"
+                for f, n in zip(self.fields, self.names, strict=True)
+            ]
+            only_transforms = all(
+                _contains_transform(_strip(f.expr)) for f in self.fields
+            )
+            join = "JOIN" if only_transforms else "LEFT JOIN"
+            headf = [
+                head[0],
+                f"f.time AS {qi(self.time_alias)}",
+                *[f"f.{qi(t)}" for t in self.unprojected],
+            ]
+            where = (
+                " WHERE " + " OR ".join(f"tr.{s.col} IS NOT NULL" for s in specs)
+                if only_transforms
+                else ""
+            )
+            body = (
+                f"WITH {', '.join(ctes)} SELECT {', '.join(headf + proj)} FROM {filled} f "
+                f"{join} tr ON {on}{where}"
+            )
+        else:
+            proj = [
+                f"{self._post_sql(f.expr, final_cols)} AS {qi(n)}"
+                for f, n in zip(self.fields, self.names, strict=True)
+            ]
+            body = f"WITH {', '.join(ctes)} SELECT {', '.join(head + proj)} FROM {filled}"
+        return self._finish(body, m, out_cols, [])
+
+    def _check_numeric(self, c: ast.Call, a0: ast.Expr, schema: Schema) -> None:
+        if c.name in ("count", "first", "last", "distinct", "mode"):
+            return
+        if isinstance(a0, ast.VarRef) and a0.name in schema.fields:
+            t = schema.fields[a0.name]
+            if not _numeric(t):
+                raise QueryPlanError(
+                    f"Error during planning: unsupported {c.name}() argument type: field "
+                    f"{a0.name!r} is {_field_type_name(t)}; use a numeric field"
+                )
+        elif isinstance(a0, ast.VarRef) and a0.name in schema.tags:
+            raise QueryPlanError(
+                f"Error during planning: {c.name}() needs a field, {a0.name!r} is a tag"
+            )
+
+    def _gapfill_ctes(
+        self, ctes: list[str], base: str, cols: list[str], counts: set[str], aux: list[str]
+    ) -> str:
+        """Add the window grid, LEFT JOIN the aggregates onto it and apply fill()."""
+        assert self.interval is not None
+        part = self._group_cols()
+        lower = self.range.lower
+        upper = self.range.upper if self.range.upper is not None else self.now_ns
+        if lower is None:
+            lower = self._min_time(ctes, base)
+            if lower is None:
+                return base
+        start, end = self._bin(lower), self._bin(upper)
+        if end < start:
+            return base
+        n = (end - start) // self.interval + 1
+        int_cols: set[str] = set()
+        if self.stmt.fill == "linear":
+            sch = self._session.sql(f"WITH {', '.join(ctes)} SELECT * FROM {base}").schema()
+            int_cols = {f.name for f in sch if pa.types.is_integer(f.type)}
+        if n > MAX_WINDOWS:
+            raise QueryPlanError(
+                f"Error during planning: GROUP BY time() would create {n} windows (limit "
+                f"{MAX_WINDOWS}); narrow the time range or widen the interval"
+            )
+        keys = f"SELECT DISTINCT {', '.join(part)} FROM {base}" if part else (
+            f"SELECT DISTINCT 1 AS __k FROM {base}"
+        )
+        ctes.append(f"keys AS ({keys})")
+        ctes.append(
+            "grid AS (SELECT arrow_cast(value, 'Timestamp(Nanosecond, None)') AS time, keys.* "
+            f"FROM generate_series({start}, {end}, {self.interval}) CROSS JOIN keys)"
+        )
+        on = " AND ".join(
+            ["g.time = a.time", *[f"g.{t} IS NOT DISTINCT FROM a.{t}" for t in part]]
+        )
+        joined = ", ".join(
+            ["g.time", *[f"g.{t}" for t in part], *[f"a.{c}" for c in cols], *[f"a.{c}" for c in aux]]
+        )
+        ctes.append(f"joined AS (SELECT {joined} FROM grid g LEFT JOIN {base} a ON {on})")
+        over_part = f"PARTITION BY {', '.join(part)} " if part else ""
+        fill = self.stmt.fill
+        exprs = []
+        for c in cols:
+            if fill == "null":
+                e = f"COALESCE({c}, 0)" if c in counts else c
+            elif fill == "value":
+                e = f"COALESCE({c}, {lit(self.stmt.fill_value)})"  # type: ignore[arg-type]
+            elif fill == "previous":
+                e = (
+                    f"COALESCE({c}, last_value({c}) IGNORE NULLS OVER ({over_part}ORDER BY time "
+                    "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"
+                )
+            else:  # linear
+                prev_frame = f"OVER ({over_part}ORDER BY time ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+                next_frame = f"OVER ({over_part}ORDER BY time ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"
+                tval = f"CASE WHEN {c} IS NOT NULL THEN CAST(time AS BIGINT) END"
+                pv = f"last_value({c}) IGNORE NULLS {prev_frame}"
+                pt = f"last_value({tval}) IGNORE NULLS {prev_frame}"
+                nv = f"first_value({c}) IGNORE NULLS {next_frame}"
+                nt = f"first_value({tval}) IGNORE NULLS {next_frame}"
+                # InfluxQL: y = (nv - pv) / (nt - pt) * (t - pt) + pv, truncated for integers.
+                slope = f"CAST({nv} - {pv} AS DOUBLE) / CAST({nt} - {pt} AS DOUBLE)"
+                interp = f"{slope} * CAST(CAST(time AS BIGINT) - {pt} AS DOUBLE) + CAST({pv} AS DOUBLE)"
+                if c in int_cols:
+                    interp = f"CAST(trunc({interp}) AS BIGINT)"
+                e = f"COALESCE({c}, {interp})"
+            exprs.append(f"{e} AS {c}")
+        exprs += aux
+        ctes.append(
+            f"filled AS (SELECT {', '.join(['time', *part, *exprs])} FROM joined)"
+        )
+        return "filled"
+
+    def _min_time(self, ctes: list[str], base: str) -> int | None:
+        sql = f"WITH {', '.join(ctes)} SELECT CAST(min(time) AS BIGINT) AS t FROM {base}"
+        tbl = self._session.sql(sql).to_arrow_table()
+        v = tbl.column(0)[0].as_py() if tbl.num_rows else None
+        return int(v) if v is not None else None
+
+    # -- distinct --------------------------------------------------------------------------
+    def _distinct_sql(self, m: str, schema: Schema, src: str) -> str:
+        call = _strip(self.fields[0].expr)
+        assert isinstance(call, ast.Call)
+        x = self._value_sql(call.args[0], schema)
+        part = self._group_cols()
+        head = self._head(m)
+        name = self.names[0]
+        body = (
+            f"WITH src AS ({src}) SELECT {', '.join(head)}, v AS {qi(name)} FROM ("
+            f"SELECT {self._window_expr()} AS time, {', '.join([*part, f'{x} AS v'])}, "
+            f"min(time) AS __first FROM src WHERE {x} IS NOT NULL "
+            f"GROUP BY {', '.join(['1', *part, 'v'])}) AS d"
+        )
+        out_cols = [MEASUREMENT, self.time_alias, *self.unprojected, name]
+        self._final_cols = set(out_cols)
+        sql = self._finish(body.replace(f"v AS {qi(name)} FROM", f"v AS {qi(name)}, __first FROM"), m, [*out_cols, "__first"], ["__first"])
+        cols = ", ".join(qi(c) for c in out_cols)
+        return f"SELECT {cols} FROM ({sql}) AS dd"
+
+    # -- output ----------------------------------------------------------------------------
+    def _stream(self, frames: list[Any]) -> pa.RecordBatchReader:
+        if not frames:
+            fields = [pa.field(MEASUREMENT, pa.string()), pa.field(self.time_alias, self._time_type())]
+            fields += [pa.field(t, pa.string()) for t in self.group_tags if t not in self._proj_names()]
+            fields += [pa.field(n, pa.float64()) for n in self.names]
+            schema = pa.schema(fields, metadata=self._metadata(fields))
+            return pa.RecordBatchReader.from_batches(schema, [])
+        schemas = []
+        for df in frames:
+            try:
+                schemas.append(df.schema())
+            except Exception as exc:
+                raise plan_error(exc) from exc
+        out_fields = []
+        for i, f0 in enumerate(schemas[0]):
+            typ = f0.type
+            for s in schemas[1:]:
+                t2 = s.field(i).type
+                if t2 != typ:
+                    typ = _common_type(typ, t2)
+            if i == 1:
+                typ = self._time_type()
+            if pa.types.is_dictionary(typ):
+                typ = typ.value_type
+            out_fields.append(pa.field(f0.name, typ))
+        schema = pa.schema(out_fields, metadata=self._metadata(out_fields))
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for df in frames:
+                try:
+                    stream = df.execute_stream()
+                    for b in stream:
+                        rb = b.to_pyarrow()
+                        if rb.num_rows == 0:
+                            continue
+                        yield _conform(rb, schema)
+                except ServerError:
+                    raise
+                except Exception as exc:
+                    raise plan_error(exc) from exc
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def _proj_names(self) -> set[str]:
+        return {
+            _strip(f.expr).name for f in self.fields if isinstance(_strip(f.expr), ast.VarRef)
+        }
+
+    def _time_type(self) -> pa.DataType:
+        return pa.timestamp("ns", tz=self.stmt.tz) if self.stmt.tz else pa.timestamp("ns")
+
+    def _metadata(self, fields: list[pa.Field]) -> dict[bytes, bytes]:
+        names = [f.name for f in fields]
+        projected = self._proj_names()
+        keys = []
+        for t in sorted(self.group_tags):
+            if t not in names:
+                continue
+            entry: dict[str, Any] = {"tagKey": t, "columnIndex": names.index(t)}
+            if t in projected:
+                entry["isProjected"] = True
+            keys.append(entry)
+        md: dict[str, Any] = {}
+        if keys:
+            md["tagKeyColumns"] = keys
+        return {GROUP_KEY_METADATA: json.dumps(md, separators=(",", ":")).encode()}
+
+
+def _contains_transform(expr: ast.Expr) -> bool:
+    expr = _strip(expr)
+    if isinstance(expr, ast.Call):
+        return expr.name in fn.TRANSFORMS or any(_contains_transform(a) for a in expr.args)
+    if isinstance(expr, ast.BinaryExpr):
+        return _contains_transform(expr.lhs) or _contains_transform(expr.rhs)
+    return False
+
+
+def _has_bare_ref(expr: ast.Expr) -> bool:
+    expr = _strip(expr)
+    if isinstance(expr, ast.VarRef):
+        return True
+    if isinstance(expr, ast.BinaryExpr):
+        return _has_bare_ref(expr.lhs) or _has_bare_ref(expr.rhs)
+    if isinstance(expr, ast.Call) and expr.name in fn.MATH:
+        return any(_has_bare_ref(a) for a in expr.args)
+    return False
+
+
+def _common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType:
+    if pa.types.is_null(a):
+        return b
+    if pa.types.is_null(b):
+        return a
+    if _numeric(a) and _numeric(b):
+        return pa.float64()
+    return pa.string()
+
+
+def _conform(rb: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    cols = []
+    for i, f in enumerate(schema):
+        col = rb.column(i)
+        if col.type != f.type:
+            if pa.types.is_dictionary(col.type):
+                col = col.dictionary_decode()
+            col = col.cast(f.type)
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+def plan_error(exc: Exception) -> ServerError:
+    """Map a DataFusion exception to the server's error (planning problems are the user's)."""
+    if isinstance(exc, ServerError):
+        return exc
+    msg = str(exc)
+    if "Resources exhausted" in msg:
+        from influx_flight.server.errors import ResourcesExhausted
+
+        return ResourcesExhausted(msg)
+    if "Internal error" in msg:
+        from influx_flight.server.errors import QueryInternalError
+
+        return QueryInternalError(msg)
+    return QueryPlanError(msg)
+
+
+__all__ = ["GROUP_KEY_METADATA", "MEASUREMENT", "SelectPlanner", "parse_time_string", "plan_error"]
