@@ -327,8 +327,8 @@ def decode_ticket(ticket: bytes) -> Any | None:
         except DecodeError as exc:
             raise InvalidTicket(f"ReadInfo in Any does not parse: {exc}") from None
     else:
-        if ticket[:1] in (b"{", b"[", b" ", b"\n", b"\t", b"\r"):
-            return None  # JSON: not a protobuf field tag we could mean
+        if ticket[:1] in (b"{", b"["):
+            return None  # JSON (0x7b/0x5b would be protobuf group tags, which ReadInfo never has)
         candidate = protos.ReadInfo()
         try:
             candidate.ParseFromString(ticket)
