@@ -1,1 +1,53 @@
-"""Dagster library for InfluxDB 3 over Arrow Flight."""
+"""Dagster library for InfluxDB 3 over Arrow Flight.
+
+A thin layer over the core package `influx_flight`: a resource, a downsampling asset factory,
+IO managers (InfluxDB 3 and Parquet), an observable source and asset checks, and components
+for `defs.yaml`. See docs/dagster.md.
+"""
+
+from dagster_shared.libraries import DagsterLibraryRegistry
+
+from dagster_influx.assets import build_downsample_asset as build_downsample_asset
+from dagster_influx.components import (
+    InfluxDB3DownsampleComponent as InfluxDB3DownsampleComponent,
+)
+from dagster_influx.components import InfluxDB3ResourceComponent as InfluxDB3ResourceComponent
+from dagster_influx.io_managers import InfluxDB3ArrowTypeHandler as InfluxDB3ArrowTypeHandler
+from dagster_influx.io_managers import InfluxDB3DbClient as InfluxDB3DbClient
+from dagster_influx.io_managers import InfluxDB3IOManager as InfluxDB3IOManager
+from dagster_influx.io_managers import InfluxDB3PandasIOManager as InfluxDB3PandasIOManager
+from dagster_influx.io_managers import InfluxDB3PandasTypeHandler as InfluxDB3PandasTypeHandler
+from dagster_influx.io_managers import ParquetIOManager as ParquetIOManager
+from dagster_influx.observability import build_no_nulls_check as build_no_nulls_check
+from dagster_influx.observability import (
+    build_partition_has_data_check as build_partition_has_data_check,
+)
+from dagster_influx.observability import build_table_observation as build_table_observation
+from dagster_influx.observability import build_value_range_check as build_value_range_check
+from dagster_influx.observability import (
+    fetch_last_updated_timestamps as fetch_last_updated_timestamps,
+)
+from dagster_influx.resource import InfluxDB3Resource as InfluxDB3Resource
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InfluxDB3ArrowTypeHandler",
+    "InfluxDB3DbClient",
+    "InfluxDB3DownsampleComponent",
+    "InfluxDB3IOManager",
+    "InfluxDB3PandasIOManager",
+    "InfluxDB3PandasTypeHandler",
+    "InfluxDB3Resource",
+    "InfluxDB3ResourceComponent",
+    "ParquetIOManager",
+    "__version__",
+    "build_downsample_asset",
+    "build_no_nulls_check",
+    "build_partition_has_data_check",
+    "build_table_observation",
+    "build_value_range_check",
+    "fetch_last_updated_timestamps",
+]
+
+DagsterLibraryRegistry.register("influxdb3-orchestration", __version__, is_dagster_package=False)
