@@ -178,18 +178,17 @@ class StandInServer:
                 "engine.append()"
             )
         body = text.encode("utf-8") if isinstance(text, str) else text
-        outcome = self._pipeline.submit(database, body, precision=precision).result()
-        errors = list(
-            getattr(outcome, "errors", None) or getattr(outcome, "line_errors", None) or []
-        )
+        outcome = self._pipeline.submit(
+            database, body, precision=precision, accept_partial=True
+        ).result()
+        errors = list(outcome.errors)
         if errors:
             first = errors[0]
-            number = getattr(first, "line_number", None)
-            message = getattr(first, "error_message", str(first))
             raise WriteRejected(
-                f"{len(errors)} line(s) rejected; first at line {number}: {message}"
+                f"{len(errors)} line(s) rejected, {outcome.lines_written} written; first at line"
+                f" {first.line_number}: {first.error_message}"
             )
-        return int(getattr(outcome, "lines_written", 0))
+        return int(outcome.lines_written)
 
 
 __all__ = ["StandInServer"]
