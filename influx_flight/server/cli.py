@@ -1,0 +1,246 @@
+"""`influx-flight serve`: run the local InfluxDB 3 stand-in until SIGINT/SIGTERM.
+
+Prints both addresses, the token and ready-to-paste settings for Airflow
+(`AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT`) and Dagster (`INFLUXDB3_*`), then a line `ready` so
+scripts can wait for it; `--ready-file` writes the same settings as JSON. Only argparse is
+imported at module level: the dispatcher imports this module to build its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_serve_arguments", "connection_settings", "main", "run_serve"]
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `influx-flight serve`."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8181, help="Flight (gRPC) port; 0 picks a free one (8181)"
+    )
+    parser.add_argument(
+        "--http-port", type=int, default=8182, help="HTTP API port; 0 picks a free one (8182)"
+    )
+    parser.add_argument(
+        "--token",
+        action="append",
+        default=None,
+        help="accepted token (repeatable); one apiv3_... token is generated when none is given",
+    )
+    parser.add_argument(
+        "--without-auth", action="store_true", help="accept any request, as Core's --without-auth"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep data on disk (WAL + Parquet); acknowledged writes survive a crash",
+    )
+    parser.add_argument(
+        "--wal-flush-interval",
+        type=float,
+        default=1.0,
+        help="seconds between group commits; writes are acknowledged at a flush (1.0, as Core)",
+    )
+    demo = parser.add_argument_group("demo data")
+    demo.add_argument("--demo", action="store_true", help="load the synthetic sensor data set")
+    demo.add_argument("--demo-database", default="demo", help="database for the demo data (demo)")
+    demo.add_argument("--demo-rooms", type=int, default=4, help="rooms (4)")
+    demo.add_argument("--demo-sensors", type=int, default=2, help="sensors per room (2)")
+    demo.add_argument("--demo-days", type=float, default=1.0, help="days of data at 10 s (1)")
+    demo.add_argument(
+        "--demo-points",
+        type=int,
+        default=None,
+        help="total points instead of --demo-days (days derived from rooms x sensors)",
+    )
+    demo.add_argument(
+        "--demo-start",
+        default=None,
+        help="ISO start time of the demo data (default 2024-01-01T00:00:00Z); 'now' ends it now",
+    )
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        default=None,
+        help="write the connection settings as JSON to this file once serving",
+    )
+
+
+def connection_settings(
+    host: str, flight_port: int, http_port: int, token: str, database: str
+) -> dict[str, Any]:
+    """The settings printed at start and written to --ready-file."""
+    public_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    flight_url = f"http://{public_host}:{flight_port}"
+    write_url = f"http://{public_host}:{http_port}"
+    airflow = {
+        "conn_type": "influxdb3_flight",
+        "host": f"http://{public_host}",
+        "port": flight_port,
+        "schema": database,
+        "password": token,
+        "extra": {"write_url": write_url},
+    }
+    return {
+        "flight_uri": f"grpc+tcp://{public_host}:{flight_port}",
+        "flight_port": flight_port,
+        "http_url": write_url,
+        "http_port": http_port,
+        "token": token,
+        "database": database,
+        "env": {
+            "AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT": json.dumps(airflow, separators=(",", ":")),
+            "INFLUXDB3_HOST_URL": flight_url,
+            "INFLUXDB3_DATABASE_NAME": database,
+            "INFLUXDB3_AUTH_TOKEN": token,
+            "INFLUXDB3_WRITE_URL": write_url,
+        },
+    }
+
+
+def _demo_spec(args: argparse.Namespace) -> Any:
+    from datetime import UTC, datetime
+
+    from influx_flight.server.demo_data import DEFAULT_START, DemoSpec
+
+    kw: dict[str, Any] = {}
+    if args.demo_points is not None:
+        spec = DemoSpec.for_points(
+            args.demo_points, rooms=args.demo_rooms, sensors=args.demo_sensors
+        )
+    else:
+        spec = DemoSpec(rooms=args.demo_rooms, sensors=args.demo_sensors, days=args.demo_days)
+    start = DEFAULT_START
+    if args.demo_start == "now":
+        end = int(time.time()) // spec.interval_s * spec.interval_s
+        start = datetime.fromtimestamp(end - spec.points_per_series * spec.interval_s, UTC)
+    elif args.demo_start:
+        try:
+            start = datetime.fromisoformat(args.demo_start.replace("Z", "+00:00"))
+        except ValueError:
+            raise SystemExit(
+                f"--demo-start {args.demo_start!r} is not an ISO time like 2024-01-01T00:00:00Z "
+                "or 'now'"
+            ) from None
+    kw["start"] = start
+    return DemoSpec(
+        rooms=spec.rooms,
+        sensors=spec.sensors,
+        days=spec.days,
+        interval_s=spec.interval_s,
+        **kw,
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Start the stand-in, print the settings and block until SIGINT/SIGTERM."""
+    from influx_flight.server.app import StandInServer
+
+    if args.wal_flush_interval <= 0:
+        print("--wal-flush-interval must be > 0 seconds", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    server = StandInServer(
+        tokens=args.token,
+        without_auth=args.without_auth,
+        data_dir=str(args.data_dir) if args.data_dir else None,
+        wal_flush_interval=args.wal_flush_interval,
+        host=args.host,
+        port=args.port,
+        http_port=args.http_port,
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        print(
+            f"could not start the stand-in: {exc}. Is the port in use? Try --port 0 "
+            "--http-port 0 to pick free ports.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        database = args.demo_database
+        if args.demo:
+            from influx_flight.server.demo_data import load_demo_data
+
+            spec = _demo_spec(args)
+            engine = server.engine
+            if engine.has_database(database) and spec.table in engine.tables(database):
+                print(f"demo data: {database}.{spec.table} already present in the data dir")
+            else:
+                started = time.perf_counter()
+                rows = load_demo_data(engine, database, spec)
+                print(
+                    f"demo data: {rows} points in {database}.{spec.table} "
+                    f"({spec.rooms} rooms x {spec.sensors} sensors, every {spec.interval_s}s "
+                    f"from {spec.start.isoformat()}) in {time.perf_counter() - started:.2f}s"
+                )
+                if server.pipeline is not None and args.data_dir:
+                    server.pipeline.compact()  # demo rows bypass the WAL: persist them now
+        settings = connection_settings(
+            args.host, int(server.flight_port), int(server.http_port or 0), server.token, database
+        )
+        auth = "off (--without-auth)" if args.without_auth else "on"
+        print(f"Flight (gRPC): {settings['flight_uri']}")
+        print(f"HTTP API:      {settings['http_url']}")
+        print(f"token:         {server.token}   (auth {auth})")
+        if args.data_dir:
+            print(f"data dir:      {args.data_dir}")
+        print()
+        print("# Airflow connection:")
+        print(
+            "export AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT='"
+            + settings["env"]["AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT"]
+            + "'"
+        )
+        print("# Dagster / influx_flight (InfluxDB3Config.from_env):")
+        for key in (
+            "INFLUXDB3_HOST_URL",
+            "INFLUXDB3_DATABASE_NAME",
+            "INFLUXDB3_AUTH_TOKEN",
+            "INFLUXDB3_WRITE_URL",
+        ):
+            print(f"export {key}='{settings['env'][key]}'")
+        if args.ready_file:
+            tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+            tmp.write_text(json.dumps(settings, indent=2))
+            os.replace(tmp, args.ready_file)
+        print("ready", flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("shutting down: flushing the write-ahead log", flush=True)
+    finally:
+        server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m influx_flight.server.cli [serve] ...`: the serve command on its own."""
+    parser = argparse.ArgumentParser(
+        prog="influx-flight serve", description="Run the local InfluxDB 3 stand-in server."
+    )
+    add_serve_arguments(parser)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["serve"]:
+        args_list = args_list[1:]
+    return run_serve(parser.parse_args(args_list))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
