@@ -32,7 +32,13 @@ from ._exceptions import (
 if TYPE_CHECKING:
     from ._config import InfluxDB3Config
 
-__all__ = ["error_from_http", "map_flight_errors", "parse_retry_after", "translate_flight_error"]
+__all__ = [
+    "error_from_http",
+    "map_flight_errors",
+    "parse_retry_after",
+    "translate_adbc_error",
+    "translate_flight_error",
+]
 
 _DB_NOT_FOUND = re.compile(
     r"database not found|database '[^']*' not found|Database .* not found", re.I
@@ -183,13 +189,16 @@ def map_flight_errors(
     *,
     database: str | None = None,
 ) -> Iterator[None]:
-    """Re-raise pyarrow exceptions raised inside the block as influx_flight errors (``from exc``)."""
+    """Re-raise pyarrow / ADBC exceptions raised inside the block as influx_flight errors
+    (``from exc``)."""
     try:
         yield
     except InfluxDB3Error:
         raise
     except Exception as exc:
         mapped = translate_flight_error(exc, config, query=query, database=database)
+        if mapped is None:
+            mapped = translate_adbc_error(exc, config, query=query, database=database)
         if mapped is None:
             raise
         raise mapped from exc
@@ -326,3 +335,64 @@ def error_from_http(
         server_message=message,
         **ctx,
     )
+
+
+# --- ADBC (Flight SQL) --------------------------------------------------------------------------
+
+_ADBC_PREFIX = re.compile(r"^\[FlightSQL\]\s*|\s*\(\w+; \w+\)$|^\w+: \[FlightSQL\]\s*")
+
+
+def translate_adbc_error(
+    exc: BaseException,
+    config: InfluxDB3Config,
+    *,
+    query: str | None = None,
+    database: str | None = None,
+    cancelled: bool = False,
+) -> InfluxDB3Error | None:
+    """The influx_flight exception for an adbc_driver_manager error, or None if it is not one.
+
+    ADBC reports gRPC codes as AdbcStatusCode: UNAUTHENTICATED, UNAUTHORIZED, INVALID_ARGUMENT,
+    NOT_FOUND, INTERNAL, IO (UNAVAILABLE), TIMEOUT, CANCELLED, NOT_IMPLEMENTED.
+    """
+    try:
+        import adbc_driver_manager as adbc
+    except ImportError:  # pragma: no cover - a core dependency
+        return None
+    if not isinstance(exc, adbc.Error):
+        return None
+    code = getattr(exc, "status_code", None)
+    name = getattr(code, "name", "UNKNOWN")
+    db = database or config.database
+    where = _where(config, db)
+    ctx: dict[str, Any] = {"host": config.host, "database": db, "query": query}
+    msg = config.scrub(_DETAIL.sub("", _ADBC_PREFIX.sub("", str(exc).strip())).strip())
+    if cancelled or name == "CANCELLED":
+        return QueryCancelledError(f"The query on {where} was cancelled ({msg}).", **ctx)
+    if name in ("UNAUTHENTICATED", "UNAUTHORIZED"):
+        return AuthenticationError(
+            f"{where} rejected the credentials ({msg}). Check the token "
+            "(INFLUXDB3_AUTH_TOKEN or the connection's password).",
+            **ctx,
+        )
+    if name == "TIMEOUT":
+        return QueryTimeoutError(
+            f"The query on {where} did not finish before its deadline ({msg}). Raise "
+            "query_timeout or narrow the time range.",
+            **ctx,
+        )
+    if name == "IO":
+        return ServerUnavailableError(
+            f"{where} is unavailable ({msg}). Check that the server is running and that host "
+            "and port are right; transient failures are retried.",
+            **ctx,
+        )
+    if _DB_NOT_FOUND.search(msg) or name == "NOT_FOUND":
+        return _database_not_found(config, db, msg, ctx)
+    if name in ("INVALID_ARGUMENT", "NOT_IMPLEMENTED", "INTERNAL", "INVALID_STATE", "INVALID_DATA"):
+        return QueryError(
+            f"{where} rejected the Flight SQL query: {msg}. Fix the query text or its parameters.",
+            server_message=msg,
+            **ctx,
+        )
+    return TransportError(f"Flight SQL call to {where} failed ({name}: {msg}).", **ctx)

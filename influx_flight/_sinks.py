@@ -1,0 +1,542 @@
+"""Parquet sink: streamed batch by batch, atomic, onto any fsspec filesystem.
+
+Sinks know nothing about Flight: they are fed record batches (like a DB-API handler is fed a
+cursor). A file is written under a temporary name in the destination's directory and moved into
+place only when complete; on any failure or cancellation the temporary files are removed, so a
+reader never sees a partial or duplicated export.
+
+Examples:
+    write_parquet(batches, schema, "out/cpu.parquet")
+    write_parquet(batches, schema, "s3://bucket/cpu.parquet", storage_options={"anon": False})
+    write_parquet(batches, schema, "out/cpu/{date}.parquet", split_by="1d")  # one file per day
+    write_parquet(batches, schema, ObjectStoragePath("s3://bucket/export/"), split_by="1h")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import posixpath
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import ExportError, InfluxDB3Error
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from fsspec import AbstractFileSystem
+
+__all__ = [
+    "DEFAULT_COMPRESSION",
+    "DEFAULT_ROW_GROUP_SIZE",
+    "ExportResult",
+    "ExportedFile",
+    "parse_window",
+    "write_parquet",
+]
+
+DEFAULT_COMPRESSION = "zstd"
+#: Rows per Parquet row group, whatever the server's batch size (readers like ~1M-row groups).
+DEFAULT_ROW_GROUP_SIZE = 1_000_000
+_COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
+_WINDOW_RE = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h|d|w)\s*$")
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+    "w": 604_800_000_000_000,
+}
+_PLACEHOLDER_RE = re.compile(r"\{(window_start|window_end|date|hour)\}")
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One file written: where, how much, and (when split) which time window it holds."""
+
+    path: str
+    rows: int
+    bytes: int
+    window_start: str | None = None
+    window_end: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote; small and JSON-friendly (``to_dict()``) for XCom and metadata."""
+
+    path: str
+    rows: int
+    bytes: int
+    files: tuple[ExportedFile, ...] = field(default_factory=tuple)
+    row_groups: int = 0
+    compression: str = DEFAULT_COMPRESSION
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (paths, counts, windows)."""
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "row_groups": self.row_groups,
+            "compression": self.compression,
+            "seconds": round(self.seconds, 3),
+            "files": [vars(f).copy() for f in self.files],
+        }
+
+
+def parse_window(value: str | dt.timedelta) -> int:
+    """A window ('15m', '1h', '1d', '1w' or a timedelta) as nanoseconds."""
+    if isinstance(value, dt.timedelta):
+        ns = (value.days * 86_400 + value.seconds) * 1_000_000_000 + value.microseconds * 1_000
+    elif isinstance(value, str) and (m := _WINDOW_RE.match(value)):
+        ns = int(m.group(1)) * _UNIT_NS[m.group(2)]
+    else:
+        raise ExportError(
+            f"split_by: {value!r} is not a window; use a duration like '1h', '1d', '7d' or a "
+            "datetime.timedelta"
+        )
+    if ns <= 0:
+        raise ExportError(f"split_by: the window must be positive, got {value!r}")
+    return ns
+
+
+# --- destinations ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Target:
+    fs: AbstractFileSystem
+    path: str  # in the filesystem's own terms (no protocol for object stores)
+    display: str  # as the caller wrote it (URL or path)
+
+    @property
+    def is_local(self) -> bool:
+        from fsspec.implementations.local import LocalFileSystem
+
+        return isinstance(self.fs, LocalFileSystem)
+
+    def join(self, name: str) -> _Target:
+        sep = os.sep if self.is_local else "/"
+        display = self.display.rstrip("/\\") + "/" + name
+        return _Target(self.fs, self.path.rstrip(sep).rstrip("/") + sep + name, display)
+
+    def with_path(self, path: str, display: str) -> _Target:
+        return _Target(self.fs, path, display)
+
+
+def _resolve(
+    destination: Any,
+    filesystem: AbstractFileSystem | None,
+    storage_options: Mapping[str, Any] | None,
+) -> _Target:
+    """fsspec filesystem + path for a str/PathLike/URL or an object with ``fs`` and ``path``."""
+    import fsspec
+
+    fs = getattr(destination, "fs", None)
+    obj_path = getattr(destination, "path", None)
+    if fs is not None and isinstance(obj_path, str) and filesystem is None:
+        # Airflow's ObjectStoragePath / universal_pathlib's UPath.
+        return _Target(fs, obj_path, str(destination))
+    if isinstance(destination, os.PathLike):
+        destination = os.fspath(destination)
+    if not isinstance(destination, str) or not destination.strip():
+        raise ExportError(
+            f"destination: expected a path, an fsspec URL (s3://bucket/key.parquet) or an "
+            f"ObjectStoragePath, got {type(destination).__name__} {destination!r}"
+        )
+    if filesystem is not None:
+        return _Target(filesystem, filesystem._strip_protocol(destination), destination)
+    try:
+        fs, path = fsspec.core.url_to_fs(destination, **dict(storage_options or {}))
+    except (ImportError, ValueError) as exc:
+        raise ExportError(
+            f"Cannot open {destination!r}: {exc}. Install the fsspec backend for this URL "
+            "(e.g. s3fs, gcsfs, adlfs) or check the URL.",
+            path=destination,
+        ) from exc
+    return _Target(fs, path, destination)
+
+
+# --- one atomic file ------------------------------------------------------------------------------
+
+
+class _AtomicParquetFile:
+    """A Parquet file written under a temporary name and published by ``commit()``."""
+
+    def __init__(
+        self,
+        target: _Target,
+        schema: pa.Schema,
+        *,
+        compression: str,
+        row_group_size: int,
+        parquet_options: Mapping[str, Any],
+    ) -> None:
+        import pyarrow.parquet as pq
+
+        self.target = target
+        self.schema = schema
+        self.row_group_size = row_group_size
+        split = os.path.split if target.is_local else posixpath.split
+        parent, name = split(target.path)
+        if not name:
+            raise ExportError(
+                f"{target.display!r} names a directory; give a file name ending in .parquet, or "
+                "use split_by= to write one file per window into a directory",
+                path=target.display,
+            )
+        self._parent = parent
+        sep = os.sep if target.is_local else "/"
+        self.tmp_path = (parent + sep if parent else "") + f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+        self.rows = 0
+        self.row_groups = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._closed = False
+        self._counting: _CountingFile | None = None
+        try:
+            if parent:
+                target.fs.makedirs(parent, exist_ok=True)
+            raw = target.fs.open(self.tmp_path, "wb")
+        except Exception as exc:
+            raise _export_error(target, "cannot create a file there", exc) from exc
+        self._counting = _CountingFile(raw)
+        try:
+            self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+                self._counting,
+                schema,
+                compression=None if compression == "none" else compression,
+                **dict(parquet_options),
+            )
+        except Exception as exc:
+            self._discard()
+            raise _export_error(target, "cannot start the Parquet writer", exc) from exc
+
+    @property
+    def bytes_written(self) -> int:
+        return self._counting.count if self._counting else 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Buffer until a full row group is available; write exact row-group-sized chunks."""
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.row_group_size:
+            self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        import pyarrow as pa
+
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        full = (
+            table.num_rows
+            if final
+            else (table.num_rows // self.row_group_size) * self.row_group_size
+        )
+        if full:
+            self._write_table(table.slice(0, full))
+        rest = table.slice(full)
+        self._pending = rest.to_batches() if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def _write_table(self, table: pa.Table) -> None:
+        assert self._writer is not None
+        try:
+            self._writer.write_table(table, row_group_size=self.row_group_size)
+        except Exception as exc:
+            raise _export_error(self.target, "writing failed", exc) from exc
+        self.rows += table.num_rows
+        self.row_groups += -(-table.num_rows // self.row_group_size)
+
+    def finish(self) -> None:
+        """Write the last partial row group and close the temporary file (not yet visible)."""
+        self._flush(final=True)
+        try:
+            assert self._writer is not None
+            self._writer.close()
+            self._writer = None
+            assert self._counting is not None
+            self._counting.close()
+        except Exception as exc:
+            raise _export_error(self.target, "closing the file failed", exc) from exc
+
+    def commit(self) -> int:
+        """Move the finished temporary file into place; returns its size in bytes."""
+        fs, final = self.target.fs, self.target.path
+        size = self.bytes_written
+        try:
+            if self.target.is_local:
+                os.replace(self.tmp_path, final)
+            else:
+                fs.mv(self.tmp_path, final)
+        except Exception as exc:
+            self._discard()
+            raise _export_error(
+                self.target, "moving the finished file into place failed", exc
+            ) from exc
+        self._closed = True
+        return size
+
+    def _discard(self) -> None:
+        self._closed = True
+        with contextlib.suppress(Exception):
+            if self._writer is not None:
+                self._writer.close()
+        self._writer = None
+        with contextlib.suppress(Exception):
+            if self._counting is not None:
+                self._counting.close()
+        with contextlib.suppress(Exception):
+            self.target.fs.rm(self.tmp_path)
+
+    def abort(self) -> None:
+        """Remove the temporary file; the destination stays as it was."""
+        if not self._closed:
+            self._discard()
+
+
+class _CountingFile:
+    """Counts bytes written through an fsspec file object (for progress and results)."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.count = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        n = self._raw.write(data)
+        self.count += len(memoryview(data)) if n is None else n
+        return len(memoryview(data)) if n is None else n
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def tell(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._raw.close()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _export_error(target: _Target, what: str, exc: BaseException) -> ExportError:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return ExportError(
+        f"Export to {target.display!r} failed: {what} ({type(exc).__name__}: {reason}). Nothing "
+        "was left at the destination; check that the path is writable (permissions, bucket, "
+        "credentials) and retry.",
+        path=target.display,
+    )
+
+
+# --- splitting by time window --------------------------------------------------------------------
+
+
+def _window_label(ns: int) -> dict[str, str]:
+    start = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1_000)
+    return {
+        "window_start": start.strftime("%Y%m%dT%H%M%SZ"),
+        "date": start.strftime("%Y-%m-%d"),
+        "hour": start.strftime("%Y-%m-%dT%H"),
+    }
+
+
+def _iso(ns: int) -> str:
+    start = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1_000)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _split_batch(
+    batch: pa.RecordBatch, time_index: int, window_ns: int
+) -> list[tuple[int, pa.RecordBatch]]:
+    """(window start ns, rows of that window) for each window present in the batch."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = batch.column(time_index)
+    if col.null_count:
+        raise ExportError(
+            f"split_by needs a non-null time column; column {batch.schema.field(time_index).name!r} "
+            "has nulls"
+        )
+    ints = col.cast(pa.int64()) if not pa.types.is_int64(col.type) else col
+    values = ints.to_numpy(zero_copy_only=False)
+    starts = values - np.mod(values, window_ns)
+    first, last = int(starts.min()), int(starts.max())
+    if first == last:  # the common case: data sorted by time
+        return [(first, batch)]
+    out = []
+    starts_arr = pa.array(starts)
+    for start in np.unique(starts):
+        mask = pc.equal(starts_arr, pa.scalar(int(start), pa.int64()))
+        out.append((int(start), batch.filter(mask)))
+    return out
+
+
+# --- entry point ------------------------------------------------------------------------------------
+
+
+def write_parquet(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    destination: Any,
+    *,
+    compression: str = DEFAULT_COMPRESSION,
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    filesystem: AbstractFileSystem | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    split_by: str | dt.timedelta | None = None,
+    time_column: str = "time",
+    on_progress: ProgressCallback | None = None,
+    parquet_options: Mapping[str, Any] | None = None,
+) -> ExportResult:
+    """Stream record batches into Parquet; publish atomically; leave nothing behind on failure.
+
+    Args:
+        batches: The record batches (consumed once, never held all at once).
+        schema: Their schema (written even when there are no rows).
+        destination: A local path, an fsspec URL (``s3://b/k.parquet``, ``memory://x``), or an
+            object with ``fs`` and ``path`` (Airflow's ObjectStoragePath, UPath). With
+            ``split_by`` it is a directory (files named by window start) or a template with
+            ``{window_start}``, ``{window_end}``, ``{date}`` or ``{hour}``.
+        compression: zstd (default), snappy, gzip, brotli, lz4 or none.
+        row_group_size: Rows per row group, regardless of the incoming batch sizes.
+        filesystem: An fsspec filesystem to use instead of inferring one from the URL.
+        storage_options: Options for the inferred filesystem (credentials, endpoint).
+        split_by: One file per time window of ``time_column`` ('1d', '1h', timedelta).
+        time_column: The column that ``split_by`` windows.
+        on_progress: Called as ``on_progress(rows, bytes)`` after each written batch.
+        parquet_options: Extra ``pyarrow.parquet.ParquetWriter`` options.
+
+    Raises:
+        ExportError: the destination cannot be written (the message names it and says why).
+        Any error raised by ``batches`` (e.g. QueryCancelledError) propagates unchanged, after
+        the temporary files are removed.
+    """
+    started = time.perf_counter()
+    compression = (compression or "none").lower()
+    if compression not in _COMPRESSIONS:
+        raise ExportError(
+            f"compression: {compression!r} is not supported; use one of {', '.join(_COMPRESSIONS)}"
+        )
+    if (
+        isinstance(row_group_size, bool)
+        or not isinstance(row_group_size, int)
+        or row_group_size < 1
+    ):
+        raise ExportError(
+            f"row_group_size: expected a positive number of rows, got {row_group_size!r}"
+        )
+    target = _resolve(destination, filesystem, storage_options)
+    options = dict(parquet_options or {})
+    open_files: dict[int | None, _AtomicParquetFile] = {}
+    window_ns = parse_window(split_by) if split_by is not None else None
+    time_index = -1
+    if window_ns is not None:
+        time_index = schema.get_field_index(time_column)
+        if time_index < 0:
+            raise ExportError(
+                f"split_by: the result has no {time_column!r} column to split on (columns: "
+                f"{', '.join(schema.names)}); select it or pass time_column=",
+                path=target.display,
+            )
+
+    def file_for(window: int | None) -> _AtomicParquetFile:
+        f = open_files.get(window)
+        if f is None:
+            t = target if window is None else _window_target(target, window, window_ns or 0)
+            f = _AtomicParquetFile(
+                t,
+                schema,
+                compression=compression,
+                row_group_size=row_group_size,
+                parquet_options=options,
+            )
+            open_files[window] = f
+        return f
+
+    rows = 0
+    try:
+        if window_ns is None:
+            file_for(None)
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            if window_ns is None:
+                file_for(None).write(batch)
+            else:
+                for window, part in _split_batch(batch, time_index, window_ns):
+                    file_for(window).write(part)
+            rows += batch.num_rows
+            if on_progress is not None:
+                on_progress(rows, sum(f.bytes_written for f in open_files.values()))
+        for f in open_files.values():
+            f.finish()
+        exported: list[ExportedFile] = []
+        for window, f in sorted(open_files.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+            size = f.commit()
+            exported.append(
+                ExportedFile(
+                    path=f.target.display,
+                    rows=f.rows,
+                    bytes=size,
+                    window_start=_iso(window) if window is not None else None,
+                    window_end=_iso(window + (window_ns or 0)) if window is not None else None,
+                )
+            )
+    except BaseException as exc:
+        for f in open_files.values():
+            f.abort()
+        if isinstance(exc, InfluxDB3Error | KeyboardInterrupt | SystemExit | GeneratorExit):
+            raise
+        raise _export_error(target, "the export stopped", exc) from exc
+    total_bytes = sum(f.bytes for f in exported)
+    if on_progress is not None:
+        on_progress(rows, total_bytes)
+    return ExportResult(
+        path=target.display,
+        rows=rows,
+        bytes=total_bytes,
+        files=tuple(exported),
+        row_groups=sum(f.row_groups for f in open_files.values()),
+        compression=compression,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _window_target(target: _Target, window: int, window_ns: int) -> _Target:
+    labels = _window_label(window)
+    labels["window_end"] = _window_label(window + window_ns)["window_start"]
+    if _PLACEHOLDER_RE.search(target.display) or _PLACEHOLDER_RE.search(target.path):
+        path = _PLACEHOLDER_RE.sub(lambda m: labels[m.group(1)], target.path)
+        display = _PLACEHOLDER_RE.sub(lambda m: labels[m.group(1)], target.display)
+        return target.with_path(path, display)
+    return target.join(f"{labels['window_start']}.parquet")
+
+
+ExportResult.__module__ = "influx_flight"
