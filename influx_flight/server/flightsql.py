@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -570,11 +571,13 @@ class FlightSqlHandler:
 
     def _command_schema(self, database: str, name: str, cmd: Any) -> pa.Schema:
         if name == "CommandStatementQuery":
-            return self.engine.sql_schema(database, cmd.query, hydrate=True)
+            with _placeholder_hint():
+                return self.engine.sql_schema(database, cmd.query, hydrate=True)
         if name == "CommandPreparedStatementQuery":
             query, params = self._decode_handle(cmd.prepared_statement_handle)
             bound = self._bind_params(query, params) if params is not None else None
-            return self.engine.sql_schema(database, query, params=bound, hydrate=True)
+            with _placeholder_hint():
+                return self.engine.sql_schema(database, query, params=bound, hydrate=True)
         if name in _METADATA_SCHEMAS:
             self._require_database(database)
             if name == "CommandGetTables" and cmd.include_schema:
@@ -635,11 +638,13 @@ class FlightSqlHandler:
         self, context: Any, database: str, name: str, cmd: Any
     ) -> pa.RecordBatchReader:
         if name == "CommandStatementQuery":
-            return hydrate_reader(self.engine.query_sql(database, cmd.query, hydrate=True))
+            with _placeholder_hint():
+                return hydrate_reader(self.engine.query_sql(database, cmd.query, hydrate=True))
         if name == "CommandPreparedStatementQuery":
             query, params = self._decode_handle(cmd.prepared_statement_handle)
             bound = self._bind_params(query, params) if params is not None else None
-            return hydrate_reader(self.engine.query_sql(database, query, bound, hydrate=True))
+            with _placeholder_hint():
+                return hydrate_reader(self.engine.query_sql(database, query, bound, hydrate=True))
         if name not in _METADATA_SCHEMAS:
             raise InvalidRequest(f"Method DoGet does not expect {name}")
         self._require_database(database)
@@ -919,6 +924,20 @@ class FlightSqlHandler:
         if names == [str(i) for i in range(len(names))] and "0" not in wanted:
             names = [str(i + 1) for i in range(len(names))]
         return {name: params.column(i)[0] for i, name in enumerate(names)}
+
+
+@contextmanager
+def _placeholder_hint() -> Iterator[None]:
+    """Add what to do to DataFusion's error about a ``?`` placeholder (ADBC's qmark style)."""
+    try:
+        yield
+    except QueryPlanError as exc:
+        if "placeholder with name ?" not in exc.message:
+            raise
+        raise QueryPlanError(
+            f"{exc.message}. InfluxDB 3 SQL (DataFusion) has no '?' placeholders: write $1, $2, "
+            "... for positional parameters or $name for named ones"
+        ) from None
 
 
 def _pack_handle(handle: Any) -> bytes:

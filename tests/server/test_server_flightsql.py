@@ -288,3 +288,12 @@ def test_wrong_token_is_unauthenticated(server: Any) -> None:
         assert "apiv3_wrong" not in str(info.value)
     finally:
         connection.close()
+
+
+def test_qmark_placeholders_get_a_hint(conn: Any) -> None:
+    """The DB-API's paramstyle is qmark, but DataFusion only knows ``$1`` / ``$name``."""
+    with conn.cursor() as cur, pytest.raises(adbc_driver_manager.ProgrammingError) as info:
+        cur.execute("SELECT temp FROM home WHERE room = ?", parameters=("Kitchen",))
+        cur.fetchall()
+    assert "No value found for placeholder with name ?" in str(info.value)
+    assert "write $1, $2" in str(info.value)
