@@ -3,7 +3,7 @@
 common.sql's operators and ``SqlSensor`` resolve their hook from the connection type and insist on
 a ``DbApiHook``; this class is that hook (the registered ``InfluxDB3FlightHook`` extends it with
 the native Flight API). Flight SQL carries SQL only; use ``InfluxDB3FlightHook.query`` for
-InfluxQL.
+InfluxQL. Positional parameters are written ``$1``, ``$2`` (DataFusion's syntax), not ``?``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ class InfluxDB3FlightSQLHook(DbApiHook):
     supports_autocommit = True
     # A query every InfluxDB 3 answers without touching tables.
     _test_connection_sql = "SELECT 1"
-    # ADBC Flight SQL binds positional parameters.
-    _placeholder = "?"
 
     def __init__(self, *args: Any, database: str | None = None, **kwargs: Any) -> None:
         schema = kwargs.get("schema")
@@ -104,6 +102,13 @@ class InfluxDB3FlightSQLHook(DbApiHook):
     def get_uri(self) -> str:
         """The Flight endpoint (no credentials); InfluxDB 3 has no SQLAlchemy dialect."""
         return self.get_config().flight_location
+
+    def insert_rows(self, table: str, rows: Any, *args: Any, **kwargs: Any) -> None:
+        """InfluxDB 3 SQL has no INSERT: refuse clearly and point to the line-protocol writer."""
+        raise NotImplementedError(
+            "InfluxDB 3 does not accept SQL INSERT statements; write rows with "
+            "InfluxDB3FlightHook.write(table_or_dataframe, measurement=..., tags=[...]) instead"
+        )
 
     def set_autocommit(self, conn: Any, autocommit: bool) -> None:
         """ADBC connections from the core are always in autocommit mode: nothing to change."""

@@ -142,7 +142,7 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
     """Streams a query result to Parquet on any ``ObjectStoragePath`` / fsspec URL.
 
     The file appears atomically (written under a temporary name, moved into place when
-    complete); a failed or killed run leaves nothing behind. With ``split_every`` the result is
+    complete); a failed or killed run leaves nothing behind. With ``split_by`` the result is
     written as one file per time window under ``output_path`` (a directory). Pushes
     ``{"path", "files", "rows", "bytes"}`` to XCom and records each file as an Asset event on the
     task's ``AssetAlias`` outlet, so downstream DAGs can be scheduled on the export.
@@ -157,15 +157,17 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         )
 
     :param query: SQL or InfluxQL (templated; ``.sql`` / ``.influxql`` files are loaded).
-    :param output_path: target file (or directory with ``split_every``), templated per run:
+    :param output_path: target file (or directory with ``split_by``), templated per run:
         ``file:///data/{{ ds }}/x.parquet``, ``s3://conn_id@bucket/key.parquet``, a local path,
         or an ``ObjectStoragePath``.
     :param language: ``sql`` or ``influxql``; default as for the query operator.
     :param query_params: values for ``$name`` placeholders (templated).
     :param compression: Parquet codec (``zstd``, ``snappy``, ``gzip``, ``lz4``, ``none``).
     :param row_group_size: rows per row group; default: the core's.
-    :param split_every: e.g. ``"1h"``: one file per window of the ``time`` column.
-    :param time_column: the column ``split_every`` windows on.
+    :param split_by: e.g. ``"1h"``: one file per window of the ``time`` column; ``output_path``
+        is then a directory (files named by window start) or a template with ``{window_start}``,
+        ``{date}`` or ``{hour}``.
+    :param time_column: the column ``split_by`` windows on.
     :param asset_alias: name of the ``AssetAlias`` outlet the files are reported on; default
         ``influxdb3-parquet/<task_id>``; ``""`` disables it.
     """
@@ -188,7 +190,7 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         query_params: Mapping[str, Any] | None = None,
         compression: str = "zstd",
         row_group_size: int | None = None,
-        split_every: str | None = None,
+        split_by: str | None = None,
         time_column: str = "time",
         asset_alias: str | None = None,
         **kwargs: Any,
@@ -200,87 +202,75 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         self.query_params = query_params
         self.compression = compression
         self.row_group_size = row_group_size
-        self.split_every = split_every
+        self.split_by = split_by
         self.time_column = time_column
         alias_name = f"influxdb3-parquet/{self.task_id}" if asset_alias is None else asset_alias
         self.asset_alias = AssetAlias(name=alias_name) if alias_name else None
         if self.asset_alias is not None:
             self.outlets = [*self.outlets, self.asset_alias]
 
-    def _target(self) -> tuple[str, Any]:
-        """(path for the core sink, fsspec filesystem or None) from the rendered output_path."""
+    def _destination(self) -> Any:
+        """The rendered ``output_path`` as an ObjectStoragePath when Airflow knows the scheme.
+
+        ObjectStoragePath resolves ``s3://conn_id@bucket/...`` credentials from Airflow
+        connections; schemes Airflow has no filesystem for (``memory://``) and plain local paths
+        go to fsspec as they are.
+        """
         from airflow.sdk import ObjectStoragePath
 
         path = self.output_path
-        if isinstance(path, ObjectStoragePath):
-            return path.path, path.fs
-        text = str(path)
-        if "://" not in text:
-            return text, None
+        if isinstance(path, ObjectStoragePath) or "://" not in str(path):
+            return path
         try:
-            obj = ObjectStoragePath(text)
-            return obj.path, obj.fs
+            obj = ObjectStoragePath(str(path))
+            obj.fs  # noqa: B018 - raises ValueError for schemes without a registered filesystem
         except ValueError:
-            # A scheme Airflow has no filesystem for (e.g. memory://): plain fsspec resolves it.
-            return text, None
+            return str(path)
+        return obj
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Stream the result to Parquet; push path, files, rows and bytes."""
         from airflow.sdk import Asset
 
-        path, filesystem = self._target()
         options: dict[str, Any] = {"compression": self.compression}
         if self.row_group_size is not None:
             options["row_group_size"] = self.row_group_size
-        if self.split_every:
-            options["split_every"] = self.split_every
+        if self.split_by:
+            options["split_by"] = self.split_by
             options["time_column"] = self.time_column
-        if filesystem is not None:
-            options["filesystem"] = filesystem
         hook = self.get_hook()
         try:
             result = hook.query(self.query, language=self.language, params=self.query_params)
-            exported = result.to_parquet(path, **options)
+            exported = result.to_parquet(self._destination(), **options)
         finally:
             self._close_hook()
-        files = [_uri(f, filesystem) for f in _files_of(exported, path)]
-        summary = {
-            "path": _uri(path, filesystem),
-            "files": files,
-            "rows": int(exported.rows),
-            "bytes": int(exported.bytes),
-        }
+        summary = exported.to_dict()
         self.log.info(
             "Wrote %d row(s), %d byte(s) to %d file(s) at %s",
             summary["rows"],
             summary["bytes"],
-            len(files),
+            len(summary["files"]),
             summary["path"],
         )
         if self.asset_alias is not None:
             events = context["outlet_events"][self.asset_alias]
-            for uri in files:
-                events.add(Asset(uri=uri), extra={"rows": summary["rows"]})
+            for f in summary["files"]:
+                events.add(Asset(uri=_asset_uri(f["path"])), extra={"rows": f["rows"]})
         return summary
 
 
-def _files_of(exported: Any, path: str) -> list[str]:
-    files = getattr(exported, "files", None) or getattr(exported, "paths", None)
-    return [str(f) for f in files] if files else [path]
+def _asset_uri(path: str) -> str:
+    """An Asset URI for a written file: file:// for local paths, no credentials in userinfo."""
+    from urllib.parse import urlsplit, urlunsplit
 
-
-def _uri(path: str, filesystem: Any) -> str:
-    """A full URI for a path written through ``filesystem`` (file:// for local paths)."""
-    if "://" in path:
-        return path
-    protocol = getattr(filesystem, "protocol", "file") if filesystem is not None else "file"
-    if isinstance(protocol, tuple | list):
-        protocol = protocol[0]
-    if protocol in ("file", "local"):
+    if "://" not in path:
         from pathlib import Path
 
         return Path(path).absolute().as_uri()
-    return f"{protocol}://{path}"
+    parts = urlsplit(path)
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    return urlunsplit(parts)
 
 
 class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
@@ -296,7 +286,7 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
 
         InfluxDB3DownsampleOperator(
             task_id="home_1h",
-            spec=DownsampleSpec(source="home", target="home_1h", every="1h",
+            spec=DownsampleSpec(source="home", window="1h", target_measurement="home_1h",
                                 aggregates={"temp": ["mean", "max"]}, group_by=["room"]),
         )
 
@@ -309,6 +299,8 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
     :param target_database: database to write to; default: the connection's.
     :param start: interval start (templated); default: the run's ``data_interval_start``.
     :param end: interval end (templated); default: the run's ``data_interval_end``.
+    :param chunk: with ``spec``, query long intervals in chunks of this many whole windows
+        (e.g. ``"1d"`` for backfills of months).
     """
 
     template_fields: Sequence[str] = (
@@ -335,6 +327,7 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         target_database: str | None = None,
         start: datetime | str | None = None,
         end: datetime | str | None = None,
+        chunk: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -354,6 +347,7 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         self.target_database = target_database
         self.start = start
         self.end = end
+        self.chunk = chunk
 
     def _interval(self, context: Context) -> tuple[datetime, datetime]:
         start = _as_datetime(self.start) or context.get("data_interval_start")
@@ -391,49 +385,52 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         from influx_flight import DownsampleSpec
 
         spec = self.spec if isinstance(self.spec, DownsampleSpec) else DownsampleSpec(**self.spec)
-        result = hook.get_client().downsample(
-            spec, start, end, target_database=self.target_database
-        )
-        return _json_summary(result, start, end)
+        options: dict[str, Any] = {"target_database": self.target_database}
+        if self.chunk:
+            options["chunk"] = self.chunk
+        result = hook.get_client().downsample(spec, start, end, **options)
+        return {
+            "mode": "spec",
+            "start": _iso(result.start),
+            "end": _iso(result.end),
+            "rows_read": result.rows_read,
+            "rows_written": result.points_written,
+            "rows_skipped": result.rows_skipped,
+            "windows": [[_iso(lo), _iso(hi)] for lo, hi in result.windows],
+            "source": spec.source,
+            "target_measurement": spec.target_measurement,
+            "target_database": result.target_database,
+        }
 
     def _run_query(self, hook: InfluxDB3FlightHook, start: datetime, end: datetime) -> dict:
-        import pyarrow as pa
-
         params = {**(self.query_params or {}), "start": _iso(start), "end": _iso(end)}
-        assert self.query is not None and self.target_measurement is not None
-        result = hook.query(self.query, language=self.language, params=params)
-        rows_read = 0
-        written = 0
-        pending: list[pa.RecordBatch] = []
-        pending_rows = 0
+        result = hook.query(self.query or "", language=self.language, params=params)
+        rows_read = [0]
 
-        def flush() -> None:
-            nonlocal written, pending, pending_rows
-            if not pending:
-                return
-            table = pa.Table.from_batches(pending)
-            write_result = hook.write(
-                table,
-                measurement=self.target_measurement,
-                tags=self.target_tags,
-                database=self.target_database,
-            )
-            written += int(getattr(write_result, "points", getattr(write_result, "lines", 0)))
-            pending, pending_rows = [], 0
+        def batches() -> Any:
+            # Streams from the query straight into the writer; InfluxQL's
+            # ``iox::measurement`` column is not data and is dropped.
+            for batch in result:
+                if batch.num_rows == 0:
+                    continue
+                if "iox::measurement" in batch.schema.names:
+                    batch = batch.drop_columns(["iox::measurement"])
+                rows_read[0] += batch.num_rows
+                yield batch
 
-        # Stream: write in chunks instead of holding the whole result.
-        for batch in result:
-            rows_read += batch.num_rows
-            pending.append(batch)
-            pending_rows += batch.num_rows
-            if pending_rows >= 100_000:
-                flush()
-        flush()
+        written = hook.write(
+            batches(),
+            measurement=self.target_measurement or "",
+            tags=self.target_tags,
+            database=self.target_database,
+        )
         return {
+            "mode": "query",
             "start": _iso(start),
             "end": _iso(end),
-            "rows_read": rows_read,
-            "rows_written": written,
+            "rows_read": rows_read[0],
+            "rows_written": written.lines_written,
+            "rows_skipped": written.rows_skipped,
             "target_measurement": self.target_measurement,
             "target_database": self.target_database or hook.get_config().database,
         }
@@ -452,30 +449,3 @@ def _iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _json_summary(result: Any, start: datetime, end: datetime) -> dict[str, Any]:
-    """A JSON-safe dict of the core's DownsampleResult (whatever fields it carries)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(result):
-        data = dataclasses.asdict(result)
-    elif hasattr(result, "as_dict"):
-        data = result.as_dict()
-    else:
-        data = dict(vars(result))
-    data.setdefault("start", start)
-    data.setdefault("end", end)
-    return {k: _plain(v) for k, v in data.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
