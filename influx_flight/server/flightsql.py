@@ -753,11 +753,12 @@ class FlightSqlHandler:
     # -- DoAction -----------------------------------------------------------------------------
 
     def list_actions(self, context: Any = None) -> list[tuple[str, str]]:
-        """The two actions IOx implements (Core itself answers ListActions with UNIMPLEMENTED)."""
-        return [
-            (CREATE_PREPARED_STATEMENT, "Create a prepared statement (Flight SQL)"),
-            (CLOSE_PREPARED_STATEMENT, "Close a prepared statement (Flight SQL; a no-op)"),
-        ]
+        """UNIMPLEMENTED, as in Core (§2.2), though DoAction takes the two Flight SQL actions.
+
+        Clients of Flight SQL know the action names (``CreatePreparedStatement``,
+        ``ClosePreparedStatement``) from the specification and never list them.
+        """
+        raise Unimplemented("Not yet implemented: list_actions")
 
     def do_action(self, context: Any, action: flight.Action) -> Iterator[flight.Result]:
         """CreatePreparedStatement / ClosePreparedStatement (state travels in the handle)."""
