@@ -574,7 +574,8 @@ def _align_local(s: int, e: int, spec: DownsampleSpec, zone: str) -> tuple[int, 
 
 @dataclass(frozen=True)
 class DownsampleResult:
-    """What a downsample run did: ``windows`` are the [start, end) chunks queried."""
+    """What a downsample run did: ``windows`` are the [start, end) chunks queried, ``queries``
+    and ``params`` the query text and ``$start``/``$end`` values of each."""
 
     rows_read: int
     points_written: int
@@ -584,6 +585,7 @@ class DownsampleResult:
     end: datetime
     rows_skipped: int = 0
     write_requests: int = 0
+    params: list[dict[str, str]] = field(default_factory=list)
     target_database: str | None = None
     dry_run: bool = False
 
@@ -640,40 +642,51 @@ def run_downsample(
     target = target_database or spec.target_database or config.database
     rows_read = points = skipped = requests = 0
     queries: list[str] = []
+    all_params: list[dict[str, str]] = []
     for lo, hi in pieces:
+        params = {"start": format_time(lo), "end": format_time(hi)}
         queries.append(text)
+        all_params.append(params)
         if dry_run:
             continue
-        result = client.query(
-            text,
-            language=spec.language,
-            params={"start": format_time(lo), "end": format_time(hi)},
-            database=database,
-        )
+        result = client.query(text, language=spec.language, params=params, database=database)
         counter = [0]
-        batches = _strip_batches(iter(result), counter)
-        first = next(batches, None)
-        if first is None:
-            continue
 
-        def _all(first: pa.RecordBatch = first, rest: Iterator[pa.RecordBatch] = batches):
-            yield first
-            yield from rest
+        def write_back(
+            batches: Iterator[pa.RecordBatch], schema: pa.Schema, counter: list[int] = counter
+        ) -> WriteResult | None:
+            # Called again from scratch if the stream breaks and the query is re-run: the
+            # points written by the broken attempt are rewritten identically (idempotent).
+            counter[0] = 0
+            stripped = _strip_batches(batches, counter)
+            first = next(stripped, None)
+            if first is None:
+                return None
 
-        written: WriteResult = write_arrow(
-            config,
-            _all(),
-            measurement=spec.target_measurement,
-            tags=list(spec.group_by),
-            time_column="time",
-            field_columns=[f for f in spec.output_fields if f in first.schema.names],
-            database=target,
-            concurrency=concurrency,
-        )
+            def _all() -> Iterator[pa.RecordBatch]:
+                yield first
+                yield from stripped
+
+            return write_arrow(
+                config,
+                _all(),
+                measurement=spec.target_measurement,
+                tags=list(spec.group_by),
+                time_column="time",
+                field_columns=[f for f in spec.output_fields if f in first.schema.names],
+                database=target,
+                concurrency=concurrency,
+            )
+
+        if hasattr(result, "consume"):
+            written = result.consume(write_back)
+        else:  # any iterable of record batches
+            written = write_back(iter(result), None)  # type: ignore[arg-type]
         rows_read += counter[0]
-        points += written.lines_written
-        skipped += written.rows_skipped
-        requests += written.requests
+        if written is not None:
+            points += written.lines_written
+            skipped += written.rows_skipped
+            requests += written.requests
     return DownsampleResult(
         rows_read=rows_read,
         points_written=points,
@@ -685,4 +698,5 @@ def run_downsample(
         write_requests=requests,
         target_database=target,
         dry_run=dry_run,
+        params=all_params,
     )
