@@ -466,6 +466,13 @@ def write_parquet(
                 path=target.display,
             )
 
+    if window_ns is None and _is_directory(target):
+        raise ExportError(
+            f"{target.display!r} names a directory; give a file name ending in .parquet, or use "
+            "split_by= to write one file per window into a directory",
+            path=target.display,
+        )
+
     def file_for(window: int | None) -> _AtomicParquetFile:
         f = open_files.get(window)
         if f is None:
@@ -527,6 +534,15 @@ def write_parquet(
         compression=compression,
         seconds=time.perf_counter() - started,
     )
+
+
+def _is_directory(target: _Target) -> bool:
+    if target.display.endswith(("/", "\\")):
+        return True
+    try:
+        return bool(target.fs.isdir(target.path))
+    except Exception:  # unknown: let the write itself report the problem
+        return False
 
 
 def _window_target(target: _Target, window: int, window_ns: int) -> _Target:
