@@ -855,9 +855,9 @@ class FlightSqlHandler:
         query, _old = self._decode_handle(cmd.prepared_statement_handle)
         params: pa.RecordBatch | None = None
         try:
-            while params is None:
+            while True:  # keep the first batch (as IOx), drain the rest so the client can finish
                 chunk = reader.read_chunk()
-                if chunk.data is not None:
+                if params is None and chunk.data is not None and chunk.data.num_rows:
                     params = chunk.data
         except StopIteration:
             pass

@@ -527,3 +527,29 @@ def test_untypeable_placeholder_is_refused_at_prepare(client: Any, server: Any) 
 def test_list_actions_is_unimplemented_like_core(client: Any, server: Any) -> None:
     with pytest.raises(pa.ArrowNotImplementedError, match="Not yet implemented: list_actions"):
         list(client.list_actions(_options(server)))
+
+
+def test_do_put_uses_the_first_row_and_drains_the_rest(client: Any, server: Any) -> None:
+    result = _create(client, server, "SELECT count(*) AS n FROM home WHERE room = $room")
+    descriptor = _cmd(
+        protos.CommandPreparedStatementQuery(
+            prepared_statement_handle=result.prepared_statement_handle
+        )
+    )
+    schema = pa.schema([("room", pa.utf8())])
+    writer, reader = client.do_put(descriptor, schema, _options(server))
+    writer.write_batch(pa.record_batch({"room": ["Living", "Kitchen"]}, schema=schema))
+    writer.write_batch(pa.record_batch({"room": ["Kitchen"]}, schema=schema))
+    writer.done_writing()
+    metadata = reader.read()
+    writer.close()
+    answer = protos.DoPutPreparedStatementResult()
+    answer.ParseFromString(metadata.to_pybytes())
+    descriptor = _cmd(
+        protos.CommandPreparedStatementQuery(
+            prepared_statement_handle=answer.prepared_statement_handle
+        )
+    )
+    info = client.get_flight_info(descriptor, _options(server))
+    table = client.do_get(info.endpoints[0].ticket, _options(server)).read_all()
+    assert table.to_pylist() == [{"n": 1}]  # "Living": first row of the first batch
