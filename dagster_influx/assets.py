@@ -7,12 +7,11 @@ partition writes identical points, which InfluxDB 3 overwrites: materialisations
 idempotent without deletes.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+import pyarrow as pa
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
@@ -30,16 +29,14 @@ from dagster import (
 )
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
 
-from dagster_influx.io_managers import arrow_table_metadata, quote_ident
-
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from influx_flight import DownsampleSpec, InfluxDB3Client
+from dagster_influx.io_managers import _rfc3339, arrow_table_metadata, quote_ident
+from dagster_influx.observability import _quiet_beta
+from influx_flight import DownsampleSpec, InfluxDB3Client
 
 __all__ = ["build_downsample_asset"]
 
 ReturnType = Literal["arrow", "pandas"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _check_partitions(
@@ -147,7 +144,7 @@ def build_downsample_asset(
     if spec.target_database:
         metadata["target_database"] = spec.target_database
 
-    @asset(
+    asset_kwargs: dict[str, Any] = dict(
         key=asset_key,
         deps=[dep],
         partitions_def=partitions,
@@ -170,13 +167,12 @@ def build_downsample_asset(
         op_tags=dict(tags) if tags else None,
         pool=pool,
     )
-    def _downsample(context: AssetExecutionContext) -> Any:
-        from influx_flight._downsample import format_time, run_downsample
 
+    def _downsample(context: AssetExecutionContext) -> Any:
         influxdb = getattr(context.resources, resource_key)
         window = context.partition_time_window
         start, end = spec.aligned(window.start, window.end)
-        params = {"start": format_time(start), "end": format_time(end)}
+        params = {"start": _ns_rfc3339(start), "end": _ns_rfc3339(end)}
         out: dict[str, Any] = {
             "time_range": MetadataValue.text(f"[{params['start']}, {params['end']})"),
             "window_start": MetadataValue.timestamp(window.start),
@@ -187,7 +183,7 @@ def build_downsample_asset(
         table: pa.Table | None = None
         with influxdb.get_client() as client:
             if write_back:
-                result = run_downsample(client, spec, window.start, window.end, chunk=chunk)
+                result = client.downsample(spec, window.start, window.end, chunk=chunk)
                 target_db = result.target_database or client.config.database
                 context.log.info(
                     f"Downsampled {spec.source} {out['time_range'].value}: {result.rows_read}"
@@ -218,7 +214,13 @@ def build_downsample_asset(
         value = table.to_pandas() if return_type == "pandas" else table
         return Output(value, metadata=out)
 
-    return _downsample
+    with _quiet_beta():  # backfill_policy is @beta in Dagster 1.13
+        return asset(**asset_kwargs)(_downsample)
+
+
+def _ns_rfc3339(ns: int) -> str:
+    """RFC 3339 UTC of epoch nanoseconds (partition bounds are whole microseconds)."""
+    return _rfc3339(_EPOCH + timedelta(microseconds=ns // 1000))
 
 
 def _query(client: InfluxDB3Client, spec: DownsampleSpec, params: dict[str, str]) -> pa.Table:

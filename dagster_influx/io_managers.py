@@ -134,7 +134,9 @@ def _utc(value: datetime) -> datetime:
 
 
 def _rfc3339(value: datetime) -> str:
-    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with `Z`; microseconds only when there are any."""
+    value = _utc(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ")
 
 
 def slice_query(table_slice: TableSlice) -> tuple[str, dict[str, str]]:

@@ -11,12 +11,13 @@
 All queries are parameterised (`$start`, `$end`) and identifiers quoted by the core.
 """
 
-from __future__ import annotations
-
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pyarrow as pa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -35,12 +36,10 @@ from dagster import (
     multi_observable_source_asset,
 )
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
+from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from dagster_influx.io_managers import _rfc3339, quote_ident
 from dagster_influx.resource import InfluxDB3Resource
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 __all__ = [
     "build_no_nulls_check",
@@ -119,11 +118,6 @@ def build_table_observation(
         metadata={"table": table},
     )
 
-    @multi_observable_source_asset(
-        specs=[spec],
-        name=f"observe_{asset_key.to_python_identifier()}",
-        required_resource_keys={resource_key},
-    )
     def _observe(context: AssetExecutionContext) -> ObserveResult:
         influxdb: InfluxDB3Resource = getattr(context.resources, resource_key)
         latest = fetch_last_updated_timestamps(
@@ -144,12 +138,26 @@ def build_table_observation(
             },
         )
 
-    return _observe
+    with _quiet_beta():  # observable sources are @beta in Dagster 1.13
+        return multi_observable_source_asset(
+            specs=[spec],
+            name=f"observe_{asset_key.to_python_identifier()}",
+            required_resource_keys={resource_key},
+        )(_observe)
 
 
 # ---------------------------------------------------------------------------------------------
 # asset checks
 # ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _quiet_beta() -> Iterator[None]:
+    """Silence Dagster's beta/preview notices for features this module chose on purpose."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        warnings.simplefilter("ignore", PreviewWarning)
+        yield
 
 
 def _window(
@@ -225,7 +233,7 @@ def build_partition_has_data_check(
     if min_rows < 1:
         raise ValueError(f"min_rows must be at least 1, got {min_rows}.")
 
-    @asset_check(
+    check_kwargs: dict[str, Any] = dict(
         asset=asset,
         name=name,
         description=f"At least {min_rows} row(s) of {table!r} in the partition's window.",
@@ -233,6 +241,7 @@ def build_partition_has_data_check(
         required_resource_keys={resource_key},
         partitions_def=partitions,
     )
+
     def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         where, params, meta = _window(context, partitions is not None, time_column)
         sql = f"SELECT count(*) AS n FROM {quote_ident(table)}{where}"
@@ -248,7 +257,8 @@ def build_partition_has_data_check(
             },
         )
 
-    return _check
+    with _quiet_beta():  # partitioned asset checks are in preview in Dagster 1.13
+        return asset_check(**check_kwargs)(_check)
 
 
 def build_no_nulls_check(
@@ -271,7 +281,7 @@ def build_no_nulls_check(
     """
     partitions = _check_partitions(partitions_def)
 
-    @asset_check(
+    check_kwargs: dict[str, Any] = dict(
         asset=asset,
         name=name or f"no_nulls_{column}",
         description=f"Column {column!r} of {table!r} has no nulls in the partition's window.",
@@ -279,6 +289,7 @@ def build_no_nulls_check(
         required_resource_keys={resource_key},
         partitions_def=partitions,
     )
+
     def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         where, params, meta = _window(context, partitions is not None, time_column)
         sql = (
@@ -295,7 +306,8 @@ def build_no_nulls_check(
             metadata={**meta, "rows": rows, "null_rows": rows - non_null, "column": column},
         )
 
-    return _check
+    with _quiet_beta():  # partitioned asset checks are in preview in Dagster 1.13
+        return asset_check(**check_kwargs)(_check)
 
 
 def build_value_range_check(
@@ -333,7 +345,7 @@ def build_value_range_check(
     )
     bounds = f"[{'-inf' if min_value is None else min_value}, {'inf' if max_value is None else max_value}]"
 
-    @asset_check(
+    check_kwargs: dict[str, Any] = dict(
         asset=asset,
         name=name or f"{column}_in_range",
         description=f"Values of {column!r} in {table!r} lie within {bounds}.",
@@ -341,6 +353,7 @@ def build_value_range_check(
         required_resource_keys={resource_key},
         partitions_def=partitions,
     )
+
     def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         where, params, meta = _window(context, partitions is not None, time_column)
         sql = (
@@ -359,4 +372,5 @@ def build_value_range_check(
             metadata["observed_max"] = float(hi)
         return AssetCheckResult(passed=bad == 0, severity=severity, metadata=metadata)
 
-    return _check
+    with _quiet_beta():  # partitioned asset checks are in preview in Dagster 1.13
+        return asset_check(**check_kwargs)(_check)
