@@ -116,6 +116,8 @@ def parse_duration(value: str | timedelta | int, what: str = "window") -> int:
         ns = value
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
+        sign = -1 if text.startswith("-") else 1
+        text = text.lstrip("+-") if text[:1] in "+-" else text
         pos, ns = 0, 0
         for m in _DURATION_RE.finditer(text):
             if m.start() != pos:
@@ -128,6 +130,7 @@ def parse_duration(value: str | timedelta | int, what: str = "window") -> int:
                 "'1h30m', '500ms', '7d' or a datetime.timedelta",
                 field=what,
             )
+        ns *= sign
     else:
         raise ConfigurationError(
             f"{what}: expected a duration string or timedelta, got {type(value).__name__}",
