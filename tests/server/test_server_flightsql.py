@@ -297,3 +297,30 @@ def test_qmark_placeholders_get_a_hint(conn: Any) -> None:
         cur.fetchall()
     assert "No value found for placeholder with name ?" in str(info.value)
     assert "write $1, $2" in str(info.value)
+
+
+def test_influxql_through_the_query_language_header(server: Any) -> None:
+    """An unprepared statement (CommandStatementQuery) honours x-influxdata-query-language."""
+    from influx_flight.server import influxql
+
+    if not hasattr(influxql, "execute"):
+        pytest.skip("the InfluxQL planner (influxql.execute) is not available yet")
+    db_kwargs = {
+        "adbc.flight.sql.authorization_header": f"Bearer {server.token}",
+        "adbc.flight.sql.rpc.call_header.database": DB,
+        "adbc.flight.sql.rpc.call_header.x-influxdata-query-language": "influxql",
+    }
+    connection = adbc_dbapi.connect(_grpc_uri(server), db_kwargs=db_kwargs, autocommit=True)
+    try:
+        with connection.cursor() as cur:
+            stmt = cur.adbc_statement
+            stmt.set_sql_query("SELECT max(hum) FROM home GROUP BY room")
+            handle, _ = stmt.execute_query()
+            table = pa.RecordBatchReader._import_from_c(handle.address).read_all()
+        assert table.schema.names[:2] == ["iox::measurement", "time"]
+        rows = sorted(zip(table["room"].to_pylist(), table["max"].to_pylist(), strict=True))
+        assert rows == [("Kitchen", 37), ("Living Room", 38)]
+        # the header is ignored by every other command (here: GetTableTypes)
+        assert connection.adbc_get_table_types() == ["BASE TABLE", "VIEW"]
+    finally:
+        connection.close()
