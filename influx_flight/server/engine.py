@@ -561,8 +561,14 @@ class Engine:
             df = self._dataframe(database, sql, params)
             if hydrate:
                 df = _hydrated_dataframe(df)
-            reader = pa.RecordBatchReader.from_stream(df)
-        except Exception:
+            reader = _stream_reader(df)
+        except ServerError:
+            self._finish_query(record, success=False)
+            raise
+        except Exception as exc:
+            self._finish_query(record, success=False)
+            raise translate_datafusion_error(exc) from None
+        except BaseException:
             self._finish_query(record, success=False)
             raise
         self._finish_query(record, success=True, phase="execute")
@@ -671,6 +677,32 @@ def _register_system_tables(ctx: SessionContext, queries: list[_QueryRecord]) ->
     if "system" not in catalog.schema_names():
         catalog.register_schema("system", Schema.memory_schema())
     ctx.register_record_batches("system.queries", [[batch]])
+
+
+def _stream_reader(df: Any) -> pa.RecordBatchReader:
+    """Execute ``df`` and wrap DataFusion's merged stream in a ``pa.RecordBatchReader``.
+
+    ``execute_stream`` runs every partition on DataFusion's threads with read-ahead, so
+    scanning and casting overlap with the consumer (the Flight writer); the Arrow C stream
+    export of DataFrame drains partitions one after the other and is ~3x slower here.
+    """
+    schema = df.schema()
+    stream = df.execute_stream()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for item in stream:
+                batch = item.to_pyarrow()
+                if not batch.schema.equals(schema):
+                    batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                yield batch
+        except ServerError:
+            raise
+        except Exception as exc:
+            error = translate_datafusion_error(exc)
+            raise pa.ArrowInvalid(error.message) from None
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _hydrated_dataframe(df: Any) -> Any:

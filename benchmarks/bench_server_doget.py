@@ -1,0 +1,167 @@
+"""DoGet throughput of the stand-in vs. a bare pyarrow Flight server, measured in the same run.
+
+``SELECT *`` of N rows (time, 2 tags, 3 float fields; synthetic, vectorised) is fetched
+through the stand-in's JSON-ticket DoGet (auth on, DataFusion planning, tag hydration) and
+from a bare ``pyarrow.flight`` server streaming the same rows as an in-memory, already hydrated
+table. Both are read by the same pyarrow client, batch by batch. The target is a ratio of at
+least 0.8. Results go to ``benchmarks/results/bench_server_doget.json``.
+
+Usage: ``python benchmarks/bench_server_doget.py [--rows 10000000] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from influx_flight.server import StandInServer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def make_table(rows: int, seed: int = 7) -> pa.Table:
+    """time (10 s steps), room and sensor tags (dictionary), three float fields."""
+    rng = np.random.default_rng(seed)
+    rooms = pa.array([f"room-{i:02d}" for i in range(20)])
+    sensors = pa.array([f"sensor-{i:03d}" for i in range(100)])
+    start = 1_700_000_000 * 10**9
+    return pa.table(
+        {
+            "co": rng.random(rows) * 10,
+            "hum": rng.random(rows) * 100,
+            "room": pa.DictionaryArray.from_arrays(
+                pa.array(rng.integers(0, len(rooms), rows, dtype=np.int32)), rooms
+            ),
+            "sensor": pa.DictionaryArray.from_arrays(
+                pa.array(rng.integers(0, len(sensors), rows, dtype=np.int32)), sensors
+            ),
+            "temp": rng.normal(21.0, 2.0, rows),
+            "time": pa.array(start + np.arange(rows, dtype=np.int64) * 10**10, pa.timestamp("ns")),
+        }
+    )
+
+
+class BareServer(flight.FlightServerBase):
+    """The baseline: streams one in-memory table for any ticket."""
+
+    def __init__(self, table: pa.Table) -> None:
+        super().__init__("grpc+tcp://127.0.0.1:0")
+        self.table = table
+
+    def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> Any:
+        return flight.RecordBatchStream(self.table)
+
+
+def drain(client: flight.FlightClient, ticket: flight.Ticket, options: Any) -> tuple[int, float]:
+    """Rows received and seconds taken, reading chunk by chunk (no read_all)."""
+    started = time.perf_counter()
+    reader = client.do_get(ticket, options)
+    rows = 0
+    for chunk in reader:
+        rows += chunk.data.num_rows
+    return rows, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--append-batch", type=int, default=1_000_000)
+    parser.add_argument("--bare-batch", type=int, default=8192)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    table = make_table(args.rows)
+    hydrated = table.cast(
+        pa.schema(
+            [f.with_type(pa.utf8()) if pa.types.is_dictionary(f.type) else f for f in table.schema]
+        )
+    )
+    # The baseline streams batches of the size DataFusion emits (8192 rows): its fastest
+    # setting here (one huge batch, 64K or 1M rows all measured slower on this machine).
+    hydrated = pa.Table.from_batches(hydrated.to_batches(max_chunksize=args.bare_batch))
+    print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.1f}s")
+
+    with StandInServer(tokens=["bench-token"]) as server:
+        t0 = time.perf_counter()
+        for batch in table.to_batches(max_chunksize=args.append_batch):
+            server.engine.append("bench", "sensors", batch)
+        print(f"appended to the stand-in in {time.perf_counter() - t0:.1f}s")
+        bare = BareServer(hydrated)
+        try:
+            standin_client = flight.FlightClient(server.flight_uri)
+            bare_client = flight.FlightClient(f"grpc+tcp://127.0.0.1:{bare.port}")
+            options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer bench-token")])
+            ticket = flight.Ticket(
+                json.dumps({"database": "bench", "sql_query": "SELECT * FROM sensors"})
+            )
+            schema = standin_client.do_get(ticket, options).schema
+            assert (
+                schema == hydrated.schema.remove_metadata() or schema.names == hydrated.schema.names
+            )
+            standin_times: list[float] = []
+            bare_times: list[float] = []
+            drain(bare_client, flight.Ticket(b"x"), flight.FlightCallOptions())  # warm-up
+            drain(standin_client, ticket, options)
+            for _ in range(args.repeats):
+                rows, seconds = drain(bare_client, flight.Ticket(b"x"), flight.FlightCallOptions())
+                assert rows == args.rows
+                bare_times.append(seconds)
+                rows, seconds = drain(standin_client, ticket, options)
+                assert rows == args.rows, rows
+                standin_times.append(seconds)
+        finally:
+            bare.shutdown()
+
+    # Best of N, interleaved: other processes share this 2-core machine, and the fastest run is
+    # the one least disturbed by them (medians are printed too).
+    bare_rps = args.rows / min(bare_times)
+    standin_rps = args.rows / min(standin_times)
+    median_ratio = statistics.median(bare_times) / statistics.median(standin_times)
+    ratio = standin_rps / bare_rps
+    print(
+        f"bare pyarrow Flight: {bare_rps:,.0f} rows/s  (runs: {[round(t, 2) for t in bare_times]} s)"
+    )
+    print(
+        f"stand-in DoGet:      {standin_rps:,.0f} rows/s  (runs: {[round(t, 2) for t in standin_times]} s)"
+    )
+    print(f"ratio stand-in / bare: {ratio:.2f} best-of-{args.repeats}, {median_ratio:.2f} median")
+    print("target >= 0.80")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "bench_server_doget.json"
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "bench_server_doget",
+                "rows": args.rows,
+                "repeats": args.repeats,
+                "bare_rows_per_s": round(bare_rps),
+                "standin_rows_per_s": round(standin_rps),
+                "ratio": round(ratio, 3),
+                "median_ratio": round(median_ratio, 3),
+                "target_ratio": 0.8,
+                "bare_seconds": bare_times,
+                "standin_seconds": standin_times,
+                "python": platform.python_version(),
+                "pyarrow": pa.__version__,
+                "machine": platform.machine(),
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()
