@@ -696,9 +696,10 @@ class FlightSqlHandler:
             DB_SCHEMAS_SCHEMA,
         )
 
-    def _list_tables(self, database: str, base_table_type: str) -> list[tuple[str, str, str]]:
+    def _list_tables(
+        self, database: str, ctx: Any, base_table_type: str
+    ) -> list[tuple[str, str, str]]:
         """(schema, table, type) of every table Core's GetTables would list."""
-        ctx = self.engine.session(database)
         out: list[tuple[str, str, str]] = [
             ("information_schema", view, "VIEW") for view in INFORMATION_SCHEMA_VIEWS
         ]
@@ -713,20 +714,23 @@ class FlightSqlHandler:
                 out.append(("iox", table_name, base_table_type))
         return out
 
-    def _table_schema(self, database: str, schema_name: str, table_name: str) -> pa.Schema:
+    def _table_schema(
+        self, database: str, ctx: Any, schema_name: str, table_name: str
+    ) -> pa.Schema:
+        """The stored schema of a user table (metadata and dictionaries kept), else DataFusion's."""
         if schema_name == "iox":
             try:
                 return self.engine.table_arrow_schema(database, table_name)
             except ServerError:
                 pass
-        ctx = self.engine.session(database)
         return ctx.table(f'"{CATALOG}"."{schema_name}"."{table_name}"').schema()
 
     def _tables_batch(self, database: str, cmd: Any, base_table_type: str) -> pa.RecordBatch:
+        ctx = self.engine.session(database)  # one snapshot for the listing and the schemas
         if cmd.HasField("catalog") and cmd.catalog != CATALOG:
             rows: list[tuple[str, str, str]] = []
         else:
-            rows = self._list_tables(database, base_table_type)
+            rows = self._list_tables(database, ctx, base_table_type)
         if cmd.HasField("db_schema_filter_pattern"):
             pattern = _like_to_regex(cmd.db_schema_filter_pattern)
             rows = [r for r in rows if pattern.match(r[0])]
@@ -746,7 +750,7 @@ class FlightSqlHandler:
         if not cmd.include_schema:
             return pa.RecordBatch.from_pydict(columns, TABLES_SCHEMA)
         columns["table_schema"] = [
-            _serialize_schema(self._table_schema(database, r[0], r[1])) for r in rows
+            _serialize_schema(self._table_schema(database, ctx, r[0], r[1])) for r in rows
         ]
         return pa.RecordBatch.from_pydict(columns, TABLES_WITH_SCHEMA_SCHEMA)
 
