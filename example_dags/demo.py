@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,10 +66,8 @@ class Processes:
                     os.killpg(child.pid, signal.SIGTERM)
                     child.wait(timeout=15)
                 except (ProcessLookupError, subprocess.TimeoutExpired):
-                    try:
+                    with suppress(ProcessLookupError):
                         os.killpg(child.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
 
 
 def run(argv: Sequence[str], *, env: dict[str, str], log: Path, label: str) -> float:
@@ -82,10 +80,8 @@ def run(argv: Sequence[str], *, env: dict[str, str], log: Path, label: str) -> f
         try:
             code = child.wait()
         except BaseException:
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             raise
     took = time.monotonic() - started
     if code != 0:
@@ -187,15 +183,31 @@ def main() -> int:
         module = ["-m", "example_dags.dagster_example"]
         for partition in DAGSTER_HOURS:
             run(
-                [str(VENV_BIN / "dagster"), "asset", "materialize", *module]
-                + ["--select", "sensors_5m", "--partition", partition],
+                [
+                    str(VENV_BIN / "dagster"),
+                    "asset",
+                    "materialize",
+                    *module,
+                    "--select",
+                    "sensors_5m",
+                    "--partition",
+                    partition,
+                ],
                 env=dagster_env,
                 log=dagster_log,
                 label=f"sensors_5m @ {partition}",
             )
         run(
-            [str(VENV_BIN / "dagster"), "asset", "materialize", *module]
-            + ["--select", "sensors_5m_daily_parquet", "--partition", DAGSTER_DAY],
+            [
+                str(VENV_BIN / "dagster"),
+                "asset",
+                "materialize",
+                *module,
+                "--select",
+                "sensors_5m_daily_parquet",
+                "--partition",
+                DAGSTER_DAY,
+            ],
             env=dagster_env,
             log=dagster_log,
             label=f"sensors_5m_daily_parquet @ {DAGSTER_DAY}",
@@ -211,7 +223,7 @@ def main() -> int:
     return 0
 
 
-def _client(settings: dict):  # noqa: ANN202 - the client type is imported lazily
+def _client(settings: dict):
     from influx_flight import InfluxDB3Client, InfluxDB3Config
 
     config = InfluxDB3Config(
@@ -292,7 +304,7 @@ def print_summary(summary: dict, took: float) -> None:
         print(f"{name:<24}{rows:>12,}")
     print(f"\n{'Parquet file':<64}{'bytes':>10}")
     for path, size in summary["files"]:
-        print(f"{str(path):<64}{size:>10,}")
+        print(f"{path!s:<64}{size:>10,}")
     print(f"\ntime taken: {took:.1f} s; outputs under {OUT.relative_to(REPO)}/")
 
 
