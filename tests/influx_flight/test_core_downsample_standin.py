@@ -1,0 +1,265 @@
+"""Downsampling end to end against the stand-in: query over Flight, write back over HTTP,
+compare with an independent pandas computation, and re-run to show idempotence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from influx_flight._client import InfluxDB3Client
+from influx_flight._config import InfluxDB3Config
+from influx_flight._downsample import DownsampleSpec, run_downsample
+from influx_flight._exceptions import QueryError
+
+START = "2024-03-01T00:00:00Z"
+END = "2024-03-01T12:00:00Z"
+ROOMS = ["kitchen", "living room", "bath,1"]
+
+
+def _source_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    times = pd.date_range(START, END, freq="10min", inclusive="left")
+    rows = []
+    for room in ROOMS:
+        for i, ts in enumerate(times):
+            if room == "bath,1" and 20 <= i < 32:
+                continue  # a gap of two hours
+            rows.append(
+                {
+                    "time": ts,
+                    "room": room,
+                    "temp": round(float(rng.normal(21, 2)), 3),
+                    "hum": int(rng.integers(30, 60)),
+                }
+            )
+    # one point just outside the range on each side (must not be aggregated)
+    rows.append({"time": pd.Timestamp(END), "room": "kitchen", "temp": 99.0, "hum": 99})
+    rows.append(
+        {
+            "time": pd.Timestamp(START) - pd.Timedelta("1ns"),
+            "room": "kitchen",
+            "temp": -99.0,
+            "hum": 1,
+        }
+    )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def source(standin: Any) -> Iterator[tuple[InfluxDB3Client, pd.DataFrame]]:
+    cfg = InfluxDB3Config(
+        host=standin.flight_uri, database="ds_src", token=standin.token, write_url=standin.http_url
+    )
+    df = _source_frame()
+    with InfluxDB3Client(cfg) as client:
+        client.write(
+            pa.Table.from_pandas(df, preserve_index=False), measurement="home", tags=["room"]
+        )
+        yield client, df
+
+
+def _expected(df: pd.DataFrame, window: str = "1h") -> pd.DataFrame:
+    inside = df[(df.time >= pd.Timestamp(START)) & (df.time < pd.Timestamp(END))].copy()
+    inside["bucket"] = inside.time.dt.floor(window)
+    inside = inside.sort_values("time")
+    g = inside.groupby(["bucket", "room"])
+    out = pd.DataFrame(
+        {
+            "temp_mean": g.temp.mean(),
+            "temp_count": g.temp.count(),
+            "hum_sum": g.hum.sum(),
+            "temp_max": g.temp.max(),
+            "temp_first": g.temp.first(),
+            "temp_last": g.temp.last(),
+        }
+    ).reset_index()
+    return (
+        out.rename(columns={"bucket": "time"}).sort_values(["time", "room"]).reset_index(drop=True)
+    )
+
+
+def _stored(client: InfluxDB3Client, db: str, table: str) -> pd.DataFrame:
+    t = client.query(f'SELECT * FROM "{table}" ORDER BY time, room', database=db).to_table()
+    df = t.to_pandas()
+    df["time"] = df["time"].dt.tz_convert("UTC")
+    return df
+
+
+def _compare(got: pd.DataFrame, exp: pd.DataFrame, cols: list[str]) -> None:
+    assert len(got) == len(exp)
+    assert (got["time"].values == exp["time"].values).all()
+    assert got["room"].tolist() == exp["room"].tolist()
+    for c in cols:
+        np.testing.assert_allclose(
+            got[c].astype(float), exp[c].astype(float), rtol=1e-12, err_msg=c
+        )
+
+
+def _assert_same_points(after_rerun: pd.DataFrame, first_run: pd.DataFrame) -> None:
+    """A re-run wrote exactly the same points (time, tags, values). InfluxDB 3 overwrites them;
+    a server that keeps duplicates shows each point twice, identical."""
+    deduped = after_rerun.drop_duplicates().reset_index(drop=True)
+    pd.testing.assert_frame_equal(deduped, first_run)
+    assert len(after_rerun) in (len(first_run), 2 * len(first_run))
+
+
+def _server_deduplicates(client: InfluxDB3Client, db: str) -> bool:
+    client.write_lp("probe v=1 1\n", database=db)
+    client.write_lp("probe v=2 1\n", database=db)
+    return len(client.query("SELECT v FROM probe", database=db).to_table()) == 1
+
+
+def test_sql_downsample_matches_pandas_and_rerun_is_idempotent(
+    source: tuple[InfluxDB3Client, pd.DataFrame],
+) -> None:
+    client, df = source
+    spec = DownsampleSpec(
+        source="home",
+        window="1h",
+        aggregates={"temp": ["mean", "count"], "hum": ["sum"]},
+        group_by=["room"],
+        target_measurement="home_1h",
+        target_database="ds_sql",
+    )
+    first = run_downsample(client, spec, START, END)
+    exp = _expected(df)
+    assert first.rows_read == len(exp) == first.points_written
+    got = _stored(client, "ds_sql", "home_1h")
+    assert sorted(got.columns) == ["hum_sum", "room", "temp_count", "temp_mean", "time"]
+    _compare(got, exp, ["temp_mean", "temp_count", "hum_sum"])
+    assert got["temp_count"].dtype == np.int64 and got["hum_sum"].dtype == np.int64
+
+    second = run_downsample(client, spec, START, END, chunk="5h")
+    assert second.points_written == first.points_written and len(second.windows) == 3
+    _assert_same_points(_stored(client, "ds_sql", "home_1h"), got)
+
+
+def test_influxql_downsample_drops_measurement_column(
+    source: tuple[InfluxDB3Client, pd.DataFrame],
+) -> None:
+    client, df = source
+    spec = DownsampleSpec(
+        source="home",
+        window="1h",
+        aggregates={"temp": ["mean", "count", "max", "first", "last"], "hum": ["sum"]},
+        group_by=["room"],
+        target_measurement="home_1h_iql",
+        target_database="ds_iql",
+        language="influxql",
+    )
+    res = run_downsample(client, spec, START, END, chunk="4h")
+    exp = _expected(df)
+    assert res.points_written == len(exp) and len(res.windows) == 3
+    got = _stored(client, "ds_iql", "home_1h_iql")
+    assert "iox::measurement" not in got.columns
+    _compare(
+        got, exp, ["temp_mean", "temp_count", "hum_sum", "temp_max", "temp_first", "temp_last"]
+    )
+    run_downsample(client, spec, START, END)
+    _assert_same_points(_stored(client, "ds_iql", "home_1h_iql"), got)
+
+
+def test_widen_queries_whole_windows_only(source: tuple[InfluxDB3Client, pd.DataFrame]) -> None:
+    client, _ = source
+    spec = DownsampleSpec(
+        source="home",
+        window="2h",
+        aggregates={"temp": ["count"]},
+        group_by=["room"],
+        target_measurement="home_2h",
+        target_database="ds_widen",
+        align="widen",
+    )
+    res = run_downsample(client, spec, "2024-03-01T02:30:00Z", "2024-03-01T05:00:00Z")
+    assert res.params == [{"start": "2024-03-01T02:00:00Z", "end": "2024-03-01T06:00:00Z"}]
+    got = _stored(client, "ds_widen", "home_2h")
+    # whole 2h buckets: 12 points per room, fewer where bath,1 has its 03:20-05:20 gap
+    counts = dict(zip(zip(got.time.dt.hour, got.room, strict=True), got.temp_count, strict=True))
+    assert counts[(2, "kitchen")] == 12 and counts[(4, "living room")] == 12
+    assert counts[(2, "bath,1")] == 8 and counts[(4, "bath,1")] == 4
+
+
+def test_filter_and_offset(source: tuple[InfluxDB3Client, pd.DataFrame]) -> None:
+    client, df = source
+    spec = DownsampleSpec(
+        source="home",
+        window="1h",
+        offset="30m",
+        aggregates={"hum": ["sum"]},
+        group_by=["room"],
+        filter="room = 'kitchen'",
+        target_measurement="kitchen_1h",
+        target_database="ds_filter",
+    )
+    run_downsample(client, spec, "2024-03-01T00:30:00Z", "2024-03-01T03:30:00Z")
+    got = _stored(client, "ds_filter", "kitchen_1h")
+    k = df[(df.room == "kitchen")]
+    k = k[(k.time >= "2024-03-01T00:30:00Z") & (k.time < "2024-03-01T03:30:00Z")]
+    exp = k.groupby(
+        (k.time - pd.Timedelta("30min")).dt.floor("1h") + pd.Timedelta("30min")
+    ).hum.sum()
+    assert got.room.unique().tolist() == ["kitchen"]
+    assert got.hum_sum.tolist() == exp.tolist()
+    assert got.time.dt.minute.unique().tolist() == [30]
+
+
+def test_late_data_rerun_overwrites_bucket(standin: Any) -> None:
+    cfg = InfluxDB3Config(
+        host=standin.flight_uri, database="ds_late", token=standin.token, write_url=standin.http_url
+    )
+    with InfluxDB3Client(cfg) as client:
+        if not _server_deduplicates(client, "ds_late"):
+            pytest.skip(
+                "the stand-in keeps duplicate points; InfluxDB 3 keeps the last write per series "
+                "and time, which this test relies on"
+            )
+        client.write_lp("m,s=a v=1 0\nm,s=a v=3 60000000000\n")
+        spec = DownsampleSpec(
+            source="m",
+            window="1h",
+            aggregates={"v": ["mean", "count"]},
+            group_by=["s"],
+            target_measurement="m_1h",
+        )
+        run_downsample(client, spec, "1970-01-01T00:00:00Z", "1970-01-01T01:00:00Z")
+        client.write_lp("m,s=a v=8 120000000000\n")  # a late point in the same bucket
+        run_downsample(client, spec, "1970-01-01T00:00:00Z", "1970-01-01T01:00:00Z")
+        got = client.query("SELECT * FROM m_1h").to_table().to_pylist()
+    assert len(got) == 1
+    assert got[0]["v_mean"] == 4.0 and got[0]["v_count"] == 3
+
+
+def test_sql_selectors_with_time(source: tuple[InfluxDB3Client, pd.DataFrame]) -> None:
+    client, df = source
+    try:
+        client.query("SELECT selector_max(temp, time)['value'] AS v FROM home LIMIT 1").to_table()
+    except QueryError as exc:
+        if "selector_max" in str(exc):
+            pytest.skip("the stand-in does not provide selector_* yet")
+        raise
+    spec = DownsampleSpec(
+        source="home",
+        window="1h",
+        aggregates={"temp": ["max", "first", "last"]},
+        group_by=["room"],
+        target_measurement="home_sel",
+        target_database="ds_sel",
+        with_time=True,
+    )
+    run_downsample(client, spec, START, END)
+    got = _stored(client, "ds_sel", "home_sel")
+    exp = _expected(df)
+    _compare(got, exp, ["temp_max", "temp_first", "temp_last"])
+    inside = df[(df.time >= pd.Timestamp(START)) & (df.time < pd.Timestamp(END))]
+    inside = inside.sort_values("time")
+    grouped = inside.groupby([inside.time.dt.floor("1h").rename("bucket"), "room"]).time
+    firsts = grouped.first().reset_index().sort_values(["bucket", "room"])
+    maxes = inside.loc[inside.groupby([inside.time.dt.floor("1h"), "room"]).temp.idxmax()]
+    maxes = maxes.assign(bucket=maxes.time.dt.floor("1h")).sort_values(["bucket", "room"])
+    assert got["temp_first_time"].tolist() == [t.value for t in firsts.time]
+    assert got["temp_max_time"].tolist() == [t.value for t in maxes.time]
