@@ -75,7 +75,6 @@ class EncodingError(WriteError, ValueError):
         self.rows = list(rows)
 
 
-EncodingError.__module__ = "influx_flight"
 
 
 def normalize_precision(precision: str) -> str:
