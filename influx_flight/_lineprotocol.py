@@ -75,8 +75,6 @@ class EncodingError(WriteError, ValueError):
         self.rows = list(rows)
 
 
-
-
 def normalize_precision(precision: str) -> str:
     """Return the canonical short name (ns, us, ms, s) or raise ConfigurationError."""
     try:
@@ -237,9 +235,11 @@ def _pandas_to_table(df: Any, time_column: str | None) -> pa.Table:
 
 def to_record_batches(
     data: Any, *, time_column: str | None = "time"
-) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:
     """Accept a Table, RecordBatch, RecordBatchReader, pandas DataFrame, anything exposing the
-    Arrow C stream interface, or an iterable of RecordBatches; return (schema, batches)."""
+    Arrow C stream interface, or an iterable of RecordBatches; return (schema, batches).
+
+    The schema is None only for an empty iterable of batches (there is nothing to write)."""
     if _is_pandas(data):
         data = _pandas_to_table(data, time_column)
     if isinstance(data, pa.RecordBatch):
@@ -256,10 +256,7 @@ def to_record_batches(
         try:
             first = next(it)
         except StopIteration:
-            raise ConfigurationError(
-                "the data to write is an empty iterable; pass a Table, RecordBatch or DataFrame",
-                field="data",
-            ) from None
+            return None, iter(())  # an empty stream: nothing to write
         if isinstance(first, pa.Table):
             first_batches = first.to_batches()
             schema = first.schema
@@ -649,6 +646,8 @@ def iter_encode(
     ``row_index`` counts rows across the whole input.
     """
     schema, batches = to_record_batches(data, time_column=time_column)
+    if schema is None:
+        return
     plan = _plan(
         schema,
         measurement=measurement,

@@ -378,3 +378,18 @@ def test_timestamps_with_timezone_are_utc_instants() -> None:
         }
     )
     assert encode_table(t, measurement="m", precision="s").lines() == ["m v=1i 1717243200"]
+
+
+def test_empty_inputs_encode_to_nothing() -> None:
+    t = pa.table({"time": _ts([]), "v": pa.array([], pa.float64())})
+    enc = encode_table(t, measurement="m")
+    assert enc.line_count == 0 and enc.rows == 0 and list(enc.split(1024)) == []
+    assert encode_table(iter([]), measurement="m").line_count == 0
+
+
+def test_encoding_error_pickles() -> None:
+    import pickle
+
+    err = EncodingError("bad", column="c", rows=[1, 2])
+    back = pickle.loads(pickle.dumps(err))
+    assert isinstance(back, EncodingError) and str(back) == "bad" and back.rows == [1, 2]
