@@ -37,6 +37,7 @@ from influx_flight._exceptions import (
     InfluxDB3Error,
     RejectedLine,
     ServerUnavailableError,
+    TransportError,
     WriteError,
 )
 from influx_flight._lineprotocol import (
@@ -234,6 +235,14 @@ class _Sender:
             return self.pool.request(
                 "POST", self.url, body=payload, headers=self.headers, retries=False
             )
+        except urllib3.exceptions.SSLError as exc:
+            raise TransportError(
+                f"TLS handshake with {self.config.scrub(self.url)} failed: "
+                f"{self.config.scrub(str(exc))}. Check verify_tls and ca_cert (a CA bundle that "
+                "signed the server certificate).",
+                host=self.config.host,
+                database=self.database,
+            ) from None
         except urllib3.exceptions.HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
             raise ServerUnavailableError(
@@ -351,6 +360,7 @@ def _run(
     outcomes: list[_Outcome] = []
     fatal: BaseException | None = None
     pending: deque[Future[_Outcome]] = deque()
+    input_error: BaseException | None = None
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="influx-write") as pool:
         try:
             for request_no, body in enumerate(bodies, start=1):
@@ -365,6 +375,8 @@ def _run(
                         outcomes.append(o)
                         if o.fatal is not None and fatal is None:
                             fatal = o.fatal
+        except BaseException as exc:  # the input could not be encoded (or the caller interrupted)
+            input_error = exc
         finally:
             for f in pending:
                 o = f.result()
@@ -386,6 +398,14 @@ def _run(
         rejected=rejected,
         unwritten_rows=sum(o.lines for o in refused),
     )
+    if input_error is not None:
+        if isinstance(input_error, InfluxDB3Error):
+            input_error.write_result = result  # type: ignore[attr-defined]
+        input_error.add_note(
+            f"{result.lines_written} line(s) from earlier rows were already written by "
+            f"{result.requests} request(s); writing the same rows again is safe (same points)."
+        )
+        raise input_error
     if fatal is not None:
         if isinstance(fatal, InfluxDB3Error):
             fatal.write_result = result  # type: ignore[attr-defined]

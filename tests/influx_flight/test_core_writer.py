@@ -357,3 +357,20 @@ def test_bad_options_are_refused_before_sending(
         write_arrow(_config(recorder.url), _table(1), measurement="m", **kwargs)
     assert exc.value.field == fieldname
     assert recorder.seen == []
+
+
+def test_bad_rows_later_in_a_stream_stop_it_and_say_what_was_written(recorder: Recorder) -> None:
+    from influx_flight._lineprotocol import EncodingError
+
+    good = pa.record_batch(
+        {"time": pa.array([1, 2], pa.timestamp("s")), "t": ["a", "b"], "v": [1, 2]}
+    )
+    bad = pa.record_batch(
+        {"time": pa.array([3, 4], pa.timestamp("s")), "t": ["c", "d\n"], "v": [3, 4]}
+    )
+    reader = pa.RecordBatchReader.from_batches(good.schema, [good, bad])
+    with pytest.raises(EncodingError, match=r"rows \[3\]") as exc:
+        write_arrow(_config(recorder.url), reader, measurement="m", tags=["t"], batch_rows=2)
+    assert exc.value.write_result.lines_written == 2
+    assert any("already written" in note for note in exc.value.__notes__)
+    assert recorder.lines() == ["m,t=a v=1i 1000000000", "m,t=b v=2i 2000000000"]
