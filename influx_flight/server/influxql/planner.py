@@ -10,6 +10,7 @@ fill(linear) and the transformations, ``generate_series`` for the window grid.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -335,6 +336,19 @@ class SelectPlanner:
         self._projection()
         if self.range.upper is None and self.interval is not None:
             self.range.upper = self.now_ns  # InfluxQL: GROUP BY time defaults the end to now()
+        # Transformations of windows look back: like InfluxQL, widen the range so the first
+        # window of the answer has its predecessors, and cut the extra windows off at the end.
+        self.output_lower: int | None = None
+        if self.transforms and self.interval is not None and self.range.lower is not None:
+            back = 0
+            for c in self.transforms:
+                if c.name == "moving_average":
+                    back = max(back, int(_strip(c.args[1]).value) - 1)  # type: ignore[attr-defined]
+                elif c.name != "cumulative_sum":
+                    back = max(back, 1)
+            if back:
+                self.output_lower = self._bin(self.range.lower)
+                self.range.lower = self.output_lower - back * self.interval
 
         session = self.engine.session(self.database)
         frames = []
@@ -345,7 +359,7 @@ class SelectPlanner:
             try:
                 frames.append(session.sql(sql))
             except Exception as exc:
-                raise plan_error(exc) from exc
+                raise plan_error(exc, sql) from exc
         return self._stream(frames)
 
     # -- analysis --------------------------------------------------------------------------
@@ -460,7 +474,10 @@ class SelectPlanner:
         self.calls = calls
         self.has_agg = any(c.name in fn.AGGREGATES | fn.SELECTORS for c in calls)
         self.transforms = [c for c in calls if c.name in fn.TRANSFORMS]
-        self.is_distinct = any(c.name == "distinct" for c in calls)
+        self.is_distinct = any(
+            isinstance(_strip(f.expr), ast.Call) and _strip(f.expr).name == "distinct"
+            for f in fields
+        )
         aggs = [c for c in calls if c.name in fn.AGGREGATES | fn.SELECTORS]
         self.lone_selector: ast.Call | None = None
         if len(aggs) == 1 and aggs[0].name in fn.SELECTORS and not self.transforms:
@@ -695,8 +712,13 @@ class SelectPlanner:
         where = self._where(schema)
         where.append("(" + " OR ".join(f"{qi(r)} IS NOT NULL" for r in refs) + ")")
         tag_cols = [
-            f"CAST({qi(t)} AS VARCHAR) AS {qi(t)}" if t in schema.tags else f"CAST(NULL AS VARCHAR) AS {qi(t)}"
+            f"CAST({qi(t)} AS VARCHAR) AS {qi(t)}"
+            if t in schema.tags
+            else f"CAST(NULL AS VARCHAR) AS {qi(t)}"
             for t in self.group_tags
+        ]
+        tag_cols += [
+            f"CAST({qi(t)} AS VARCHAR) AS {qi(t)}" for t in schema.tags if t not in self.group_tags
         ]
         src = (
             f"SELECT time, {', '.join([*tag_cols, *[qi(r) for r in refs]])} "
@@ -726,27 +748,25 @@ class SelectPlanner:
         return cols
 
     def _finish(self, body: str, m: str, out_cols: list[str], order_extra: list[str]) -> str:
-        """Per-series LIMIT/OFFSET and the final ORDER BY."""
+        """Per-series LIMIT/OFFSET and the final ORDER BY (the outermost clause, so it holds)."""
         direction = "DESC" if self.stmt.order_desc else "ASC"
         tcol = qi(self.time_alias)
-        order = [*[qi(t) for t in self.group_tags if t in self._final_cols], f"{tcol} {direction}"]
+        part = [qi(t) for t in self.group_tags if t in self._final_cols]
+        # A missing tag is InfluxQL's '' and sorts first, as in 1.x.
+        order = [*[f"{p} ASC NULLS FIRST" for p in part], f"{tcol} {direction}"]
         order += [c for c in order_extra if c not in order]
-        sql = f"SELECT * FROM ({body}) AS q"
-        if self.stmt.limit is not None or self.stmt.offset is not None:
-            part = [qi(t) for t in self.group_tags if t in self._final_cols]
-            over = (
-                f"PARTITION BY {', '.join(part)} " if part else ""
-            ) + f"ORDER BY {', '.join(order)}"
-            lo = self.stmt.offset or 0
-            cond = f"__rn > {lo}"
-            if self.stmt.limit is not None and self.stmt.limit > 0:
-                cond += f" AND __rn <= {lo + self.stmt.limit}"
-            cols = ", ".join(qi(c) for c in out_cols)
-            sql = (
-                f"SELECT {cols} FROM (SELECT *, row_number() OVER ({over}) AS __rn "
-                f"FROM ({body}) AS q) AS q2 WHERE {cond}"
-            )
-        return f"{sql} ORDER BY {', '.join(order)}"
+        cols = ", ".join(qi(c) for c in out_cols)
+        if self.stmt.limit is None and self.stmt.offset is None:
+            return f"SELECT {cols} FROM ({body}) AS q ORDER BY {', '.join(order)}"
+        over = (f"PARTITION BY {', '.join(part)} " if part else "") + f"ORDER BY {', '.join(order)}"
+        lo = self.stmt.offset or 0
+        cond = f"__rn > {lo}"
+        if self.stmt.limit is not None and self.stmt.limit > 0:
+            cond += f" AND __rn <= {lo + self.stmt.limit}"
+        return (
+            f"SELECT {cols} FROM (SELECT *, row_number() OVER ({over}) AS __rn "
+            f"FROM ({body}) AS q) AS q2 WHERE {cond} ORDER BY {', '.join(order)}"
+        )
 
     # -- raw -------------------------------------------------------------------------------
     def _raw_sql(self, m: str, schema: Schema, src: str) -> str:
@@ -880,6 +900,7 @@ class SelectPlanner:
         colmap: dict[int, str] = {}
         counts: set[str] = set()
         agg_calls = [c for c in self.calls if c.name in fn.AGGREGATES | fn.SELECTORS]
+        self._presence: dict[str, str] = {}
         for i, c in enumerate(agg_calls):
             col = f"__a{i}"
             colmap[id(c)] = col
@@ -902,6 +923,11 @@ class SelectPlanner:
             if c.name == "percentile":
                 pct = float(_strip(c.args[1]).value)  # type: ignore[attr-defined]
             aggs.append(f"{fn.aggregate_sql(c.name, x, pct)} AS {col}")
+            if c.name in ("stddev", "percentile"):
+                # These can be NULL for a window that has values; InfluxQL fills only
+                # windows without values, so remember which windows had some.
+                aggs.append(f"count({x}) AS {col}_n")
+                self._presence[col] = f"{col}_n"
             if c.name == "count":
                 counts.add(col)
         time_expr = win
@@ -939,14 +965,14 @@ class SelectPlanner:
         base = "agg0"
         for k, (col, x) in enumerate(mode_ctes):
             on = " AND ".join(
-                [f"a.time = md{k}.time", *[f"a.{t} IS NOT DISTINCT FROM md{k}.{t}" for t in part]]
+                [f"a.time = md{k}.time", *[f"(a.{t} IS NOT DISTINCT FROM md{k}.{t})" for t in part]]
             )
             ctes.append(
-                f"mc{k} AS (SELECT {win} AS time, {', '.join([*part, f'{x} AS v'])}, count(*) AS n "
-                f"FROM src WHERE {x} IS NOT NULL GROUP BY {', '.join(['1', *part, '3' if not part else str(len(part) + 2)])})"
+                f"mc{k} AS (SELECT {win} AS time, {', '.join([*part, f'{x} AS v'])}, count(*) AS n, min(time) AS t0 "
+                f"FROM src WHERE {x} IS NOT NULL GROUP BY {', '.join(['1', *[str(i + 2) for i in range(len(part))], str(len(part) + 2)])})"
             )
             ctes.append(
-                f"md{k} AS (SELECT time, {', '.join([*part, f'first_value(v ORDER BY n DESC, v ASC) AS {col}'])} "
+                f"md{k} AS (SELECT time, {', '.join([*part, f'first_value(v ORDER BY n DESC, t0 ASC, v ASC) AS {col}'])} "
                 f"FROM mc{k} GROUP BY {', '.join(['time', *part])})"
             )
             ctes.append(
@@ -959,7 +985,8 @@ class SelectPlanner:
         filled = base
         fill = self.stmt.fill
         if self.interval is not None and fill != "none":
-            filled = self._gapfill_ctes(ctes, base, agg_cols, counts, list(aux.values()))
+            aux_cols = list(aux.values()) + list(self._presence.values())
+            filled = self._gapfill_ctes(ctes, base, agg_cols, counts, aux_cols)
         elif fill == "null" or self.interval is None:
             pass
 
@@ -974,7 +1001,7 @@ class SelectPlanner:
             value_sql = self._post_sql(specs[0].arg, final_cols)
             ctes.append(f"tr AS ({self._transform_cte(filled, value_sql, specs)})")
             on = " AND ".join(
-                ["f.time = tr.time", *[f"f.{t} IS NOT DISTINCT FROM tr.{t}" for t in part]]
+                ["f.time = tr.time", *[f"(f.{t} IS NOT DISTINCT FROM tr.{t})" for t in part]]
             )
             tcols = {id(c): f"tr.{s.col}" for c, s in zip(self.transforms, specs, strict=True)}
             fcols = {k: f"f.{v}" for k, v in final_cols.items()}
@@ -991,11 +1018,12 @@ class SelectPlanner:
                 f"f.time AS {qi(self.time_alias)}",
                 *[f"f.{qi(t)}" for t in self.unprojected],
             ]
-            where = (
-                " WHERE " + " OR ".join(f"tr.{s.col} IS NOT NULL" for s in specs)
-                if only_transforms
-                else ""
-            )
+            conds = []
+            if only_transforms:
+                conds.append("(" + " OR ".join(f"tr.{s.col} IS NOT NULL" for s in specs) + ")")
+            if self.output_lower is not None:
+                conds.append(f"f.time >= {ts(self.output_lower)}")
+            where = (" WHERE " + " AND ".join(conds)) if conds else ""
             body = (
                 f"WITH {', '.join(ctes)} SELECT {', '.join(headf + proj)} FROM {filled} f "
                 f"{join} tr ON {on}{where}"
@@ -1040,7 +1068,7 @@ class SelectPlanner:
             return base
         n = (end - start) // self.interval + 1
         int_cols: set[str] = set()
-        if self.stmt.fill == "linear":
+        if self.stmt.fill in ("linear", "value"):
             sch = self._session.sql(f"WITH {', '.join(ctes)} SELECT * FROM {base}").schema()
             int_cols = {f.name for f in sch if pa.types.is_integer(f.type)}
         if n > MAX_WINDOWS:
@@ -1057,7 +1085,7 @@ class SelectPlanner:
             f"FROM generate_series({start}, {end}, {self.interval}) CROSS JOIN keys)"
         )
         on = " AND ".join(
-            ["g.time = a.time", *[f"g.{t} IS NOT DISTINCT FROM a.{t}" for t in part]]
+            ["g.time = a.time", *[f"(g.{t} IS NOT DISTINCT FROM a.{t})" for t in part]]
         )
         joined = ", ".join(
             ["g.time", *[f"g.{t}" for t in part], *[f"a.{c}" for c in cols], *[f"a.{c}" for c in aux]]
@@ -1070,7 +1098,12 @@ class SelectPlanner:
             if fill == "null":
                 e = f"COALESCE({c}, 0)" if c in counts else c
             elif fill == "value":
-                e = f"COALESCE({c}, {lit(self.stmt.fill_value)})"  # type: ignore[arg-type]
+                fv = self.stmt.fill_value
+                # The fill value takes the column's type (integers truncate, as InfluxQL).
+                fv_sql = str(int(fv)) if c in int_cols else lit(float(fv))  # type: ignore[arg-type]
+                e = f"COALESCE({c}, {fv_sql})"
+                if c in self._presence:
+                    e = f"CASE WHEN {self._presence[c]} IS NULL THEN {e} ELSE {c} END"
             elif fill == "previous":
                 e = (
                     f"COALESCE({c}, last_value({c}) IGNORE NULLS OVER ({over_part}ORDER BY time "
@@ -1119,9 +1152,8 @@ class SelectPlanner:
         )
         out_cols = [MEASUREMENT, self.time_alias, *self.unprojected, name]
         self._final_cols = set(out_cols)
-        sql = self._finish(body.replace(f"v AS {qi(name)} FROM", f"v AS {qi(name)}, __first FROM"), m, [*out_cols, "__first"], ["__first"])
-        cols = ", ".join(qi(c) for c in out_cols)
-        return f"SELECT {cols} FROM ({sql}) AS dd"
+        body = body.replace(f"v AS {qi(name)} FROM", f"v AS {qi(name)}, __first FROM")
+        return self._finish(body, m, out_cols, ["__first", qi(name)])
 
     # -- output ----------------------------------------------------------------------------
     def _stream(self, frames: list[Any]) -> pa.RecordBatchReader:
@@ -1234,11 +1266,13 @@ def _conform(rb: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
-def plan_error(exc: Exception) -> ServerError:
+def plan_error(exc: Exception, sql: str | None = None) -> ServerError:
     """Map a DataFusion exception to the server's error (planning problems are the user's)."""
     if isinstance(exc, ServerError):
         return exc
     msg = str(exc)
+    if sql is not None and os.environ.get("INFLUX_FLIGHT_INFLUXQL_DEBUG"):
+        msg += f" [generated SQL: {sql}]"
     if "Resources exhausted" in msg:
         from influx_flight.server.errors import ResourcesExhausted
 
