@@ -535,9 +535,7 @@ class Engine:
         from influx_flight.server import functions
 
         try:
-            sql = functions.rewrite_sql(sql)
-            df = ctx.sql(sql, options=self._sql_options, param_values=values or None)
-            return functions.post_process(ctx, df, sql)
+            return functions.plan(ctx, sql, self._sql_options, values or None)
         except ServerError:
             raise
         except Exception as exc:
@@ -589,11 +587,7 @@ class Engine:
 
         values = {n: param_to_scalar(n, v) for n, v in (params or {}).items()}
         try:
-            df = ctx.sql(
-                functions.rewrite_sql(sql), options=self._sql_options, param_values=values or None
-            )
-            df = functions.post_process(ctx, df, sql)
-            schema = df.schema()
+            schema = functions.plan(ctx, sql, self._sql_options, values or None).schema()
         except ServerError:
             raise
         except Exception as exc:
