@@ -704,7 +704,6 @@ def build_app(
     app.router.add_get("/api/v1/health", api.health, allow_head=False)
     app.router.add_get("/ping", api.ping, allow_head=False)
     app.router.add_post("/ping", api.ping)
-    app["api"] = api
     return app
 
 
