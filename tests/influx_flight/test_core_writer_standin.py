@@ -153,15 +153,17 @@ _counter = iter(range(10**9))
             st.none() | _idents,
             st.none() | st.floats(allow_nan=False, allow_infinity=False),
             st.none() | st.text(max_size=8),
+            st.none() | st.integers(-(2**63), 2**63 - 1),
+            st.none() | st.booleans(),
         ),
         min_size=1,
         max_size=10,
     ),
 )
 def test_property_round_trip_through_standin(
-    standin: Any, tag: str, fld: str, rows: list[tuple[Any, Any, Any]]
+    standin: Any, tag: str, fld: str, rows: list[tuple[Any, Any, Any, Any, Any]]
 ) -> None:
-    if tag == fld or fld + "_s" == tag:
+    if tag == fld or tag.startswith(fld + "_"):
         return
     table_name = f"prop_{next(_counter)}"
     n = len(rows)
@@ -171,10 +173,12 @@ def test_property_round_trip_through_standin(
             tag: pa.array([r[0] for r in rows], pa.string()),
             fld: pa.array([r[1] for r in rows], pa.float64()),
             fld + "_s": pa.array([r[2] for r in rows], pa.string()),
+            fld + "_i": pa.array([r[3] for r in rows], pa.int64()),
+            fld + "_b": pa.array([r[4] for r in rows], pa.bool_()),
         }
     )
     res = write_arrow(_cfg(standin, "wr_prop"), t, measurement=table_name, tags=[tag])
-    expected = [(i, r) for i, r in enumerate(rows) if r[1] is not None or r[2] is not None]
+    expected = [(i, r) for i, r in enumerate(rows) if any(v is not None for v in r[1:])]
     assert res.lines_written == len(expected) and res.rows_skipped == n - len(expected)
     if not expected:
         return
@@ -186,3 +190,5 @@ def test_property_round_trip_through_standin(
         assert g.get(tag) == (r[0] or None)
         assert g.get(fld) == r[1]
         assert g.get(fld + "_s") == r[2]
+        assert g.get(fld + "_i") == r[3]
+        assert g.get(fld + "_b") == r[4]
