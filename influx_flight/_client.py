@@ -97,17 +97,27 @@ class _FlightStream:
 
     def __init__(self, reader: flight.FlightStreamReader) -> None:
         self._reader = reader
+        self._exhausted = False
         self.schema = reader.schema  # waits for the first message: errors surface here
 
     def read_next(self) -> pa.RecordBatch:
-        chunk = self._reader.read_chunk()  # raises StopIteration at the end
+        try:
+            chunk = self._reader.read_chunk()
+        except StopIteration:
+            self._exhausted = True
+            raise
         return chunk.data
 
     def cancel(self) -> None:
         self._reader.cancel()
 
     def close(self) -> None:
-        pass  # the reader is released with the object; cancel() stops a running stream
+        # A consumer that stops early (a row guard, an error) must not leave the server
+        # streaming into a full window until the deadline: cancel the call.
+        if not self._exhausted:
+            self._exhausted = True
+            with contextlib.suppress(Exception):
+                self._reader.cancel()
 
 
 class _Run:
