@@ -634,7 +634,9 @@ class _Api:
         text = "" if not batch else _serialise(batch[0], fmt, 0)
         if fmt == "json":
             text = "[" + text + "]"
-        return web.Response(status=200, text=text, content_type=_CONTENT_TYPES[fmt])
+        response = web.Response(status=200, body=text.encode("utf-8"))
+        response.content_type = _CONTENT_TYPES[fmt]
+        return response
 
     async def delete_database(self, request: web.Request) -> web.Response:
         name = request.query.get("db")
