@@ -21,7 +21,6 @@ from dagster import (
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    Output,
     PartitionsDefinition,
     RetryPolicy,
     TimeWindowPartitionsDefinition,
@@ -29,7 +28,12 @@ from dagster import (
 )
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
 
-from dagster_influx.io_managers import _rfc3339, arrow_table_metadata, quote_ident
+from dagster_influx.io_managers import (
+    _rfc3339,
+    arrow_table_metadata,
+    is_missing_table,
+    quote_ident,
+)
 from dagster_influx.observability import _quiet_beta
 from influx_flight import DownsampleSpec, InfluxDB3Client
 
@@ -168,7 +172,7 @@ def build_downsample_asset(
         pool=pool,
     )
 
-    def _downsample(context: AssetExecutionContext) -> Any:
+    def _downsample(context: AssetExecutionContext) -> MaterializeResult:
         influxdb = getattr(context.resources, resource_key)
         window = context.partition_time_window
         start, end = spec.aligned(window.start, window.end)
@@ -212,7 +216,7 @@ def build_downsample_asset(
             return MaterializeResult(metadata=out)
         assert table is not None
         value = table.to_pandas() if return_type == "pandas" else table
-        return Output(value, metadata=out)
+        return MaterializeResult(value=value, metadata=out)
 
     with _quiet_beta():  # backfill_policy is @beta in Dagster 1.13
         return asset(**asset_kwargs)(_downsample)
@@ -239,7 +243,7 @@ def _read_back(
     limit: int | None,
 ) -> pa.Table | None:
     """The target's stored rows for the window (all, or the first `limit` for a preview)."""
-    from influx_flight import QueryError
+    from influx_flight import InfluxDB3Error
 
     order = ", ".join(quote_ident(c) for c in ["time", *spec.group_by])
     sql = (
@@ -249,7 +253,7 @@ def _read_back(
     )
     try:
         return client.query(sql, params=params, database=database).to_table()
-    except QueryError as err:
-        if "not found" in str(err).lower():  # nothing was ever written to the target
+    except InfluxDB3Error as err:
+        if is_missing_table(err):  # nothing was ever written to the target
             return None
         raise

@@ -19,6 +19,7 @@ directory or any fsspec URL), written through the core's atomic Parquet sink.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -350,15 +351,26 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
         return connection.query(sql, params=params, database=table_slice.database).to_table()
 
 
+def is_missing_table(err: BaseException) -> bool:
+    """Whether a query failed only because its database or table does not exist (yet)."""
+    from influx_flight import DatabaseNotFoundError, QueryError
+
+    if isinstance(err, DatabaseNotFoundError):
+        return True
+    return (
+        isinstance(err, QueryError) and re.search(r"table '[^']*' not found", str(err)) is not None
+    )
+
+
 def _count_slice(connection: InfluxDB3Client, table_slice: TableSlice) -> int:
+    from influx_flight import InfluxDB3Error
+
     sql, params = slice_query(table_slice._replace(columns=None))
     sql = sql.replace("SELECT *", "SELECT count(*) AS n", 1)
-    from influx_flight import QueryError
-
     try:
         table = connection.query(sql, params=params, database=table_slice.database).to_table()
-    except QueryError as err:  # the table does not exist yet
-        if "not found" in str(err).lower():
+    except InfluxDB3Error as err:
+        if is_missing_table(err):  # nothing was ever written there
             return 0
         raise
     return int(table.column(0)[0].as_py()) if table.num_rows else 0

@@ -38,7 +38,7 @@ from dagster import (
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
-from dagster_influx.io_managers import _rfc3339, quote_ident
+from dagster_influx.io_managers import _rfc3339, is_missing_table, quote_ident
 from dagster_influx.resource import InfluxDB3Resource
 
 __all__ = [
@@ -61,15 +61,15 @@ def fetch_last_updated_timestamps(
 
     The InfluxDB counterpart of the Snowflake / BigQuery resources' function of the same name.
     """
-    from influx_flight import QueryError
+    from influx_flight import InfluxDB3Error
 
     out: dict[str, datetime | None] = {}
     for table in tables:
         sql = f"SELECT max({quote_ident(time_column)}) AS latest FROM {quote_ident(table)}"
         try:
             result = influxdb.query(sql, database=database)
-        except QueryError as err:
-            if "not found" not in str(err).lower():
+        except InfluxDB3Error as err:
+            if not is_missing_table(err):
                 raise
             out[table] = None
             continue
@@ -184,13 +184,13 @@ def _run(
     database: str | None,
 ) -> pa.Table | None:
     """Run the check query; `None` when the table does not exist (yet)."""
-    from influx_flight import QueryError
+    from influx_flight import InfluxDB3Error
 
     influxdb: InfluxDB3Resource = getattr(context.resources, resource_key)
     try:
         return influxdb.query(sql, params=params, database=database)
-    except QueryError as err:
-        if "not found" in str(err).lower():
+    except InfluxDB3Error as err:
+        if is_missing_table(err):
             return None
         raise
 

@@ -8,30 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 import pytest
+from dagster_support import TOKEN_ENV, raw_cpu_lines
 
 from dagster_influx import InfluxDB3Resource
-
-TOKEN_ENV = "INFLUXDB3_AUTH_TOKEN"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-HOSTS = ("alpha", "beta")
-STEP_S = 60
-
-
-def raw_cpu_lines(hours: int = 4, start: datetime = T0) -> str:
-    """Deterministic raw points: one per host per minute; usage depends on host and minute."""
-    lines = []
-    t0 = int(start.timestamp())
-    for minute in range(hours * 60):
-        ts = (t0 + minute * STEP_S) * 1_000_000_000
-        for h, host in enumerate(HOSTS):
-            usage = float((minute * 7 + h * 13) % 100)
-            lines.append(f"cpu,host={host},region=eu usage={usage},load={minute % 5}i {ts}")
-    return "\n".join(lines)
 
 
 @pytest.fixture
@@ -72,7 +55,3 @@ def seeded(standin: Any, db_name: str) -> str:
     """Four hours of raw `cpu` points in the test's database; returns the database name."""
     standin.write_lp(db_name, raw_cpu_lines(), precision="ns")
     return db_name
-
-
-def hour(n: int) -> datetime:
-    return T0 + timedelta(hours=n)
