@@ -340,15 +340,13 @@ class SelectPlanner:
         # window of the answer has its predecessors, and cut the extra windows off at the end.
         self.output_lower: int | None = None
         if self.transforms and self.interval is not None and self.range.lower is not None:
-            back = 0
-            for c in self.transforms:
-                if c.name == "moving_average":
-                    back = max(back, int(_strip(c.args[1]).value) - 1)  # type: ignore[attr-defined]
-                elif c.name != "cumulative_sum":
-                    back = max(back, 1)
+            # One interval, whatever moving_average's N (as 1.x does); none for cumulative_sum.
+            back = 1 if any(c.name != "cumulative_sum" for c in self.transforms) else 0
             if back:
+                # 1.x reads exactly `back` intervals earlier (not aligned to windows).
+                self.orig_lower = self.range.lower
                 self.output_lower = self._bin(self.range.lower)
-                self.range.lower = self.output_lower - back * self.interval
+                self.range.lower = self.range.lower - back * self.interval
 
         session = self.engine.session(self.database)
         frames = []
@@ -572,8 +570,8 @@ class SelectPlanner:
         elif name == "moving_average":
             if n != 2 or not isinstance(_strip(c.args[1]), ast.IntegerLit):
                 raise bad("expected moving_average(field, N) with an integer N")
-            if _strip(c.args[1]).value < 1:  # type: ignore[attr-defined]
-                raise bad("N must be at least 1")
+            if _strip(c.args[1]).value < 2:  # type: ignore[attr-defined]
+                raise bad("moving_average window must be greater than 1")
         elif name in ("derivative", "non_negative_derivative"):
             if n not in (1, 2) or (n == 2 and not isinstance(_strip(c.args[1]), ast.DurationLit)):
                 raise bad("expected derivative(field[, unit]) with a duration unit")

@@ -369,7 +369,7 @@ def transform_queries(draw: st.DrawFn) -> str:
     )
     extra = ""
     if fn == "moving_average":
-        extra = f", {draw(st.integers(1, 4))}"
+        extra = f", {draw(st.integers(2, 4))}"
     elif "derivative" in fn and draw(st.booleans()):
         extra = f", {draw(st.sampled_from(['1s', '1m', '1h']))}"
     start = draw(st.integers(0, SPAN_H * 3600 - 3600))
