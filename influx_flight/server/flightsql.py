@@ -381,23 +381,17 @@ def _header_values(headers: Headers, name: str) -> list[str]:
 def default_headers_getter(context: Any) -> Headers:
     """Request headers of a pyarrow ``ServerCallContext`` (lower-cased names).
 
-    Looks for the header-capturing middleware ``flight.py`` installs (key ``"influx_flight"``,
-    exposing ``.headers``); a plain mapping passed instead of a context is used as is, which
-    keeps the handler callable from unit tests and from other transports.
+    Uses ``flight.call_headers`` (the header-capturing middleware of ``flight.py``, as the
+    architecture contract says); a plain mapping passed instead of a context is used as is,
+    which keeps the handler callable from unit tests and from other transports.
     """
     if context is None:
         return {}
     if isinstance(context, Mapping):
         return {str(k).lower(): _as_list(v) for k, v in context.items()}
-    for key in ("influx_flight", "headers"):
-        try:
-            middleware = context.get_middleware(key)
-        except Exception:
-            middleware = None
-        found = getattr(middleware, "headers", None) if middleware is not None else None
-        if found is not None:
-            return {str(k).lower(): _as_list(v) for k, v in found.items()}
-    return {}
+    from influx_flight.server.flight import call_headers  # flight.py imports us lazily
+
+    return call_headers(context)
 
 
 def _as_list(value: Any) -> list[Any]:
