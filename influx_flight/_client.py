@@ -1,7 +1,8 @@
 """InfluxDB3Client: queries over Arrow Flight (JSON ticket or Flight SQL), with a lifecycle.
 
-The client owns one gRPC channel, created on first use (and re-created after ``fork()``: gRPC
-state is not fork-safe, and Airflow's task runners fork). Queries retry transient failures with
+The client owns one gRPC channel, created on first use: gRPC state does not survive ``fork()``
+(Airflow's task runners and Celery fork), so a client built before a fork works in the child as
+long as the parent never queried with it; otherwise the child gets a clear error, not a hang. Queries retry transient failures with
 the client's RetryPolicy, restart broken streams from scratch for terminal consumers, and can be
 cancelled from another thread with ``client.cancel()`` (Airflow's ``on_kill``).
 """
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ._config import InfluxDB3Config
-from ._exceptions import ConfigurationError, InfluxDB3Error, QueryCancelledError
+from ._exceptions import ConfigurationError, InfluxDB3Error, QueryCancelledError, TransportError
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_with_retry, is_transient
 
 if TYPE_CHECKING:
@@ -364,14 +365,25 @@ class InfluxDB3Client:
             )
 
     def _flight(self) -> flight.FlightClient:
-        """The shared gRPC channel, created lazily and re-created in a forked child."""
+        """The shared gRPC channel, created lazily (refused in a forked child if the parent
+        already opened it)."""
         import pyarrow.flight as flight
 
         with self._lock:
             self._check_open()
-            if self._flight_client is not None and self._pid != os.getpid():
-                # Never close a parent's channel in the child (segfaults); just drop it.
-                self._flight_client = None
+            if self._pid != os.getpid():
+                if self._flight_client is not None:
+                    # gRPC state does not survive fork(): a channel opened in the parent hangs
+                    # or crashes in the child, and so would a new one. Fail clearly instead.
+                    raise TransportError(
+                        f"This InfluxDB3Client opened its gRPC channel in process {self._pid} "
+                        f"and is now used in forked process {os.getpid()}; gRPC cannot cross "
+                        "fork(). Create the client in the process that uses it (clients open "
+                        "their channel lazily, so creating one before fork is fine as long as "
+                        "the parent does not query with it).",
+                        host=self.config.host,
+                        database=self.config.database,
+                    )
                 self._pid = os.getpid()
             if self._flight_client is None:
                 cfg = self.config

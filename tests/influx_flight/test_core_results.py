@@ -283,3 +283,14 @@ def test_utc_schema_keeps_metadata_and_nested() -> None:
     assert out.field("s").type.field("time").type == pa.timestamp("ns", tz="UTC")
     assert out.field("z").type == pa.timestamp("ns", tz="Asia/Tokyo")  # explicit zones kept
     assert out.metadata == schema.metadata
+
+
+def test_to_pandas_without_pandas_names_the_extra(
+    server: FlakyFlightServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
+    with make_client(server) as client, pytest.raises(ImportError) as info:
+        client.query("SELECT *").to_pandas()
+    assert "pip install 'influxdb3-orchestration[pandas]'" in str(info.value)
