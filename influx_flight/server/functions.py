@@ -285,7 +285,7 @@ def _register_localize(ctx: SessionContext, zone: str) -> str:
 class _Rewriter:
     """Applies the function rewrites of one query, registering helper UDFs into ``ctx``."""
 
-    def __init__(self, ctx: SessionContext) -> None:
+    def __init__(self, ctx: SessionContext | None) -> None:
         self.ctx = ctx
         self.zones: set[str] = set()
 
@@ -299,6 +299,11 @@ class _Rewriter:
         zone = _tz_zone_of(call.args[1])
         if zone is None or zone == "UTC":
             return f"{fn_name}({stride}, {source}{origin})"
+        if self.ctx is None:
+            raise QueryPlanError(
+                "Error during planning: date_bin_wallclock on a tz() time needs the session:"
+                " call functions.rewrite_sql(sql, ctx)"
+            )
         if zone not in self.zones:
             _register_localize(self.ctx, zone)
             self.zones.add(zone)
@@ -316,8 +321,12 @@ def register(ctx: SessionContext) -> None:
     """Hook for functions that need registering up front (all current ones are rewrites)."""
 
 
-def rewrite_sql(ctx: SessionContext, sql: str) -> str:
-    """``sql`` with selectors, ``tz`` and ``date_bin_wallclock`` rewritten to DataFusion SQL."""
+def rewrite_sql(sql: str, ctx: SessionContext | None = None) -> str:
+    """``sql`` with selectors, ``tz`` and ``date_bin_wallclock`` rewritten to DataFusion SQL.
+
+    ``ctx`` receives the helper UDF that ``date_bin_wallclock`` on a ``tz(...)`` time needs;
+    without it such a call is refused with a clear error.
+    """
     return _text(_Rewriter(ctx).rewrite(tokenize(sql)))
 
 
