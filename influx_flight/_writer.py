@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip as _gzip
 import json
 import logging
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -511,6 +512,7 @@ def write_arrow(
         precision=prec,
         field_columns=field_columns,
         batch_rows=batch_rows,
+        threads=min(2, os.cpu_count() or 1),
     )
     sender = _Sender(
         config,

@@ -393,3 +393,19 @@ def test_encoding_error_pickles() -> None:
     err = EncodingError("bad", column="c", rows=[1, 2])
     back = pickle.loads(pickle.dumps(err))
     assert isinstance(back, EncodingError) and str(back) == "bad" and back.rows == [1, 2]
+
+
+def test_threaded_encoding_keeps_order_and_row_index() -> None:
+    n = 3000
+    t = pa.table(
+        {
+            "time": _ts(list(range(n))),
+            "host": [f"h{i % 13}" for i in range(n)],
+            "v": pa.array([None if i % 11 == 0 else i for i in range(n)], pa.int64()),
+        }
+    )
+    one = encode_table(t, measurement="m", tags=["host"], batch_rows=100, threads=1)
+    many = encode_table(t, measurement="m", tags=["host"], batch_rows=100, threads=3)
+    assert len(many.chunks) == 30
+    assert many.text() == one.text()
+    assert many.row_index.tolist() == one.row_index.tolist()
