@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -30,7 +31,8 @@ import pyarrow as pa
 
 from influx_flight._config import InfluxDB3Config
 from influx_flight._lineprotocol import encode_table
-from influx_flight._writer import write_arrow
+from influx_flight._retry import NO_RETRY
+from influx_flight._writer import DEFAULT_MAX_BODY_BYTES, write_arrow
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MEASUREMENT = "cpu"
@@ -112,13 +114,19 @@ def bench_encoding(rows: int, repeats: int) -> dict[str, Any]:
     }
 
 
-def bench_write(rows: int, wal_flush: float, repeats: int) -> list[dict[str, Any]]:
+def bench_write(rows: int, wal_flush: float, repeats: int, body_bytes: int) -> list[dict[str, Any]]:
     from influx_flight.server import StandInServer
 
     out = []
     with StandInServer(tokens=["apiv3_bench"], wal_flush_interval=wal_flush) as srv:
+        # A generous timeout: the stand-in parses in Python, so 8 MiB bodies sent four at a time
+        # on a small machine can take longer than the default 30 s to be acknowledged.
         cfg = InfluxDB3Config(
-            host=srv.flight_uri, database="bench", token=srv.token, write_url=srv.http_url
+            host=srv.flight_uri,
+            database="bench",
+            token=srv.token,
+            write_url=srv.http_url,
+            write_timeout=600.0,
         )
         for concurrency in (1, 4):
             times = []
@@ -133,6 +141,8 @@ def bench_write(rows: int, wal_flush: float, repeats: int) -> list[dict[str, Any
                     measurement=f"cpu_c{concurrency}",
                     tags=TAGS,
                     concurrency=concurrency,
+                    max_body_bytes=body_bytes,
+                    retry=NO_RETRY,
                 )
                 times.append(time.perf_counter() - t0)
                 assert result.lines_written == rows
@@ -148,6 +158,7 @@ def bench_write(rows: int, wal_flush: float, repeats: int) -> list[dict[str, Any
                     "bytes_sent": result.bytes_sent if result else 0,
                     "bytes_encoded": result.bytes_encoded if result else 0,
                     "wal_flush_interval_s": wal_flush,
+                    "max_body_bytes": body_bytes,
                 }
             )
     return out
@@ -159,10 +170,16 @@ def main() -> None:
     ap.add_argument("--write-rows", type=int, default=500_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--wal-flush", type=float, default=1.0)
+    ap.add_argument("--body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     args = ap.parse_args()
 
     enc = bench_encoding(args.rows, args.repeats)
-    writes = bench_write(args.write_rows, args.wal_flush, max(1, args.repeats - 1))
+    print(
+        f"(b) {enc['rows']:,} rows: influx_flight {enc['influx_flight_rows_per_s']:,.0f} rows/s, "
+        f"influxdb3-python {enc['influxdb3_python_rows_per_s']:,.0f} rows/s",
+        flush=True,
+    )
+    writes = bench_write(args.write_rows, args.wal_flush, max(1, args.repeats - 1), args.body_bytes)
     print(f"\n(b) line-protocol encoding, {enc['rows']:,} rows (time, 2 tags, 3 fields)")
     print(f"{'encoder':<34}{'seconds':>10}{'rows/s':>14}")
     print(
@@ -176,7 +193,7 @@ def main() -> None:
     print(f"speedup: {enc['speedup']:.1f}x (target >= 5x); {enc['bytes_per_row']:.0f} B/row")
     print(
         f"\n(c) write-back into the stand-in, {args.write_rows:,} points, "
-        f"WAL flush {args.wal_flush}s"
+        f"WAL flush {args.wal_flush}s, bodies <= {args.body_bytes:,} B"
     )
     print(f"{'concurrency':<14}{'seconds':>10}{'points/s':>14}{'requests':>10}")
     for w in writes:
@@ -190,7 +207,8 @@ def main() -> None:
     doc = {
         "benchmark": "bench_core_write",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count()},
+        "load_average_at_end": os.getloadavg(),
         "versions": {"pyarrow": pa.__version__, "pandas": pd.__version__},
         "encoding": enc,
         "write_back": writes,
