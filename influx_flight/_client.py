@@ -173,7 +173,7 @@ class _QueryExecution:
         self.run = _Run()
         self.finished = False
 
-    def _open_once(self) -> BatchStream:
+    def open_once(self) -> BatchStream:
         self.check_cancelled()
         stream = self._open_ticket() if self.protocol == "ticket" else self._open_flightsql()
         self.run.attach(stream)
@@ -214,7 +214,7 @@ class _QueryExecution:
 
     def open(self) -> BatchStream:
         """Open a stream, retrying transient failures (connection refused, UNAVAILABLE)."""
-        return self.retry(self._open_once)
+        return self.retry(self.open_once)
 
     def translate(self, exc: BaseException) -> InfluxDB3Error | None:
         from ._errors import translate_adbc_error, translate_flight_error

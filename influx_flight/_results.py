@@ -57,6 +57,8 @@ class Execution(Protocol):
 
     def open(self) -> BatchStream: ...
 
+    def open_once(self) -> BatchStream: ...
+
     def translate(self, exc: BaseException) -> InfluxDB3Error | None: ...
 
     def retry(self, fn: Callable[[], T]) -> T: ...
@@ -303,7 +305,8 @@ class QueryResult:
         first: list[BatchStream] = [self._take()]
 
         def attempt() -> T:
-            stream = first.pop() if first else self._execution.open()
+            # A restart opens once: this retry loop already bounds attempts and time.
+            stream = first.pop() if first else self._execution.open_once()
             return consumer(self._iterate(stream), _UtcLabeller(stream.schema).schema)
 
         try:
