@@ -210,3 +210,27 @@ def test_read_info_round_trips(
     unpacked = protos.ReadInfo()
     unpacked.ParseFromString(wrapper.value)
     assert unpacked == info
+
+
+@given(st.binary(max_size=200))
+def test_decode_ticket_never_fails_unexpectedly(data: bytes) -> None:
+    """Any bytes are a ReadInfo, not protobuf (None: try JSON), or Invalid ticket."""
+    try:
+        decoded = decode_ticket(data)
+    except InvalidTicket as exc:
+        assert str(exc) == "Invalid ticket. Error: Invalid ticket"
+        return
+    assert decoded is None or isinstance(decoded, protos.ReadInfo)
+
+
+@given(st.binary(max_size=200))
+def test_command_decoding_refuses_garbage_clearly(data: bytes) -> None:
+    from influx_flight.server.errors import InvalidRequest
+    from influx_flight.server.flightsql import FlightSqlHandler
+
+    try:
+        name, _msg = FlightSqlHandler._decode_command(data, "GetFlightInfo")
+    except InvalidRequest as exc:
+        assert "FlightSQL message type" in str(exc) or "GetFlightInfo" in str(exc)
+        return
+    assert name.startswith(("Command", "Action"))
