@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -337,14 +338,14 @@ class InfluxDB3Config:
         set_(self, "query_timeout", _parse_timeout("query_timeout", self.query_timeout))
         set_(self, "write_timeout", _parse_timeout("write_timeout", self.write_timeout))
         set_(self, "write_url", _parse_write_url(self.write_url))
-        set_(self, "headers", dict(_parse_headers(self.headers)))
+        set_(self, "headers", MappingProxyType(dict(_parse_headers(self.headers))))
 
     # -- value semantics ---------------------------------------------------------------------
 
     def __hash__(self) -> int:
         return hash(
             tuple(
-                tuple(sorted(v.items())) if isinstance(v, dict) else v
+                tuple(sorted(v.items())) if isinstance(v, Mapping) else v
                 for f in dataclasses.fields(self)
                 if f.compare
                 for v in [getattr(self, f.name)]
@@ -359,8 +360,9 @@ class InfluxDB3Config:
             value = getattr(self, f.name)
             if f.name == "token":
                 parts.append(f"token={'***' if value else None}")
-            elif f.name == "headers" and not value:
-                continue
+            elif f.name == "headers":
+                if value:
+                    parts.append(f"headers={dict(value)!r}")
             else:
                 parts.append(f"{f.name}={value!r}")
         return f"InfluxDB3Config({', '.join(parts)})"

@@ -266,3 +266,11 @@ def test_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == ""
+
+
+def test_headers_are_read_only() -> None:
+    c = cfg(headers={"x-a": "1"})
+    with pytest.raises(TypeError):
+        c.headers["x-b"] = "2"  # type: ignore[index]
+    assert c == cfg(headers={"x-a": "1"})
+    assert c.with_options(database="o").headers == {"x-a": "1"}

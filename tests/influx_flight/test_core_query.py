@@ -245,3 +245,33 @@ def test_empty_result_keeps_schema(client: InfluxDB3Client) -> None:
 def test_client_from_mapping(standin: Any, database: str) -> None:
     with InfluxDB3Client({"host": standin.flight_uri, "database": database, "token": TOKEN}) as c:
         assert c.query("SELECT count(*) AS n FROM home").to_records() == [{"n": 5}]
+
+
+def test_write_and_write_lp_delegate_round_trip(client: InfluxDB3Client) -> None:
+    """client.write / write_lp reach the writer and the rows come back through query()."""
+    table = pa.table(
+        {
+            "time": pa.array([1_700_000_000 * 10**9, 1_700_000_060 * 10**9], pa.timestamp("ns")),
+            "room": ["Den", "Den"],
+            "temp": [19.5, 19.75],
+        }
+    )
+    written = client.write(table, measurement="written", tags=["room"], concurrency=1)
+    assert written.lines_written == 2
+    client.write_lp("written,room=Attic temp=12.5 1700000120000000000")
+    rows = client.query("SELECT room, temp FROM written ORDER BY time").to_records()
+    assert rows == [
+        {"room": "Den", "temp": 19.5},
+        {"room": "Den", "temp": 19.75},
+        {"room": "Attic", "temp": 12.5},
+    ]
+
+
+def test_flightsql_influxql_params_refused(client: InfluxDB3Client) -> None:
+    with pytest.raises(ConfigurationError, match="protocol='ticket'"):
+        client.query(
+            "SELECT temp FROM home WHERE room = $r",
+            language="influxql",
+            params={"r": "Kitchen"},
+            protocol="flightsql",
+        )
