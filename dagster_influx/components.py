@@ -23,8 +23,6 @@ The token is never written into `defs.yaml` and never resolved at load time: the
 turns `token_env_var` into `dagster.EnvVar(...)`, which Dagster resolves when a run starts.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -170,7 +168,7 @@ class InfluxDB3DownsampleComponent(Component, Resolvable):
         str | None, _describe("Cron string: materialise new partitions on this schedule.")
     ] = None
 
-    def build_spec(self) -> DownsampleSpec:
+    def build_spec(self) -> "DownsampleSpec":
         """The core spec these attributes describe (validated by the core)."""
         from influx_flight import DownsampleSpec
 

@@ -1,0 +1,1 @@
+"""The Dagster example declared with components (defs.yaml) instead of Python."""

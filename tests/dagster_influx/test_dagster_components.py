@@ -1,0 +1,147 @@
+"""Components: YAML declaration through Dagster's sandbox, EnvVar token, registry entry point."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster.components.core.package_entry import discover_entry_point_package_objects
+from dagster.components.testing import create_defs_folder_sandbox
+from dagster_support import TOKEN_ENV
+
+from dagster_influx import (
+    InfluxDB3DownsampleComponent,
+    InfluxDB3Resource,
+    InfluxDB3ResourceComponent,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def resource_yaml(standin: Any, database: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "dagster_influx.InfluxDB3ResourceComponent",
+        "attributes": {
+            "host": standin.flight_uri,
+            "write_url": standin.http_url,
+            "database": database,
+            "token_env_var": TOKEN_ENV,
+            **extra,
+        },
+    }
+
+
+DOWNSAMPLE_YAML: dict[str, Any] = {
+    "type": "dagster_influx.InfluxDB3DownsampleComponent",
+    "attributes": {
+        "source": "cpu",
+        "window": "15m",
+        "aggregates": {"usage": ["mean", "count"]},
+        "group_by": ["host"],
+        "target_measurement": "cpu_15m",
+        "asset_key": "telegraf/cpu_15m",
+        "source_key": "telegraf/cpu",
+        "partitions_def": {"type": "hourly", "start_date": "2026-01-01-00:00"},
+        "backfill_policy": {"type": "single_run"},
+    },
+}
+
+
+def test_resource_component_keeps_the_token_as_an_env_var_name(
+    standin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)  # loading must not need the value
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(
+            component_cls=InfluxDB3ResourceComponent,
+            defs_yaml_contents=resource_yaml(standin, "db", resource_key="tsdb"),
+        )
+        with sandbox.load_component_and_build_defs(defs_path=path) as (component, defs):
+            assert isinstance(component, InfluxDB3ResourceComponent)
+            resource = defs.resources["tsdb"]
+            assert isinstance(resource, InfluxDB3Resource)
+            assert resource.token == dg.EnvVar(TOKEN_ENV)
+            assert resource.host == standin.flight_uri
+
+
+def test_yaml_components_materialise_a_partition(standin: Any, seeded: str, token_env: str) -> None:
+    with create_defs_folder_sandbox() as sandbox:
+        sandbox.scaffold_component(
+            component_cls=InfluxDB3ResourceComponent,
+            defs_path="influxdb",
+            defs_yaml_contents=resource_yaml(standin, seeded),
+        )
+        sandbox.scaffold_component(
+            component_cls=InfluxDB3DownsampleComponent,
+            defs_path="cpu_15m",
+            defs_yaml_contents=DOWNSAMPLE_YAML,
+        )
+        with sandbox.build_all_defs() as defs:
+            dg.Definitions.validate_loadable(defs)
+            asset = defs.get_assets_def(dg.AssetKey(["telegraf", "cpu_15m"]))
+            assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+            assert dg.AssetKey(["telegraf", "cpu"]) in asset.asset_deps[asset.key]
+            job = defs.resolve_implicit_global_asset_job_def()
+            result = job.execute_in_process(partition_key="2026-01-01-02:00")
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("telegraf__cpu_15m")
+    assert mat.metadata["points_written"].value == 8  # 4 buckets x 2 hosts
+    assert token_env not in repr(dict(mat.metadata))
+    with dg.build_resources(
+        {
+            "influxdb": InfluxDB3Resource(
+                host=standin.flight_uri, database=seeded, token=dg.EnvVar(TOKEN_ENV)
+            )
+        }
+    ) as res:
+        table = res.influxdb.query("SELECT * FROM cpu_15m ORDER BY time, host")
+    assert table.column("usage_count").to_pylist() == [15] * 8
+
+
+def test_component_attributes_are_checked_by_the_core() -> None:
+    attributes = dict(DOWNSAMPLE_YAML["attributes"], aggregates={"usage": ["avgg"]})
+    component = InfluxDB3DownsampleComponent.from_attributes_dict(attributes=attributes)
+    with pytest.raises(ValueError, match="unknown aggregate 'avgg' for field 'usage'"):
+        component.build_spec()
+
+
+def test_resource_component_mirrors_the_resource_fields() -> None:
+    resource_fields = set(InfluxDB3Resource.model_fields) - {"token"}
+    component_fields = set(InfluxDB3ResourceComponent.model_fields)
+    assert component_fields == resource_fields | {"token_env_var", "resource_key"}
+
+
+def test_components_are_registered_for_dg() -> None:
+    names = {
+        key.name
+        for key in discover_entry_point_package_objects()
+        if key.namespace == "dagster_influx.components"
+    }
+    assert {"InfluxDB3ResourceComponent", "InfluxDB3DownsampleComponent"} <= names
+
+
+def test_example_defs_folder_validates() -> None:
+    env = {
+        **os.environ,
+        "INFLUXDB3_HOST_URL": "http://127.0.0.1:8181",
+        "INFLUXDB3_DATABASE_NAME": "demo",
+    }
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-m",
+            "example_dags.dagster_components.definitions",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Validation successful" in proc.stderr + proc.stdout

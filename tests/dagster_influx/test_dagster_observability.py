@@ -1,0 +1,139 @@
+"""Observable source and partition-scoped asset checks against the stand-in."""
+
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster_support import hour
+
+from dagster_influx import (
+    InfluxDB3Resource,
+    build_no_nulls_check,
+    build_partition_has_data_check,
+    build_table_observation,
+    build_value_range_check,
+    fetch_last_updated_timestamps,
+)
+
+ONE_MINUTE = timedelta(minutes=1)
+HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_date="2026-01-01-12:00")
+
+
+def test_fetch_last_updated_timestamps(influx: InfluxDB3Resource, seeded: str) -> None:
+    with dg.build_resources({"influxdb": influx}) as res:
+        latest = fetch_last_updated_timestamps(res.influxdb, ["cpu", "nosuch"])
+    assert latest == {"cpu": hour(4) - ONE_MINUTE, "nosuch": None}
+
+
+def test_observation_reports_latest_time_as_data_version(
+    influx: InfluxDB3Resource, seeded: str, standin: Any
+) -> None:
+    cpu = build_table_observation("cpu", key=["telegraf", "cpu"])
+    assert cpu.key == dg.AssetKey(["telegraf", "cpu"])
+    defs = dg.Definitions(assets=[cpu], resources={"influxdb": influx})
+    job = defs.resolve_implicit_global_asset_job_def()
+
+    def observe() -> dg.AssetObservation:
+        with dg.instance_for_test() as instance:
+            result = job.execute_in_process(instance=instance)
+            assert result.success
+            (obs,) = [
+                e.event_specific_data.asset_observation
+                for e in result.all_events
+                if e.event_type_value == "ASSET_OBSERVATION"
+            ]
+            return obs
+
+    first = observe()
+    assert first.tags["dagster/data_version"] == "2026-01-01T03:59:00Z"
+    assert (
+        first.metadata["dagster/last_updated_timestamp"].value == (hour(4) - ONE_MINUTE).timestamp()
+    )
+
+    standin.write_lp(
+        seeded, f"cpu,host=alpha,region=eu usage=1.0 {int(hour(5).timestamp()) * 10**9}"
+    )
+    second = observe()
+    assert second.tags["dagster/data_version"] == "2026-01-01T05:00:00Z"
+
+
+def _checks_result(
+    influx: InfluxDB3Resource, checks: list[dg.AssetChecksDefinition], partition_key: str
+) -> dict[str, Any]:
+    @dg.asset(key="cpu", partitions_def=HOURLY)
+    def cpu() -> None:
+        """Stands for the asset that fills the raw table."""
+
+    result = dg.materialize(
+        [cpu, *checks], resources={"influxdb": influx}, partition_key=partition_key
+    )
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_checks_pass_on_a_good_partition(influx: InfluxDB3Resource, seeded: str) -> None:
+    checks = [
+        build_partition_has_data_check("cpu", table="cpu", partitions_def=HOURLY, min_rows=120),
+        build_no_nulls_check("cpu", table="cpu", column="usage", partitions_def=HOURLY),
+        build_value_range_check(
+            "cpu", table="cpu", column="usage", min_value=0, max_value=99, partitions_def=HOURLY
+        ),
+    ]
+    evals = _checks_result(influx, checks, "2026-01-01-02:00")
+    assert {name: e.passed for name, e in evals.items()} == {
+        "partition_has_data": True,
+        "no_nulls_usage": True,
+        "usage_in_range": True,
+    }
+    meta = evals["partition_has_data"].metadata
+    assert meta["rows"].value == 120
+    assert meta["time_range"].value == "[2026-01-01T02:00:00Z, 2026-01-01T03:00:00Z)"
+    assert evals["usage_in_range"].metadata["observed_max"].value <= 99
+
+
+def test_checks_fail_with_the_numbers(influx: InfluxDB3Resource, seeded: str, standin: Any) -> None:
+    t = int(hour(1).timestamp()) * 10**9
+    # a point without `usage` (only `load`) and one out of range, inside 01:00-02:00
+    standin.write_lp(
+        seeded, f"cpu,host=gamma,region=eu load=3i {t}\ncpu,host=delta usage=250.0 {t}"
+    )
+    checks = [
+        build_partition_has_data_check("cpu", table="cpu", partitions_def=HOURLY),
+        build_no_nulls_check("cpu", table="cpu", column="usage", partitions_def=HOURLY),
+        build_value_range_check(
+            "cpu", table="cpu", column="usage", max_value=100.0, partitions_def=HOURLY
+        ),
+    ]
+    evals = _checks_result(influx, checks, "2026-01-01-01:00")
+    assert evals["partition_has_data"].passed
+    nulls = evals["no_nulls_usage"]
+    assert not nulls.passed
+    assert nulls.metadata["null_rows"].value == 1
+    assert nulls.severity == dg.AssetCheckSeverity.ERROR
+    in_range = evals["usage_in_range"]
+    assert not in_range.passed
+    assert in_range.metadata["rows_outside"].value == 1
+    assert in_range.metadata["observed_max"].value == 250.0
+    assert in_range.severity == dg.AssetCheckSeverity.WARN
+
+    # an hour without data (and a table that does not exist) fail the arrival check
+    evals = _checks_result(influx, checks[:1], "2026-01-01-08:00")
+    assert not evals["partition_has_data"].passed
+    assert evals["partition_has_data"].metadata["rows"].value == 0
+    missing = build_partition_has_data_check(
+        "cpu", table="never_written", partitions_def=HOURLY, name="never"
+    )
+    assert not _checks_result(influx, [missing], "2026-01-01-01:00")["never"].passed
+
+
+def test_check_arguments_are_validated() -> None:
+    with pytest.raises(ValueError, match="needs min_value, max_value or both"):
+        build_value_range_check("cpu", table="cpu", column="usage")
+    with pytest.raises(ValueError, match="greater than max_value"):
+        build_value_range_check("cpu", table="cpu", column="usage", min_value=5, max_value=1)
+    with pytest.raises(TypeError, match="time-window partitions"):
+        build_no_nulls_check(
+            "cpu", table="cpu", column="u", partitions_def=dg.StaticPartitionsDefinition(["a"])
+        )
+    with pytest.raises(ValueError, match="min_rows must be at least 1"):
+        build_partition_has_data_check("cpu", table="cpu", min_rows=0)
