@@ -552,6 +552,7 @@ class FlightSqlHandler:
 
         language = (_header_values(headers, QUERY_LANGUAGE_HEADER) or ["sql"])[-1]
         if name == "CommandStatementQuery" and language.strip().lower() == "influxql":
+            self._require_database(database)
             schema = self._influxql_schema(database, cmd.query)
             read_info.sql_query = cmd.query
             read_info.query_type = protos.QueryType.INFLUX_QL
@@ -624,7 +625,9 @@ class FlightSqlHandler:
             return self._run_command(context, database, name, cmd)
         params = params_from_read_info(read_info)
         if read_info.query_type == protos.QueryType.INFLUX_QL:
-            return hydrate_reader(self._influxql(database, read_info.sql_query, params))
+            self._require_database(database)
+            values = {name: scalar.as_py() for name, scalar in params.items()}
+            return hydrate_reader(self._influxql(database, read_info.sql_query, values))
         # UNSPECIFIED, SQL and unknown (newer) values all mean SQL (§1.3).
         return self.engine.query_sql(database, read_info.sql_query, params or None, hydrate=True)
 

@@ -553,3 +553,21 @@ def test_do_put_uses_the_first_row_and_drains_the_rest(client: Any, server: Any)
     info = client.get_flight_info(descriptor, _options(server))
     table = client.do_get(info.endpoints[0].ticket, _options(server)).read_all()
     assert table.to_pylist() == [{"n": 1}]  # "Living": first row of the first batch
+
+
+def test_influxql_protobuf_ticket_with_params(client: Any, server: Any) -> None:
+    from influx_flight.server import influxql
+
+    if not hasattr(influxql, "execute"):
+        pytest.skip("the InfluxQL planner (influxql.execute) is not available yet")
+    info = protos.ReadInfo(
+        database=DB,
+        sql_query="SELECT temp FROM home WHERE room = $room",
+        query_type=protos.QueryType.INFLUX_QL,
+    )
+    info.params.add(name="room", string="Kitchen")
+    table = client.do_get(flight.Ticket(protos.pack_any(info)), _options(server)).read_all()
+    assert table.column("temp").to_pylist() == [21.0, 23.0]
+    info.database = "flightsql_missing"
+    with pytest.raises(flight.FlightInternalError, match="database not found"):
+        client.do_get(flight.Ticket(protos.pack_any(info)), _options(server)).read_all()
