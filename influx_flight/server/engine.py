@@ -170,6 +170,25 @@ class _Table:
         self.schema: pa.Schema = pa.schema([])
         self.batches: list[pa.RecordBatch] = []
         self.version = 0
+        # id(stored batch) -> (stored batch, the same rows with tags as Utf8); filled lazily by
+        # pure-scan queries so repeated exports do not re-cast the dictionaries.
+        self.hydrated: dict[int, tuple[pa.RecordBatch, pa.RecordBatch]] = {}
+
+    def hydrated_batches(self, batches: Sequence[pa.RecordBatch]) -> list[pa.RecordBatch]:
+        """``batches`` (a snapshot of this table) with tags cast to Utf8, cached per batch.
+
+        Called without the engine lock; the cache dict is only mutated by single assignments
+        (atomic under the GIL) and pruned under the lock in :meth:`append`.
+        """
+        target = hydrate_schema(batches[0].schema) if batches else hydrate_schema(self.schema)
+        out = []
+        for batch in batches:
+            cached = self.hydrated.get(id(batch))
+            if cached is None or cached[0] is not batch:
+                cached = (batch, hydrate_batch(batch, target))
+                self.hydrated[id(batch)] = cached
+            out.append(cached[1])
+        return out
 
     def table_schema(self) -> TableSchema:
         tags = [n for n, (k, _t) in self.kinds.items() if k == "tag"]
@@ -227,6 +246,9 @@ class _Table:
             self.batches.append(self._conform(columns, batch.num_rows))
             self._merge_tail()
         self.version += 1
+        if self.hydrated:
+            live = {id(b) for b in self.batches}
+            self.hydrated = {k: v for k, v in self.hydrated.items() if k in live}
 
     def _merge_tail(self) -> None:
         tail = 0
@@ -499,31 +521,42 @@ class Engine:
 
     # -- queries --------------------------------------------------------------------------
 
-    def session(self, database: str) -> SessionContext:
-        """A fresh DataFusion session over a snapshot of ``database``.
-
-        Catalog ``public``, schema ``iox`` (user tables), ``system`` (``system.queries``),
-        ``information_schema`` on, InfluxDB SQL functions registered. Raises DatabaseNotFound.
-        """
+    def _snapshot(self, database: str) -> _Snapshot:
         with self._lock:
             db = self._db(database)
-            tables = [(name, t.schema, list(t.batches)) for name, t in db.tables.items()]
-            queries = list(db.queries)
+            tables = {name: (t, list(t.batches)) for name, t in db.tables.items()}
+            return _Snapshot(tables, list(db.queries))
+
+    def _session_for(self, snap: _Snapshot) -> SessionContext:
         ctx = SessionContext(self._config)
-        for name, schema, batches in tables:
+        for name, (table, batches) in snap.tables.items():
             if not batches:
-                batches = [pa.RecordBatch.from_pylist([], schema=schema)]
+                batches = [pa.RecordBatch.from_pylist([], schema=table.schema)]
             ctx.register_record_batches(name, [batches])
-        _register_system_tables(ctx, queries)
+        _register_system_tables(ctx, snap.queries)
         from influx_flight.server import functions
 
         functions.register(ctx)
         return ctx
 
-    def _dataframe(self, database: str, sql: str, params: Mapping[str, Any] | None) -> Any:
+    def session(self, database: str) -> SessionContext:
+        """A fresh DataFusion session over a snapshot of ``database``.
+
+        Catalog ``public``, schema ``iox`` (user tables), ``system`` (``system.queries``),
+        ``information_schema`` on. Raises DatabaseNotFound.
+        """
+        return self._session_for(self._snapshot(database))
+
+    def _dataframe(
+        self,
+        database: str,
+        sql: str,
+        params: Mapping[str, Any] | None,
+        snap: _Snapshot | None = None,
+    ) -> Any:
         if not isinstance(sql, str) or not sql.strip():
             raise QueryPlanError("the query is empty: send a SQL statement in sql_query")
-        ctx = self.session(database)
+        ctx = self._session_for(snap if snap is not None else self._snapshot(database))
         wanted = placeholders(sql)
         given = dict(params or {})
         for name in wanted:
@@ -556,10 +589,13 @@ class Engine:
         """
         record = self._record_query(database, "sql", sql)
         try:
-            df = self._dataframe(database, sql, params)
-            if hydrate:
-                df = _hydrated_dataframe(df)
-            reader = _stream_reader(df)
+            snap = self._snapshot(database)
+            df = self._dataframe(database, sql, params, snap)
+            reader = _pure_scan_reader(df, snap) if hydrate else None
+            if reader is None:
+                if hydrate:
+                    df = _hydrated_dataframe(df)
+                reader = _stream_reader(df)
         except ServerError:
             self._finish_query(record, success=False)
             raise
@@ -671,6 +707,66 @@ def _register_system_tables(ctx: SessionContext, queries: list[_QueryRecord]) ->
     if "system" not in catalog.schema_names():
         catalog.register_schema("system", Schema.memory_schema())
     ctx.register_record_batches("system.queries", [[batch]])
+
+
+@dataclass
+class _Snapshot:
+    """The batches of every table of a database at one instant (plus the query log)."""
+
+    tables: dict[str, tuple[_Table, list[pa.RecordBatch]]]
+    queries: list[_QueryRecord]
+
+
+_SCAN = re.compile(
+    r"^TableScan: (?P<table>[A-Za-z_][A-Za-z0-9_]*) projection=\[(?P<cols>[A-Za-z0-9_, ]*)\]$"
+)
+_PROJECTION = re.compile(r"^Projection: (?P<exprs>[A-Za-z0-9_., ]+)$")
+#: Rows per message when streaming cached batches (the batch size DataFusion itself emits).
+_STREAM_ROWS = 8192
+
+
+def _pure_scan_reader(df: Any, snap: _Snapshot) -> pa.RecordBatchReader | None:
+    """Stream cached hydrated batches when the plan only selects columns of one table.
+
+    ``SELECT *`` / ``SELECT a, b FROM t`` (no filter, sort, limit or expression) is what
+    exports run; the result equals the stored rows, so DataFusion and the per-query cast of
+    the tag dictionaries are skipped. Anything else returns None.
+    """
+    try:
+        lines = df.optimized_logical_plan().display_indent().splitlines()
+    except Exception:
+        return None
+    if len(lines) == 1:
+        scan = _SCAN.match(lines[0].strip())
+        columns = None
+    elif len(lines) == 2:
+        projection = _PROJECTION.match(lines[0].strip())
+        scan = _SCAN.match(lines[1].strip())
+        if projection is None or scan is None:
+            return None
+        prefix = scan.group("table") + "."
+        exprs = [e.strip() for e in projection.group("exprs").split(",")]
+        if not all(e.startswith(prefix) for e in exprs):
+            return None
+        columns = [e[len(prefix) :] for e in exprs]
+    else:
+        return None
+    if scan is None or scan.group("table") not in snap.tables:
+        return None
+    table, batches = snap.tables[scan.group("table")]
+    if columns is None:
+        columns = [c.strip() for c in scan.group("cols").split(",") if c.strip()]
+    target = hydrate_schema(df.schema())
+    if target.names != columns or not batches:
+        return None
+    hydrated = table.hydrated_batches(batches)
+    try:
+        selected = pa.Table.from_batches(hydrated).select(columns)
+    except (KeyError, pa.ArrowInvalid):
+        return None
+    if not selected.schema.equals(target):
+        return None
+    return selected.to_reader(max_chunksize=_STREAM_ROWS)
 
 
 def _stream_reader(df: Any) -> pa.RecordBatchReader:
