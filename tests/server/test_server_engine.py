@@ -384,3 +384,32 @@ def test_concurrent_appends_and_queries(engine: Engine) -> None:
         assert all(1 <= c <= 301 for c in seen)
     total = engine.query_sql("db", "SELECT count(*) AS n, sum(v) AS s FROM m").read_all()
     assert total.to_pylist() == [{"n": 301, "s": float(sum(range(301)))}]
+
+
+def test_pure_scan_fast_path_matches_datafusion_and_sees_new_data(engine: Engine) -> None:
+    """SELECT * streams cached hydrated batches; results must equal DataFusion's own."""
+    engine.append("db", "m", _cpu(["a", "b", "a"], [1.0, 2.0, 3.0], [1, 2, 3]))
+
+    def both(sql: str) -> tuple[pa.Table, pa.Table]:
+        fast = engine.query_sql("db", sql, hydrate=True).read_all()
+        slow = engine.query_sql("db", sql + " ORDER BY time", hydrate=True).read_all()
+        return fast.sort_by("time"), slow
+
+    fast, slow = both("SELECT * FROM m")
+    assert fast.equals(slow)
+    assert fast.schema.field("host").type == pa.utf8()
+    # a new batch and a new column after the cache was filled
+    engine.append(
+        "db",
+        "m",
+        pa.record_batch(
+            {"time": _ts(4), "host": pa.array(["c"]).dictionary_encode(), "extra": [True]}
+        ),
+    )
+    fast, slow = both("SELECT * FROM m")
+    assert fast.equals(slow)
+    assert fast.column_names == ["extra", "host", "time", "usage"]
+    assert fast.column("host").to_pylist() == ["a", "b", "a", "c"]
+    fast, slow = both("SELECT usage, host, time FROM m")
+    assert fast.equals(slow)
+    assert fast.column_names == ["usage", "host", "time"]
