@@ -7,6 +7,7 @@ None.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Iterable
@@ -79,9 +80,7 @@ class StandInServer:
                         "data_dir needs the write pipeline (influx_flight.server.writes), "
                         "which is not available in this build"
                     )
-                self._flight = InfluxFlightServer(
-                    self.engine, self.authenticator, f"grpc+tcp://{self.host}:{self._port}"
-                )
+                self._flight = self._start_flight()
                 http_cls = _load_optional("influx_flight.server.http_api", "HttpServer")
                 if http_cls is not None and self._pipeline is not None:
                     self._http = http_cls(
@@ -92,6 +91,21 @@ class StandInServer:
                 self._stop_locked()
                 raise
         return self
+
+    def _start_flight(self) -> InfluxFlightServer:
+        import pyarrow as pa
+
+        try:
+            return InfluxFlightServer(
+                self.engine, self.authenticator, f"grpc+tcp://{self.host}:{self._port}"
+            )
+        except pa.ArrowException as exc:
+            # gRPC only says "Server did not start properly"; almost always a busy port.
+            raise OSError(
+                errno.EADDRINUSE,
+                f"the Flight server could not listen on {self.host}:{self._port} ({exc}); is the"
+                " port in use? Pass port=0 to pick a free one",
+            ) from None
 
     def stop(self) -> None:
         """Stop HTTP, then Flight, then flush and close the write pipeline."""

@@ -95,3 +95,11 @@ def test_importing_the_server_package_is_cheap() -> None:
         "assert s.StandInServer.__name__ == 'StandInServer'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_busy_flight_port_is_a_clear_oserror(standin_factory: Any) -> None:
+    from influx_flight.server import StandInServer
+
+    first = standin_factory()
+    with pytest.raises(OSError, match="is the port in use"):
+        StandInServer(port=first.flight_port).start()
