@@ -323,8 +323,21 @@ def _escape_tag_values(arr: pa.Array) -> pa.Array:
     return arr
 
 
+def _bytes_present(arr: pa.Array, chars: bytes) -> bool:
+    """Whether any of ``chars`` occurs in a string array's values (one scan of its buffer)."""
+    if not len(arr) or arr.null_count == len(arr):
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)
+    lo, hi = int(offsets[arr.offset]), int(offsets[arr.offset + len(arr)])
+    data_buf = arr.buffers()[2]
+    if data_buf is None or hi <= lo:
+        return False
+    data = np.frombuffer(data_buf, dtype=np.uint8)[lo:hi]
+    return any(bool((data == c).any()) for c in chars)
+
+
 def _escape_string_field(arr: pa.Array) -> pa.Array:
-    if len(arr) and pc.any(pc.match_substring_regex(arr, r'[\\"]')).as_py():
+    if _bytes_present(arr, b'"\\'):
         arr = pc.replace_substring_regex(arr, r'([\\"])', r"\\\1")
     return arr
 
@@ -495,19 +508,20 @@ def _bad_rows(mask: pa.Array, row_offset: int) -> list[int]:
     return [int(i) + row_offset for i in idx]
 
 
-def _tag_piece(arr: pa.Array, col: str, key: str, row_offset: int) -> pa.Array:
-    """``key=value`` per row, null where the tag is null or empty (left out of the line)."""
-    if pa.types.is_dictionary(arr.type):
-        # Validate and escape the (small) dictionary once, then expand.
-        dictionary = _as_string(arr.dictionary)
-        _check_ident_values(dictionary, col, row_offset, indices=arr.indices)
-        esc = _escape_tag_values(dictionary)
+def _tag_values(arr: pa.Array, col: str, row_offset: int) -> pa.Array:
+    """Escaped tag values per row, null where the tag is null or empty (left out of the line).
+
+    Tags repeat, so the distinct values are validated and escaped once and then expanded, even
+    for high-cardinality tags.
+    """
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(_as_string(arr))
+    dictionary = _as_string(arr.dictionary)
+    _check_ident_values(dictionary, col, row_offset, indices=arr.indices)
+    esc = _escape_tag_values(dictionary)
+    if len(esc) and pc.any(pc.equal(pc.binary_length(esc), 0)).as_py():
         esc = pc.if_else(pc.equal(pc.binary_length(esc), 0), pa.scalar(None, pa.string()), esc)
-        pieces = pc.binary_join_element_wise(key + "=", esc, "")
-        return pieces.take(arr.indices)
-    # Tags repeat: escaping the distinct values once and expanding is cheaper than escaping
-    # every row, even for high-cardinality tags.
-    return _tag_piece(pc.dictionary_encode(_as_string(arr)), col, key, row_offset)
+    return esc.take(arr.indices)
 
 
 def _check_ident_values(
@@ -531,27 +545,34 @@ def _check_ident_values(
     )
 
 
-def _field_piece(arr: pa.Array, prefix: str, kind: str) -> pa.Array:
-    """``key=<value>`` per row, null where the value is null or NaN/inf."""
+def _field_text(arr: pa.Array, prefix: str, kind: str) -> tuple[str, pa.Array, str]:
+    """(``key=`` prefix, value text per row, suffix); the text is null where the value is null
+    or NaN/inf (left out of the line)."""
     arr = _decode(arr)
     if kind == "float":
         if pa.types.is_decimal(arr.type):
             arr = arr.cast(pa.float64())
         elif arr.type == pa.float16():
             arr = arr.cast(pa.float32())
+        text = arr.cast(pa.string())
         finite = pc.is_finite(arr)
-        text = pc.if_else(finite, arr.cast(pa.string()), pa.scalar(None, pa.string()))
-        return pc.binary_join_element_wise(prefix, text, "")
+        if finite.null_count != len(finite) and not pc.all(finite).as_py():
+            text = pc.if_else(finite, text, pa.scalar(None, pa.string()))
+        return prefix, text, ""
     if kind == "int":
-        return pc.binary_join_element_wise(prefix, arr.cast(pa.string()), "i", "")
+        return prefix, arr.cast(pa.string()), "i"
     if kind == "uint":
-        return pc.binary_join_element_wise(prefix, arr.cast(pa.string()), "u", "")
+        return prefix, arr.cast(pa.string()), "u"
     if kind == "bool":
-        return pc.binary_join_element_wise(prefix, pc.if_else(arr, "t", "f"), "")
-    # string
+        return prefix, pc.if_else(arr, "t", "f"), ""
     if not pa.types.is_string(arr.type):
         arr = arr.cast(pa.string())
-    return pc.binary_join_element_wise(prefix + '"', _escape_string_field(arr), '"', "")
+    return prefix + '"', _escape_string_field(arr), '"'
+
+
+def _piece(prefix: str, text: pa.Array, suffix: str) -> pa.Array:
+    """``prefix + text + suffix`` per row, null where ``text`` is null."""
+    return pc.binary_join_element_wise(prefix, text, suffix, "")
 
 
 def _timestamps(arr: pa.Array, plan: _Plan, row_offset: int) -> pa.Array:
@@ -571,6 +592,8 @@ def _timestamps(arr: pa.Array, plan: _Plan, row_offset: int) -> pa.Array:
         arr = arr.cast(pa.timestamp("ms"))
     src = _UNIT_PER_S[arr.type.unit]
     dst = _UNIT_PER_S[plan.precision]
+    if src == dst:
+        return arr.cast(pa.int64()).cast(pa.string())
     values = arr.cast(pa.int64()).to_numpy()
     if dst > src:
         factor = dst // src
@@ -588,48 +611,69 @@ def _timestamps(arr: pa.Array, plan: _Plan, row_offset: int) -> pa.Array:
 
 
 def _encode_batch(batch: pa.RecordBatch, plan: _Plan, row_offset: int) -> EncodedChunk:
+    """Encode one slice. Every line is built by a single ``binary_join_element_wise`` over
+    scalar separators and per-column text arrays; columns with nulls contribute a piece that is
+    null (replaced by "") where the value is missing."""
     n = batch.num_rows
-    parts = [_field_piece(batch.column(col), prefix, kind) for col, prefix, kind in plan.fields]
-    has_field = parts[0].is_valid()
-    for p in parts[1:]:
-        has_field = pc.or_(has_field, p.is_valid())
-    keep = has_field.to_numpy(zero_copy_only=False)
-    lines_kept = int(keep.sum())
-    row_index = np.flatnonzero(keep).astype(np.int64) + row_offset
-    skipped = n - lines_kept
-    if lines_kept == 0:
-        return EncodedChunk(pa.array([], pa.string()), row_index, n, skipped)
-    all_kept = skipped == 0
-    mask = None if all_kept else pa.array(keep)
+    fields = [_field_text(batch.column(col), prefix, kind) for col, prefix, kind in plan.fields]
+    # Field order in a line is free: lead with a field that is never missing, so that every
+    # other field can carry its own leading comma and missing ones simply vanish.
+    lead = next((i for i, f in enumerate(fields) if f[1].null_count == 0), None)
+    mask: pa.Array | None = None
+    field_parts: list[Any]
+    if lead is not None:
+        row_index = np.arange(row_offset, row_offset + n, dtype=np.int64)
+        skipped = 0
+        prefix, text, suffix = fields[lead]
+        field_parts = [prefix, text, suffix]
+        for i, (prefix, text, suffix) in enumerate(fields):
+            if i == lead:
+                continue
+            if text.null_count == 0:
+                field_parts += ["," + prefix, text, suffix]
+            else:
+                field_parts.append(_piece("," + prefix, text, suffix))
+    else:
+        pieces = [_piece(*f) for f in fields]
+        has_field = pieces[0].is_valid()
+        for p in pieces[1:]:
+            has_field = pc.or_(has_field, p.is_valid())
+        keep = has_field.to_numpy(zero_copy_only=False)
+        row_index = np.flatnonzero(keep).astype(np.int64) + row_offset
+        skipped = n - len(row_index)
+        if not len(row_index):
+            return EncodedChunk(pa.array([], pa.string()), row_index, n, skipped)
+        if skipped:
+            mask = pa.array(keep)
+            pieces = [p.filter(mask) for p in pieces]
+        # No row is all-null now (pyarrow drops all-null rows under null_handling="skip").
+        field_parts = [
+            pieces[0]
+            if len(pieces) == 1
+            else pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
+        ]
 
     def sel(a: pa.Array) -> pa.Array:
         return a if mask is None else a.filter(mask)
 
-    parts = [sel(p) for p in parts]
-    # No row is all-null now (pyarrow drops all-null rows under null_handling="skip").
-    fieldset = (
-        parts[0]
-        if len(parts) == 1
-        else pc.binary_join_element_wise(*parts, ",", null_handling="skip")
-    )
-    if plan.tags:
-        tag_parts = [
-            sel(_tag_piece(batch.column(col), col, key, row_offset)) for col, key in plan.tags
-        ]
-        series: Any = pc.binary_join_element_wise(
-            plan.measurement, *tag_parts, ",", null_handling="skip"
-        )
-    else:
-        series = plan.measurement
+    parts: list[Any] = [plan.measurement]
+    for col, key in plan.tags:
+        values = sel(_tag_values(batch.column(col), col, row_offset))
+        if values.null_count == 0:
+            parts += ["," + key + "=", values]
+        else:
+            parts.append(_piece("," + key + "=", values, ""))
+    parts.append(" ")
+    parts += field_parts
     if plan.time_column is not None:
-        ts = _timestamps(batch.column(plan.time_column), plan, row_offset)
-        lines = pc.binary_join_element_wise(series, " ", fieldset, " ", sel(ts), "\n", "")
-    else:
-        lines = pc.binary_join_element_wise(series, " ", fieldset, "\n", "")
+        parts += [" ", sel(_timestamps(batch.column(plan.time_column), plan, row_offset))]
+    parts.append("\n")
+    parts = [p for p in parts if not (isinstance(p, str) and p == "")]
+    lines = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
-    if len(lines) != lines_kept:  # guard against compute-kernel surprises
-        raise AssertionError(f"encoder produced {len(lines)} lines for {lines_kept} rows")
+    if len(lines) != len(row_index):  # guard against compute-kernel surprises
+        raise AssertionError(f"encoder produced {len(lines)} lines for {len(row_index)} rows")
     return EncodedChunk(lines, row_index, n, skipped)
 
 
