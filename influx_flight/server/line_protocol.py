@@ -231,6 +231,9 @@ _UINT_RE = re.compile(r"\d+(?=u)")
 _FLOAT_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _BOOL_RE = re.compile(r"true|True|TRUE|t|T|false|False|FALSE|f|F")
 _TS_RE = re.compile(r"-?\d+")
+_STRING_RE = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_UNESCAPE_RE = re.compile(r'\\(["\\])')
+_RUNS: dict[str, re.Pattern[str]] = {}
 
 
 def _escaped(line: str, pos: int, stop: str, escapable: str) -> tuple[str, int]:
@@ -239,27 +242,31 @@ def _escaped(line: str, pos: int, stop: str, escapable: str) -> tuple[str, int]:
     `\\<c>` for c in `escapable` yields c; any other `\\<c>` is kept literally (as Core does).
     Raises when nothing was read (caller maps to its error) or the value ends with a backslash.
     """
+    run = _RUNS.get(stop)
+    if run is None:
+        run = _RUNS[stop] = re.compile("[^" + re.escape(stop + "\\") + "]+")
     out: list[str] = []
     i = pos
     n = len(line)
     while i < n:
-        c = line[i]
-        if c == "\\":
-            if i + 1 < n and line[i + 1] in escapable:
-                out.append(line[i + 1])
-                i += 2
-                continue
-            out.append("\\")
-            if i + 1 < n:
-                out.append(line[i + 1])
-                i += 2
-            else:
-                i += 1
-            continue
-        if c in stop:
+        m = run.match(line, i)
+        if m is not None:
+            out.append(m.group())
+            i = m.end()
+            if i >= n:
+                break
+        if line[i] != "\\":
             break
-        out.append(c)
-        i += 1
+        if i + 1 < n and line[i + 1] in escapable:
+            out.append(line[i + 1])
+            i += 2
+            continue
+        out.append("\\")
+        if i + 1 < n:
+            out.append(line[i + 1])
+            i += 2
+        else:
+            i += 1
     value = "".join(out)
     if i == pos:
         return "", pos
@@ -297,23 +304,15 @@ def _field_value(line: str, pos: int) -> tuple[str, Any, int] | None:
     if m:
         return "float", float(m.group()), m.end()
     if pos < len(line) and line[pos] == '"':
-        out: list[str] = []
-        i = pos + 1
-        n = len(line)
-        while i < n:
-            c = line[i]
-            if c == "\\" and i + 1 < n and line[i + 1] in '"\\':
-                out.append(line[i + 1])
-                i += 2
-            elif c == '"':
-                value = "".join(out)
-                if len(value.encode()) > _STRING_LIMIT:
-                    raise _ParseError("String is greater than 64KB")
-                return "string", value, i + 1
-            else:
-                out.append(c)
-                i += 1
-        return None
+        m = _STRING_RE.match(line, pos)
+        if m is None:
+            return None
+        value = m.group(1)
+        if "\\" in value:
+            value = _UNESCAPE_RE.sub(r"\1", value)
+        if len(value.encode()) > _STRING_LIMIT:
+            raise _ParseError("String is greater than 64KB")
+        return "string", value, m.end()
     m = _BOOL_RE.match(line, pos)
     if m:
         return "bool", m.group() in _TRUE, m.end()
