@@ -6,7 +6,7 @@ from a bare ``pyarrow.flight`` server streaming the same rows as an in-memory, a
 table. Both are read by the same pyarrow client, batch by batch. The target is a ratio of at
 least 0.8. Results go to ``benchmarks/results/bench_server_doget.json``.
 
-Usage: ``python benchmarks/bench_server_doget.py [--rows 10000000] [--repeats 3]``
+Usage: ``python benchmarks/bench_server_doget.py [--rows 10000000] [--repeats 5]``
 """
 
 from __future__ import annotations
@@ -149,25 +149,26 @@ def main() -> None:
         finally:
             bare.shutdown()
 
-    # Best of N, interleaved: other processes share this 2-core machine, and the fastest run is
-    # the one least disturbed by them (medians are printed too).
-    bare_rps = args.rows / min(bare_times)
-    standin_rps = args.rows / min(standin_times)
-    median_ratio = statistics.median(bare_times) / statistics.median(standin_times)
-    cpu_ratio = statistics.median(bare_cpu) / statistics.median(standin_cpu)
+    # Runs are interleaved. Other processes share this 2-core machine, so the headline ratio
+    # uses medians (one lucky run of either side does not decide it); best-of-N and the CPU
+    # seconds per transfer (server and client both live in this process) are shown too.
+    bare_rps = args.rows / statistics.median(bare_times)
+    standin_rps = args.rows / statistics.median(standin_times)
     ratio = standin_rps / bare_rps
+    best_ratio = min(bare_times) / min(standin_times)
+    cpu_ratio = statistics.median(bare_cpu) / statistics.median(standin_cpu)
     print(
         f"bare pyarrow Flight: {bare_rps:,.0f} rows/s  (runs: {[round(t, 2) for t in bare_times]} s)"
     )
     print(
         f"stand-in DoGet:      {standin_rps:,.0f} rows/s  (runs: {[round(t, 2) for t in standin_times]} s)"
     )
-    print(f"ratio stand-in / bare: {ratio:.2f} best-of-{args.repeats}, {median_ratio:.2f} median")
+    print(f"ratio stand-in / bare: {ratio:.2f} (medians), {best_ratio:.2f} best-of-{args.repeats}")
     print(
         f"CPU seconds per transfer: bare {statistics.median(bare_cpu):.2f},"
         f" stand-in {statistics.median(standin_cpu):.2f} (ratio {cpu_ratio:.2f})"
     )
-    filtered_rps = args.rows / min(filtered_times)
+    filtered_rps = args.rows / statistics.median(filtered_times)
     print(
         f"stand-in DoGet through DataFusion (WHERE keeping all rows): {filtered_rps:,.0f} rows/s"
         f" ({filtered_rps / bare_rps:.2f} of bare)"
@@ -184,7 +185,7 @@ def main() -> None:
                 "bare_rows_per_s": round(bare_rps),
                 "standin_rows_per_s": round(standin_rps),
                 "ratio": round(ratio, 3),
-                "median_ratio": round(median_ratio, 3),
+                "best_of_ratio": round(best_ratio, 3),
                 "cpu_ratio": round(cpu_ratio, 3),
                 "datafusion_path_rows_per_s": round(filtered_rps),
                 "datafusion_path_seconds": filtered_times,
