@@ -103,6 +103,8 @@ def arrow_table_metadata(
 def _markdown_preview(table: pa.Table, rows: int) -> str:
     """A small Markdown table of the first rows (cells escaped and shortened)."""
     head = table.slice(0, rows)
+    if "time" in head.column_names:  # time first, then the stored (alphabetical) order
+        head = head.select(["time", *(n for n in head.column_names if n != "time")])
 
     def cell(value: object) -> str:
         text = "" if value is None else str(value)

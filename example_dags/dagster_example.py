@@ -52,7 +52,7 @@ SPEC = DownsampleSpec(
     source="sensors",
     window="5m",
     aggregates={
-        "temperature": ["mean", "spread"],
+        "temperature": ["mean", "min", "max"],
         "humidity": ["mean"],
         "co2": ["mean", "count"],
     },

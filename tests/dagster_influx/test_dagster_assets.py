@@ -86,7 +86,7 @@ def test_one_partition_writes_the_expected_buckets_and_metadata(
     assert set(columns) == {"time", "host", "usage_mean", "usage_sum", "usage_spread", "load_count"}
     assert columns["time"] == "timestamp[ns, tz=UTC]"
     preview = meta["preview"].value
-    assert preview.splitlines()[0].startswith("| ")
+    assert preview.splitlines()[0].startswith("| time | ")
     assert len(preview.splitlines()) == 2 + 5  # header, rule, five rows
     assert meta["dagster/table_name"].value == f"{seeded}.cpu_10m"
     assert token_env not in repr(meta)
@@ -180,3 +180,40 @@ def test_return_pandas_after_write_back(influx: InfluxDB3Resource, seeded: str) 
     assert str(frame["time"].dtype).endswith("UTC]")
     assert as_buckets(pa.Table.from_pandas(frame)) == expected_buckets(3, 1)
     assert as_buckets(stored(influx)) == expected_buckets(3, 1)
+
+
+def test_influxql_spec_gives_the_same_buckets(influx: InfluxDB3Resource, seeded: str) -> None:
+    spec = DownsampleSpec(
+        source="cpu",
+        window="10m",
+        aggregates={"usage": ["mean", "max"]},
+        group_by=["host"],
+        target_measurement="cpu_10m_influxql",
+        language="influxql",
+    )
+    asset = build_downsample_asset(spec, partitions_def=HOURLY)
+    result = dg.materialize(
+        [asset], resources={"influxdb": influx}, partition_key="2026-01-01-02:00"
+    )
+    assert result.success
+    (meta,) = metadata_of(result, "cpu_10m_influxql")
+    assert "GROUP BY time(10m)" in meta["query"].value
+    table = stored(influx, "cpu_10m_influxql")
+    assert "iox::measurement" not in table.column_names
+    got = {
+        (str(t), h): (mean, mx)
+        for t, h, mean, mx in zip(
+            table.column("time").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_pylist(),
+            table.column("host").to_pylist(),
+            table.column("usage_mean").to_pylist(),
+            table.column("usage_max").to_pylist(),
+            strict=True,
+        )
+    }
+    expected = {}
+    for minute0 in range(120, 180, 10):
+        for h, host in enumerate(HOSTS):
+            values = [float((m * 7 + h * 13) % 100) for m in range(minute0, minute0 + 10)]
+            ts = int(hour(0).timestamp() + minute0 * 60) * 1_000_000_000
+            expected[(str(ts), host)] = (sum(values) / 10, max(values))
+    assert got == expected

@@ -56,7 +56,7 @@ def test_library_registers_itself() -> None:
 
 
 def test_query_and_write_in_a_run_with_envvar_token(
-    influx: InfluxDB3Resource, token_env: str, db_name: str
+    influx: InfluxDB3Resource, token_env: str, db_name: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     seen: dict[str, Any] = {}
 
@@ -86,6 +86,9 @@ def test_query_and_write_in_a_run_with_envvar_token(
     # The resolved token never reaches the event log (including the logged repr).
     assert token_env not in str([e.event_specific_data for e in result.all_events])
     assert token_env not in str([e.message for e in result.all_events])
+    out, err = capfd.readouterr()
+    assert "resource in use: InfluxDB3Resource(" in err  # the console log was captured
+    assert token_env not in out + err
 
 
 def test_one_client_per_run_closed_at_teardown(influx: InfluxDB3Resource, seeded: str) -> None:
