@@ -77,13 +77,14 @@ def drain(
     return rows, time.perf_counter() - started, time.process_time() - cpu_started
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; returns the saved result (``argv`` as for the command line)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--append-batch", type=int, default=1_000_000)
     parser.add_argument("--bare-batch", type=int, default=8192)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
     table = make_table(args.rows)
@@ -176,34 +177,30 @@ def main() -> None:
     print("target >= 0.80")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "bench_server_doget.json"
-    out.write_text(
-        json.dumps(
-            {
-                "benchmark": "bench_server_doget",
-                "rows": args.rows,
-                "repeats": args.repeats,
-                "bare_rows_per_s": round(bare_rps),
-                "standin_rows_per_s": round(standin_rps),
-                "ratio": round(ratio, 3),
-                "best_of_ratio": round(best_ratio, 3),
-                "cpu_ratio": round(cpu_ratio, 3),
-                "datafusion_path_rows_per_s": round(filtered_rps),
-                "datafusion_path_seconds": filtered_times,
-                "bare_cpu_seconds": bare_cpu,
-                "standin_cpu_seconds": standin_cpu,
-                "target_ratio": 0.8,
-                "bare_seconds": bare_times,
-                "standin_seconds": standin_times,
-                "python": platform.python_version(),
-                "pyarrow": pa.__version__,
-                "machine": platform.machine(),
-                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    result = {
+        "benchmark": "bench_server_doget",
+        "rows": args.rows,
+        "repeats": args.repeats,
+        "bare_rows_per_s": round(bare_rps),
+        "standin_rows_per_s": round(standin_rps),
+        "ratio": round(ratio, 3),
+        "best_of_ratio": round(best_ratio, 3),
+        "cpu_ratio": round(cpu_ratio, 3),
+        "datafusion_path_rows_per_s": round(filtered_rps),
+        "datafusion_path_seconds": filtered_times,
+        "bare_cpu_seconds": bare_cpu,
+        "standin_cpu_seconds": standin_cpu,
+        "target_ratio": 0.8,
+        "bare_seconds": bare_times,
+        "standin_seconds": standin_times,
+        "python": platform.python_version(),
+        "pyarrow": pa.__version__,
+        "machine": platform.machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"saved {out}")
+    return result
 
 
 if __name__ == "__main__":
