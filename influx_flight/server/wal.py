@@ -65,7 +65,6 @@ class WalRecord:
             "database": self.database,
             "tables": [[name, tags] for name, (_, tags) in self.tables.items()],
         }
-        parts = [b""]
         head = json.dumps(header).encode()
         parts = [_LEN.pack(len(head)), head]
         for batch, _ in self.tables.values():
@@ -177,7 +176,12 @@ class WriteAheadLog:
                 if record.seq <= self.snapshot_seq:
                     continue
                 last_seq = max(last_seq, record.seq)
-                self.apply(engine, record)
+                try:
+                    self.apply(engine, record)
+                except Exception as exc:  # a record the engine refuses must not block startup
+                    log.error(
+                        "WAL record %d in %s could not be replayed: %s", record.seq, segment, exc
+                    )
         # stale temporary snapshot directories from an interrupted compaction
         for tmp in self.snap_dir.glob("*.tmp"):
             shutil.rmtree(tmp, ignore_errors=True)

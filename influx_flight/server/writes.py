@@ -79,6 +79,8 @@ class WritePipeline:
         self.compact_rows = compact_rows
         self._lock = threading.Lock()  # guards the queue, the overlay and sequence numbers
         self._flush_lock = threading.Lock()  # one flush (WAL append + apply) at a time
+        self._compact_lock = threading.Lock()  # one compaction at a time
+        self._compactor: threading.Thread | None = None
         self._wake = threading.Event()
         self._pending: list[_Pending] = []
         # (db, table) -> column kinds accepted but not yet applied: keeps two requests in one
@@ -201,7 +203,7 @@ class WritePipeline:
             try:
                 self.flush()
                 if self.wal is not None and self._rows_since_snapshot >= self.compact_rows:
-                    self.compact()
+                    self._compact_in_background()
             except Exception:  # pragma: no cover - keeps the flusher alive; futures carry errors
                 log.exception("WAL flush failed")
             if closed:
@@ -246,32 +248,50 @@ class WritePipeline:
         """Write a Parquet snapshot of every database and drop the log it covers."""
         if self.wal is None:
             return
-        with self._flush_lock:
-            with self._lock:
-                # Everything submitted so far gets logged and applied before the snapshot, and
-                # nothing new can be submitted until the engine state is captured.
-                pending, self._pending = self._pending, []
-                if pending:
-                    self.wal.append([p.record.encode() for p in pending], sync=True)
-                    for p in pending:
-                        if p.future is not None:
-                            try:
-                                self._apply(p.record)
-                            except Exception as exc:
-                                p.future.set_exception(exc)
-                                continue
-                            p.future.set_result(p.outcome)
-                seq = self._seq
-                databases: dict[str, dict[str, tuple[pa.Table, list[str]]]] = {}
-                for db in self.engine.list_databases():
-                    schemas = self.engine.tables(db)
-                    snap = self.engine.snapshot(db)
-                    databases[db] = {
-                        name: (data, list(schemas[name].tags)) for name, data in snap.items()
-                    }
-                old = self.wal.rotate(seq + 1)
-                self._rows_since_snapshot = 0
-            self.wal.write_snapshot(seq, databases, old)
+        with self._compact_lock:
+            self._compact_locked()
+
+    def _compact_locked(self) -> None:
+        assert self.wal is not None
+        with self._flush_lock, self._lock:
+            # Everything submitted so far gets logged and applied before the snapshot, and
+            # nothing new can be submitted until the engine state is captured.
+            pending, self._pending = self._pending, []
+            if pending:
+                self.wal.append([p.record.encode() for p in pending], sync=True)
+                for p in pending:
+                    if p.future is not None:
+                        try:
+                            self._apply(p.record)
+                        except Exception as exc:
+                            p.future.set_exception(exc)
+                            continue
+                        p.future.set_result(p.outcome)
+            seq = self._seq
+            databases: dict[str, dict[str, tuple[pa.Table, list[str]]]] = {}
+            for db in self.engine.list_databases():
+                schemas = self.engine.tables(db)
+                snap = self.engine.snapshot(db)
+                databases[db] = {
+                    name: (data, list(schemas[name].tags)) for name, data in snap.items()
+                }
+            old = self.wal.rotate(seq + 1)
+            self._rows_since_snapshot = 0
+        # Writing Parquet does not hold up flushes: new records go to the new segment.
+        self.wal.write_snapshot(seq, databases, old)
+
+    def _compact_in_background(self) -> None:
+        if self._compact_lock.locked():
+            return  # one is running already
+
+        def run() -> None:
+            try:
+                self.compact()
+            except Exception:  # pragma: no cover - the log stays; the next compaction retries
+                log.exception("WAL compaction failed")
+
+        self._compactor = threading.Thread(target=run, name="wal-compactor", daemon=True)
+        self._compactor.start()
 
     def close(self) -> None:
         """Flush what is queued, snapshot the data directory and stop the flusher."""
@@ -281,6 +301,8 @@ class WritePipeline:
             self._closed = True
         self._wake.set()
         self._thread.join()
+        if self._compactor is not None:
+            self._compactor.join()
         self.flush()
         if self.wal is not None:
             if self._rows_since_snapshot:
