@@ -413,3 +413,11 @@ def test_pure_scan_fast_path_matches_datafusion_and_sees_new_data(engine: Engine
     fast, slow = both("SELECT usage, host, time FROM m")
     assert fast.equals(slow)
     assert fast.column_names == ["usage", "host", "time"]
+
+
+def test_string_literals_and_casts_are_utf8_not_utf8view(engine: Engine) -> None:
+    engine.create_database("db")
+    out = engine.query_sql(
+        "db", "SELECT arrow_typeof('a') AS lit, arrow_typeof(CAST(1 AS VARCHAR)) AS cast"
+    ).read_all()
+    assert out.to_pylist() == [{"lit": "Utf8", "cast": "Utf8"}]
