@@ -255,7 +255,7 @@ def test_import_is_light() -> None:
     """Airflow imports the config at DAG-parse time: no pyarrow, no pandas."""
     code = (
         "import sys, influx_flight, influx_flight._config, influx_flight._exceptions, "
-        "influx_flight._retry, influx_flight._errors\n"
+        "influx_flight._retry, influx_flight._errors, influx_flight._cli_commands\n"
         "from influx_flight import InfluxDB3Config, RetryPolicy, QueryError\n"
         "InfluxDB3Config(host='http://h:1', database='d')\n"
         "heavy = sorted(m for m in ('pyarrow', 'pandas', 'fsspec', 'adbc_driver_flightsql') "
