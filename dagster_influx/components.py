@@ -157,6 +157,15 @@ class InfluxDB3DownsampleComponent(Component, Resolvable):
     ] = None
     target_database: Annotated[str | None, _describe("Default: the resource's.")] = None
     language: Annotated[Literal["sql", "influxql"], _describe("Query language.")] = "sql"
+    time_zone: Annotated[
+        str | None, _describe("IANA zone for wall-clock buckets (InfluxQL only).")
+    ] = None
+    with_time: Annotated[
+        bool, _describe("Also write the selected rows' times for min/max/first/last (SQL).")
+    ] = False
+    align: Annotated[
+        Literal["strict", "widen"], _describe("Refuse (strict) or widen unaligned ranges.")
+    ] = "strict"
     asset_key: _OptionalAssetKeyField = None
     source_key: _OptionalAssetKeyField = None
     resource_key: Annotated[str, _describe("Key of the InfluxDB3Resource.")] = "influxdb"
@@ -183,6 +192,9 @@ class InfluxDB3DownsampleComponent(Component, Resolvable):
             fill=self.fill,
             target_database=self.target_database,
             language=self.language,
+            time_zone=self.time_zone,
+            with_time=self.with_time,
+            align=self.align,
         )
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:

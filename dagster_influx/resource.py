@@ -7,6 +7,7 @@ the Airflow hook and this resource behave the same way.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -108,6 +109,7 @@ class InfluxDB3Resource(ConfigurableResource):
 
     _client: InfluxDB3Client | None = PrivateAttr(default=None)
     _in_run: bool = PrivateAttr(default=False)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -149,11 +151,13 @@ class InfluxDB3Resource(ConfigurableResource):
         run a new client is opened and closed when the block exits.
         """
         if self._in_run:
-            if self._client is None:
-                from influx_flight import InfluxDB3Client
+            with self._lock:  # threads of one step share the run's client
+                if self._client is None:
+                    from influx_flight import InfluxDB3Client
 
-                self._client = InfluxDB3Client(self.to_config())
-            yield self._client
+                    self._client = InfluxDB3Client(self.to_config())
+                client = self._client
+            yield client
             return
         from influx_flight import InfluxDB3Client
 
