@@ -800,6 +800,9 @@ def _plan_gapfill(
     lo = _bound_value(ctx, lower, options, params, is_lower=True)
     hi = _bound_value(ctx, upper, options, params, is_lower=False)
     filled = _fill(result, time_index, keys, fill, stride, origin, lo, hi, out_names, zone)
+    if not any(word in select.clauses for word in ("ORDER", "LIMIT", "OFFSET")):
+        # keep IOx's output order (series, then time) exactly: one partition, no re-planning
+        return ctx.from_arrow(filled)
     name = "__iox_gapfill_result"
     ctx.register_record_batches(
         name, [filled.to_batches() or [pa.RecordBatch.from_pylist([], schema=filled.schema)]]

@@ -458,3 +458,17 @@ def test_gapfill_over_doget(standin: Any) -> None:
     assert table.schema.field("room").type == pa.utf8()
     assert table.num_rows == 10
     assert _series(table, "temp")["Kitchen"] == [21.0, 21.0, 23.0, 23.0, 22.7]
+
+
+def test_gapfill_with_no_rows_in_range_is_empty_with_schema() -> None:
+    engine = Engine()
+    engine.append(
+        "db", "m", pa.record_batch({"v": [1.0], "time": pa.array([0], pa.timestamp("ns"))})
+    )
+    reader = engine.query_sql(
+        "db",
+        "SELECT date_bin_gapfill(INTERVAL '1 hour', time) AS t, avg(v) AS a FROM m"
+        " WHERE time >= '2020-01-01T00:00:00Z' AND time < '2020-01-01T03:00:00Z' GROUP BY t",
+    )
+    assert reader.schema.names == ["t", "a"]
+    assert reader.read_all().num_rows == 0
