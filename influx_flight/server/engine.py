@@ -9,10 +9,11 @@ Model (``influxdb3-protocol.md`` §5):
 * the schema grows as new columns arrive; rows written before a column existed read as null.
 
 Each query runs in a fresh DataFusion ``SessionContext`` (catalog ``public``, schema ``iox``,
-``information_schema`` on, InfluxDB functions registered) over a snapshot of the tables taken
-under the engine lock, so appends from writer threads never disturb a running query. Results
-stream: ``query_sql`` hands DataFusion's Arrow C stream to a ``pa.RecordBatchReader`` without
-collecting it.
+``system.queries``, ``information_schema`` on; InfluxDB's functions via ``functions.plan``)
+over a snapshot of the tables taken under the engine lock, so appends from writer threads never
+disturb a running query. Results stream: ``query_sql`` wraps DataFusion's ``execute_stream``
+(which runs ahead on DataFusion's threads) in a ``pa.RecordBatchReader`` without collecting it;
+pure column scans stream cached hydrated batches instead (see ``_pure_scan_reader``).
 """
 
 from __future__ import annotations
