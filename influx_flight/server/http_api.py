@@ -536,6 +536,8 @@ class _Api:
             raise _HttpError(exc.http_status, exc.message) from None
         except ServerError as exc:
             raise _HttpError(exc.http_status, exc.message) from None
+        except Exception as exc:  # DataFusion execution errors surface as Arrow exceptions
+            raise _HttpError(500, f"query error: {exc}") from None
         if fmt in ("parquet", "pretty"):
             return await self._query_whole(reader, first, fmt)
         response = web.StreamResponse(status=200)
