@@ -65,9 +65,10 @@ _TAG_TYPE_NAME = "iox::column_type::tag"
 _TIME_TYPE_NAME = "iox::column_type::timestamp"
 
 #: Small batches are merged once this many accumulate at the tail of a table, so frequent
-#: WAL flushes do not leave DataFusion scanning thousands of tiny batches.
+#: WAL flushes do not leave DataFusion scanning thousands of tiny batches. "Small" is below
+#: DataFusion's own batch size: bigger merges would only re-copy rows without helping scans.
 _MERGE_TAIL_BATCHES = 32
-_SMALL_BATCH_ROWS = 65_536
+_SMALL_BATCH_ROWS = 8192
 
 _DB_NAME_MAX = 511
 _DB_NAME_CHARS = re.compile(r"^[A-Za-z0-9_\-/]*$")
