@@ -419,7 +419,7 @@ class InfluxDB3Client:
 
     def query(
         self,
-        query: str,
+        text: str,
         *,
         language: Literal["sql", "influxql"] = "sql",
         params: Mapping[str, Any] | None = None,
@@ -431,7 +431,7 @@ class InfluxDB3Client:
         """Run a SQL or InfluxQL query; returns a streaming QueryResult.
 
         Args:
-            query: The query text; ``$name`` placeholders take values from ``params``.
+            text: The query text; ``$name`` placeholders take values from ``params``.
             language: ``"sql"`` (default) or ``"influxql"``.
             params: Server-side parameters (str, int, float, bool, None, aware datetime).
             protocol: ``"ticket"`` (InfluxDB's JSON DoGet ticket, default) or ``"flightsql"``
@@ -448,9 +448,9 @@ class InfluxDB3Client:
         from ._results import QueryResult
 
         self._check_open()
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(text, str) or not text.strip():
             raise ConfigurationError(
-                f"query: expected non-empty query text, got {query!r}", field="query"
+                f"text: expected non-empty query text, got {text!r}", field="text"
             )
         if language not in LANGUAGES:
             raise ConfigurationError(
@@ -485,7 +485,7 @@ class InfluxDB3Client:
         extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         execution = _QueryExecution(
             self,
-            query=query,
+            query=text,
             database=db or self.config.database,
             language=language,
             params=params,

@@ -275,3 +275,9 @@ def test_flightsql_influxql_params_refused(client: InfluxDB3Client) -> None:
             params={"r": "Kitchen"},
             protocol="flightsql",
         )
+
+
+def test_empty_query_text_refused(client: InfluxDB3Client) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        client.query("  ")
+    assert info.value.field == "text"
