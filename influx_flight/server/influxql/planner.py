@@ -921,9 +921,9 @@ class SelectPlanner:
             if c.name == "percentile":
                 pct = float(_strip(c.args[1]).value)  # type: ignore[attr-defined]
             aggs.append(f"{fn.aggregate_sql(c.name, x, pct)} AS {col}")
-            if c.name in ("stddev", "percentile"):
-                # These can be NULL for a window that has values; InfluxQL fills only
-                # windows without values, so remember which windows had some.
+            if c.name == "stddev":
+                # NULL for a window with one value; InfluxQL does not fill such a window
+                # (it fills only windows without values), so remember which had some.
                 aggs.append(f"count({x}) AS {col}_n")
                 self._presence[col] = f"{col}_n"
             if c.name == "count":
@@ -1100,20 +1100,26 @@ class SelectPlanner:
                 # The fill value takes the column's type (integers truncate, as InfluxQL).
                 fv_sql = str(int(fv)) if c in int_cols else lit(float(fv))  # type: ignore[arg-type]
                 e = f"COALESCE({c}, {fv_sql})"
-                if c in self._presence:
-                    e = f"CASE WHEN {self._presence[c]} IS NULL THEN {e} ELSE {c} END"
             elif fill == "previous":
-                e = (
-                    f"COALESCE({c}, last_value({c}) IGNORE NULLS OVER ({over_part}ORDER BY time "
-                    "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"
-                )
+                frame = f"OVER ({over_part}ORDER BY time ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+                e = f"COALESCE({c}, last_value({c}) IGNORE NULLS {frame})"
+                if c in self._presence:
+                    # The previous window's value even when it is NULL (a one-value stddev).
+                    boxed = f"CASE WHEN {self._presence[c]} IS NOT NULL THEN make_array({c}) END"
+                    e = f"array_element(last_value({boxed}) IGNORE NULLS {frame}, 1)"
             else:  # linear
                 prev_frame = f"OVER ({over_part}ORDER BY time ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
                 next_frame = f"OVER ({over_part}ORDER BY time ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)"
                 tval = f"CASE WHEN {c} IS NOT NULL THEN CAST(time AS BIGINT) END"
                 pv = f"last_value({c}) IGNORE NULLS {prev_frame}"
-                pt = f"last_value({tval}) IGNORE NULLS {prev_frame}"
                 nv = f"first_value({c}) IGNORE NULLS {next_frame}"
+                if c in self._presence:
+                    # Neighbours are the windows that had values, even if the value is NULL.
+                    tval = f"CASE WHEN {self._presence[c]} IS NOT NULL THEN CAST(time AS BIGINT) END"
+                    boxed = f"CASE WHEN {self._presence[c]} IS NOT NULL THEN make_array({c}) END"
+                    pv = f"array_element(last_value({boxed}) IGNORE NULLS {prev_frame}, 1)"
+                    nv = f"array_element(first_value({boxed}) IGNORE NULLS {next_frame}, 1)"
+                pt = f"last_value({tval}) IGNORE NULLS {prev_frame}"
                 nt = f"first_value({tval}) IGNORE NULLS {next_frame}"
                 # InfluxQL: y = (nv - pv) / (nt - pt) * (t - pt) + pv, truncated for integers.
                 slope = f"CAST({nv} - {pv} AS DOUBLE) / CAST({nt} - {pt} AS DOUBLE)"
@@ -1121,6 +1127,8 @@ class SelectPlanner:
                 if c in int_cols:
                     interp = f"CAST(trunc({interp}) AS BIGINT)"
                 e = f"COALESCE({c}, {interp})"
+            if c in self._presence and fill != "null":
+                e = f"CASE WHEN {self._presence[c]} IS NULL THEN {e} ELSE {c} END"
             exprs.append(f"{e} AS {c}")
         exprs += aux
         ctes.append(

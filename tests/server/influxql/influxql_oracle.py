@@ -175,9 +175,7 @@ def v1_to_v3(
     rows: list[Row] = []
     all_series = list(result.get("series", []))
     if order_desc:
-        all_series.sort(
-            key=lambda s: (s["name"], [(s.get("tags") or {}).get(t) or "" for t in group_tags])
-        )
+        all_series.sort(key=lambda s: (s["name"], sorted((s.get("tags") or {}).items())))
     for series in all_series:
         cols = list(series["columns"])
         tags = series.get("tags") or {}

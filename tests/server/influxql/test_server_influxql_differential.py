@@ -305,7 +305,13 @@ def _seconds(d: str) -> int:
 def aggregate_queries(draw: st.DrawFn) -> str:
     field = draw(st.sampled_from(["usage", "reqs"]))
     aggs = draw(st.lists(st.sampled_from(AGGS), min_size=1, max_size=3, unique=True))
-    if draw(st.booleans()):
+    group = draw(st.sampled_from(GROUPS))
+    # 1.x computes percentile() per stored series and does not merge the results of a group
+    # spanning several series (it even emits one row per series); so only where each group is
+    # one series (host, region) is it an oracle for percentile().
+    # With gap filling 1.x also emits duplicate rows for it, so only with fill(none).
+    fill = draw(st.sampled_from(FILLS))
+    if group in ("host, region", "*") and fill == "none" and draw(st.booleans()):
         aggs.append(f"percentile({field}, {draw(st.sampled_from([10, 25, 50, 90, 99]))})")
     select = ", ".join(a if "(" in a else f"{a}({field})" for a in aggs)
     interval = draw(st.sampled_from(INTERVALS))
@@ -318,16 +324,15 @@ def aggregate_queries(draw: st.DrawFn) -> str:
     if flt:
         where.append(f"({flt})")
     dims = [f"time({interval}" + (f", {o})" if (o := draw(st.sampled_from(OFFSETS))) else ")")]
-    group = draw(st.sampled_from(GROUPS))
     if group:
         dims.append(group)
     q = f"SELECT {select} FROM cpu WHERE {' AND '.join(where)} GROUP BY {', '.join(dims)}"
-    fill = draw(st.sampled_from(FILLS))
     if fill:
         q += f" fill({fill})"
     # 1.x carries fill(previous) along the output order (backwards under DESC); 3.x fills in
     # time order before sorting. A documented difference, so not generated.
-    if draw(st.integers(0, 4)) == 0 and fill != "previous":
+    # 1.x also emits a spurious extra row for percentile() under DESC (not generated either).
+    if draw(st.integers(0, 4)) == 0 and fill != "previous" and "percentile" not in q:
         q += " ORDER BY time DESC"
     if draw(st.integers(0, 4)) == 0:
         q += f" LIMIT {draw(st.integers(1, 5))}"
@@ -388,7 +393,7 @@ def transform_queries(draw: st.DrawFn) -> str:
 
 
 _SETTINGS = settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -401,13 +406,13 @@ def test_generated_aggregates(loaded: dict[str, Any], query: str) -> None:
     check(loaded, RAND_DB, query)
 
 
-@settings(_SETTINGS, max_examples=40)
+@settings(_SETTINGS, max_examples=60)
 @given(query=raw_queries())
 def test_generated_raw(loaded: dict[str, Any], query: str) -> None:
     check(loaded, RAND_DB, query)
 
 
-@settings(_SETTINGS, max_examples=40)
+@settings(_SETTINGS, max_examples=80)
 @given(query=transform_queries())
 def test_generated_transforms(loaded: dict[str, Any], query: str) -> None:
     check(loaded, RAND_DB, query)
