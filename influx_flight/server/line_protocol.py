@@ -714,10 +714,26 @@ def parse(
             f"invalid precision {precision!r}: use one of auto, s, ms, us, ns "
             "(or second, millisecond, microsecond, nanosecond)"
         )
-    text = body.decode("utf-8") if isinstance(body, (bytes, bytearray, memoryview)) else body
-    special = [c for c in ('"', "\\", "\t", "\x00") if c in text]
-    pieces = split_lines(text)
-    arr = pc.utf8_ltrim(pa.array(pieces, pa.string()), characters=" \t\n")
+    raw = bytes(body) if isinstance(body, (bytearray, memoryview)) else body
+    if isinstance(raw, bytes):
+        special = [c for c in ('"', "\\", "\t", "\x00") if c.encode() in raw]
+    else:
+        special = [c for c in ('"', "\\", "\t", "\x00") if c in raw]
+    if not special and len(raw) < 1 << 30:
+        # Plain bodies are split by Arrow, without a Python string per line.
+        whole = pa.array([raw], pa.binary() if isinstance(raw, bytes) else pa.string())
+        if isinstance(raw, bytes):
+            try:
+                whole = whole.cast(pa.string())
+            except pa.ArrowInvalid:
+                raise UnicodeDecodeError(
+                    "utf-8", raw, 0, len(raw), "the body is not valid UTF-8"
+                ) from None
+        lines = pc.list_flatten(pc.split_pattern(whole, "\n"))
+    else:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        lines = pa.array(split_lines(text), pa.string())
+    arr = pc.utf8_ltrim(lines, characters=" \t\n")
     keep = pc.and_(
         pc.greater(pc.binary_length(arr), 0),
         pc.invert(pc.starts_with(arr, "#")),
