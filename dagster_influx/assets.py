@@ -209,17 +209,29 @@ def build_downsample_asset(
             else:
                 table = _query(client, spec, params)
                 rows = table.num_rows
+        if table is None:  # nothing stored for the window (and maybe no target table yet)
+            table = _empty(spec)
         out.update(
             arrow_table_metadata(table, num_rows=rows, partitioned=True, preview_rows=preview_rows)
         )
         if return_type is None:
             return MaterializeResult(metadata=out)
-        assert table is not None
         value = table.to_pandas() if return_type == "pandas" else table
         return MaterializeResult(value=value, metadata=out)
 
     with _quiet_beta():  # backfill_policy is @beta in Dagster 1.13
         return asset(**asset_kwargs)(_downsample)
+
+
+def _empty(spec: DownsampleSpec) -> pa.Table:
+    """A zero-row table shaped like the spec's output (time, group-by tags, aggregates)."""
+    fields = [pa.field("time", pa.timestamp("ns", tz="UTC"))]
+    fields += [pa.field(tag, pa.string()) for tag in spec.group_by]
+    fields += [
+        pa.field(name, pa.int64() if name.endswith(("_count", "_time")) else pa.float64())
+        for name in spec.output_fields
+    ]
+    return pa.schema(fields).empty_table()
 
 
 def _ns_rfc3339(ns: int) -> str:

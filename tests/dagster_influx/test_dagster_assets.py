@@ -13,7 +13,7 @@ from dagster_support import HOSTS, hour
 from dagster_influx import InfluxDB3Resource, ParquetIOManager, build_downsample_asset
 from influx_flight import DownsampleSpec, QueryError
 
-HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_date="2026-01-01-04:00")
+HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_date="2026-01-01-06:00")
 SPEC = DownsampleSpec(
     source="cpu",
     window="10m",
@@ -217,3 +217,29 @@ def test_influxql_spec_gives_the_same_buckets(influx: InfluxDB3Resource, seeded:
             ts = int(hour(0).timestamp() + minute0 * 60) * 1_000_000_000
             expected[(str(ts), host)] = (sum(values) / 10, max(values))
     assert got == expected
+
+
+def test_an_empty_window_still_records_a_schema_and_an_empty_file(
+    influx: InfluxDB3Resource, seeded: str, tmp_path: Path
+) -> None:
+    cpu_10m = build_downsample_asset(
+        SPEC, partitions_def=HOURLY, return_type="arrow", io_manager_key="parquet_io"
+    )
+    resources = {"influxdb": influx, "parquet_io": ParquetIOManager(base_dir=str(tmp_path))}
+    result = dg.materialize([cpu_10m], resources=resources, partition_key="2026-01-01-05:00")
+    assert result.success  # no raw data after 04:00: nothing written, nothing to return
+    (meta,) = metadata_of(result, "cpu_10m")
+    assert meta["points_written"].value == 0
+    assert meta["dagster/partition_row_count"].value == 0
+    assert "usage_mean" in {c.name for c in meta["dagster/column_schema"].value.columns}
+    assert "preview" not in meta
+    written = pq.read_table(tmp_path / "cpu_10m" / "2026-01-01-0500.parquet")
+    assert written.num_rows == 0
+    assert written.column_names == [
+        "time",
+        "host",
+        "usage_mean",
+        "usage_sum",
+        "usage_spread",
+        "load_count",
+    ]
