@@ -267,3 +267,75 @@ def test_parquet_refuses_unknown_objects(tmp_path: Path) -> None:
         dg.materialize(
             [strange], resources={"parquet_io": ParquetIOManager(base_dir=str(tmp_path))}
         )
+
+
+def test_unpartitioned_round_trip_with_a_custom_time_column(influx: InfluxDB3Resource) -> None:
+    @dg.asset(io_manager_key="influx_io", metadata={"tags": ["site"], "time_column": "ts"})
+    def readings() -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "ts": pd.to_datetime(["2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"], utc=True),
+                "site": ["north", "south"],
+                "level": [1.5, 2.5],
+            }
+        )
+
+    got: dict[str, pa.Table] = {}
+
+    @dg.asset(ins={"readings": dg.AssetIn(input_manager_key="influx_io")})
+    def summary(readings: pa.Table) -> None:
+        got["t"] = readings
+
+    assert dg.materialize(
+        [readings, summary], resources={"influx_io": InfluxDB3IOManager(influxdb=influx)}
+    ).success
+    table = got["t"].sort_by("site")
+    assert table.column("site").to_pylist() == ["north", "south"]
+    assert table.column("level").to_pylist() == [1.5, 2.5]
+    assert "ts" not in table.column_names  # InfluxDB stores the timestamp as `time`
+    assert table.column("time").type == pa.timestamp("ns", tz="UTC")
+
+
+def test_time_by_room_multi_partitions(influx: InfluxDB3Resource) -> None:
+    parts = dg.MultiPartitionsDefinition(
+        {
+            "date": dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-03"),
+            "room": dg.StaticPartitionsDefinition(["Kitchen", "Office"]),
+        }
+    )
+
+    @dg.asset(
+        partitions_def=parts,
+        io_manager_key="influx_io",
+        metadata={"partition_expr": {"date": "time", "room": "room"}, "tags": ["room"]},
+    )
+    def room_days(context: dg.AssetExecutionContext) -> pa.Table:
+        key = context.partition_key.keys_by_dimension
+        start = context.partition_time_window.start
+        return pa.table(
+            {
+                "time": pa.array(
+                    [start, start + timedelta(hours=12)], pa.timestamp("ns", tz="UTC")
+                ),
+                "room": [key["room"]] * 2,
+                "v": [1.0, 2.0] if key["room"] == "Kitchen" else [10.0, 20.0],
+            }
+        )
+
+    got: dict[str, pa.Table] = {}
+
+    @dg.asset(partitions_def=parts, ins={"room_days": dg.AssetIn(input_manager_key="influx_io")})
+    def reader(room_days: pa.Table) -> None:
+        got["t"] = room_days
+
+    resources = {"influx_io": InfluxDB3IOManager(influxdb=influx)}
+    for room in ("Kitchen", "Office"):
+        key = dg.MultiPartitionKey({"date": "2026-01-02", "room": room})
+        assert dg.materialize([room_days], resources=resources, partition_key=key).success
+    key = dg.MultiPartitionKey({"date": "2026-01-02", "room": "Office"})
+    result = dg.materialize(
+        [room_days, reader], resources=resources, partition_key=key, selection=[reader]
+    )
+    assert result.success
+    assert got["t"].column("room").to_pylist() == ["Office", "Office"]
+    assert sorted(got["t"].column("v").to_pylist()) == [10.0, 20.0]
