@@ -87,13 +87,22 @@ def percentile_index(x: str, pct: float) -> str:
 
 
 def selected(name: str, x: str, value: str, pct: float | None = None) -> str:
-    """``value`` (a column or ``time``) of the row the selector ``name`` picks on ``x``."""
+    """``value`` (a column or ``time``) of the row the selector ``name`` picks on ``x``.
+
+    Ties: ``first``/``last`` keep the earliest/latest written row among equal times (as the
+    documented examples show); ``min``/``max`` the earliest time; ``percentile`` the earliest
+    row holding the selected value.
+    """
     if name == "percentile":
         assert pct is not None
-        return (
-            f"array_element(array_agg({value} ORDER BY {x} ASC, time ASC) "
-            f"FILTER (WHERE {x} IS NOT NULL), {percentile_index(x, pct)})"
-        )
+        xs = f"array_agg({x} ORDER BY {x} ASC, time ASC) FILTER (WHERE {x} IS NOT NULL)"
+        picked = f"array_element({xs}, {percentile_index(x, pct)})"
+        if value == x:
+            return picked
+        vs = f"array_agg({value} ORDER BY {x} ASC, time ASC) FILTER (WHERE {x} IS NOT NULL)"
+        return f"array_element({vs}, CAST(array_position({xs}, {picked}) AS BIGINT))"
+    if name == "last":
+        return f"last_value({value} ORDER BY time ASC) FILTER (WHERE {x} IS NOT NULL)"
     return f"first_value({value} ORDER BY {selector_order(name, x)}) FILTER (WHERE {x} IS NOT NULL)"
 
 
