@@ -19,7 +19,14 @@ if TYPE_CHECKING:
 
     from ._config import InfluxDB3Config
 
-__all__ = ["connect_dbapi", "dbapi_options", "open_stream"]
+__all__ = [
+    "InfluxDB3DbapiConnection",
+    "InfluxDB3DbapiCursor",
+    "as_bound_parameters",
+    "connect_dbapi",
+    "dbapi_options",
+    "open_stream",
+]
 
 _PREFIX = "adbc.flight.sql."
 _CALL_HEADER = _PREFIX + "rpc.call_header."
@@ -73,11 +80,86 @@ def connect_dbapi(
     from ._errors import map_flight_errors
 
     with map_flight_errors(config, database=database):
-        return dbapi.connect(
-            config.flight_location,
-            db_kwargs=dbapi_options(config, database=database, timeout=timeout, language=language),
-            autocommit=True,
+        return InfluxDB3DbapiConnection(
+            dbapi.connect(
+                config.flight_location,
+                db_kwargs=dbapi_options(
+                    config, database=database, timeout=timeout, language=language
+                ),
+                autocommit=True,
+            )
         )
+
+
+def as_bound_parameters(parameters: Any) -> Any:
+    """DB-API parameters in the form InfluxDB 3 binds: a one-row batch named after placeholders.
+
+    InfluxDB takes placeholder names from the bound batch's field names (protocol reference
+    §2.1). ADBC names a tuple's values ``0``, ``1``, ... which match no DataFusion placeholder
+    (``$1`` is the first), and refuses dicts outright; so a sequence becomes fields ``1``, ``2``,
+    ... for ``$1``, ``$2``, ... and a mapping becomes fields named after its keys (``$room``).
+    Arrow data (a record batch or table) passes through unchanged.
+    """
+    if parameters is None or hasattr(parameters, "schema"):
+        return parameters
+    import pyarrow as pa
+
+    from ._client import _param_value
+
+    if isinstance(parameters, Mapping):
+        named = {str(k).removeprefix("$"): v for k, v in parameters.items()}
+    elif isinstance(parameters, Sequence) and not isinstance(parameters, str | bytes):
+        named = {str(i): v for i, v in enumerate(parameters, start=1)}
+    else:
+        raise ConfigurationError(
+            f"parameters: expected a sequence (for $1, $2, ...) or a mapping (for $name), got "
+            f"{type(parameters).__name__}",
+            field="parameters",
+        )
+    if not named:
+        return None
+    return pa.RecordBatch.from_pydict({k: [_param_value(k, v)] for k, v in named.items()})
+
+
+class InfluxDB3DbapiCursor:
+    """An ADBC cursor whose ``execute`` binds tuples and dicts the way InfluxDB 3 reads them."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, operation: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._cursor.execute(operation, as_bound_parameters(parameters), **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def __iter__(self) -> Any:
+        return iter(self._cursor)
+
+    def __enter__(self) -> InfluxDB3DbapiCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._cursor.close()
+
+
+class InfluxDB3DbapiConnection:
+    """A PEP 249 connection over ADBC Flight SQL; cursors bind parameters as InfluxDB 3 expects."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def cursor(self, *args: Any, **kwargs: Any) -> InfluxDB3DbapiCursor:
+        return InfluxDB3DbapiCursor(self._connection.cursor(*args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def __enter__(self) -> InfluxDB3DbapiConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._connection.close()
 
 
 class _AdbcStream:
@@ -101,13 +183,6 @@ class _AdbcStream:
                 closer()
 
 
-def _bind_parameters(params: Mapping[str, Any]) -> pa.RecordBatch:
-    """Named parameters as a one-row batch: InfluxDB names them after the batch's fields."""
-    import pyarrow as pa
-
-    return pa.RecordBatch.from_pydict({str(k): [v] for k, v in params.items()})
-
-
 def open_stream(
     config: InfluxDB3Config,
     query: str,
@@ -128,16 +203,13 @@ def open_stream(
     if extra_headers:
         headers = {k.decode(): v.decode() for k, v in extra_headers}
         config = config.with_options(headers={**config.headers, **headers})
-    conn = connect_dbapi(config, database, timeout=timeout, language=language)
+    conn = connect_dbapi(config, database, timeout=timeout, language=language)._connection
     cursor = None
     try:
         cursor = conn.cursor()
         if params:
             # Prepared statement + bound parameters (DoPut), as InfluxDB expects.
-            from ._client import _param_value
-
-            values = {k: _param_value(str(k), v) for k, v in params.items()}
-            cursor.execute(query, _bind_parameters(values))
+            cursor.execute(query, as_bound_parameters(params))
             reader = cursor.fetch_record_batch()
         else:
             # A plain CommandStatementQuery (the DB-API cursor would prepare first): the only

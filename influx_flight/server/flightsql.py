@@ -914,17 +914,13 @@ class FlightSqlHandler:
     def _bind_params(query: str, params: pa.RecordBatch) -> dict[str, pa.Scalar]:
         """Parameter values from the first row of the bound batch, named by its fields.
 
-        Field names are the placeholder names with or without ``$``. ADBC's DB-API names
-        positional parameters ``0``, ``1``, ... while DataFusion numbers ``$1``, ``$2``, ...; when
-        the names are exactly ``0..n-1`` and the query has no ``$0``, they are shifted by one
-        (a stand-in convenience, see docs/standin-differences.md).
+        Field names are the placeholder names with or without ``$``, used verbatim as Core does:
+        ADBC's raw DB-API names a tuple's values ``0``, ``1``, ... which match no DataFusion
+        placeholder (``$1`` is the first), so such a bind fails here as it does on Core.
         """
         if params.num_rows == 0:
             raise InvalidRequest("the bound parameter batch has no rows: send one row of values")
         names = [n[1:] if n.startswith("$") else n for n in params.schema.names]
-        wanted = placeholders(query)
-        if names == [str(i) for i in range(len(names))] and "0" not in wanted:
-            names = [str(i + 1) for i in range(len(names))]
         return {name: params.column(i)[0] for i, name in enumerate(names)}
 
 

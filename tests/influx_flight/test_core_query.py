@@ -281,3 +281,12 @@ def test_empty_query_text_refused(client: InfluxDB3Client) -> None:
     with pytest.raises(ConfigurationError) as info:
         client.query("  ")
     assert info.value.field == "text"
+
+
+def test_dbapi_binds_tuples_and_dicts_as_influxdb_expects(client: InfluxDB3Client) -> None:
+    """Tuples bind to $1, $2 and dicts to $name, which raw ADBC cannot do against InfluxDB."""
+    with client.dbapi_connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM home WHERE room = $1 AND co >= $2", ("Kitchen", 1))
+        assert cur.fetchall() == [(2,)]
+        cur.execute("SELECT count(*) FROM home WHERE room = $room", {"room": "Living Room"})
+        assert cur.fetchall() == [(2,)]

@@ -109,19 +109,29 @@ def test_fetch_arrow_table_streams_aggregates(conn: Any) -> None:
     ]
 
 
-def test_positional_parameters_with_dollar_numbers(conn: Any) -> None:
-    with conn.cursor() as cur:
+def test_raw_adbc_tuple_parameters_fail_as_on_core(conn: Any) -> None:
+    """ADBC names a tuple's values 0, 1, ...; Core binds names verbatim, so $1 has no value."""
+    with conn.cursor() as cur, pytest.raises(Exception, match=r"placeholder with name \$1"):
         cur.execute("SELECT temp FROM home WHERE room = $1 ORDER BY time", parameters=("Kitchen",))
+        cur.fetchall()
+
+
+def test_positional_parameters_as_a_batch_named_by_position(conn: Any) -> None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT temp FROM home WHERE room = $1 ORDER BY time",
+            parameters=pa.record_batch({"1": ["Kitchen"]}),
+        )
         assert cur.fetchall() == [(21.0,), (22.75,)]
         cur.execute(
             "SELECT count(*) FROM home WHERE hum >= $1 AND room = $2",
-            parameters=(36, "Living Room"),
+            parameters=pa.record_batch({"1": [36], "2": ["Living Room"]}),
         )
         assert cur.fetchall() == [(2,)]
         # same statement, new values: the driver re-binds on the same prepared handle
         cur.execute(
             "SELECT count(*) FROM home WHERE hum >= $1 AND room = $2",
-            parameters=(38, "Living Room"),
+            parameters=pa.record_batch({"1": [38], "2": ["Living Room"]}),
         )
         assert cur.fetchall() == [(1,)]
 
