@@ -156,6 +156,15 @@ def _to_ns(ts: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 
 
+_Q_NAME = r"[^ \t\n,=\\\x00\"]+"
+_QUICK_LINE = re.compile(
+    rf"({_Q_NAME})((?:,{_Q_NAME}={_Q_NAME})*) +"
+    rf'((?:{_Q_NAME}=(?:"[^"\\\\]*"|[^ \t\n,"\\\\]+))(?:,{_Q_NAME}=(?:"[^"\\\\]*"|[^ \t\n,"\\\\]+))*)'
+    r"(?: +(-?\d+) *)?"
+)
+_QUICK_FIELD = re.compile(rf'({_Q_NAME})=("[^"\\\\]*"|[^ \t\n,"\\\\]+)')
+
+
 def _needs_join(piece: str, state: list[Any]) -> bool:
     """Run Core's `split_lines` state machine over one newline-free piece.
 
@@ -195,7 +204,8 @@ def split_lines(text: str) -> list[str]:
     pending: list[str] = []
     state: list[Any] = [False, False, 0, 0]
     for piece in pieces:
-        if not pending and '"' not in piece and "\\" not in piece:
+        if not pending and "\\" not in piece and ('"' not in piece or _QUICK_LINE.fullmatch(piece)):
+            # no quotes, or only well-formed quoted field values: the line ends here
             out.append(piece)
             continue
         pending.append(piece)
@@ -396,6 +406,40 @@ def parse_line(
     return measurement, tags, fields, timestamp
 
 
+def _parse_line_quick(
+    line: str,
+) -> tuple[str, list[tuple[str, str]], list[tuple[str, str, Any]], int | None] | None:
+    """Regex-driven parse of a line without backslashes; None when the full parser must decide.
+
+    Handles quoted strings (with spaces, commas and newlines but no escapes) at C speed for
+    most of the line; anything unusual (errors included) goes to `parse_line`.
+    """
+    m = _QUICK_LINE.fullmatch(line)
+    if m is None:
+        return None
+    measurement, tagset, fieldset, ts_text = m.groups()
+    tags: list[tuple[str, str]] = []
+    if tagset:
+        for part in tagset[1:].split(","):
+            key, _, value = part.partition("=")
+            tags.append((key, value))
+        if len({k for k, _ in tags}) != len(tags):
+            return None
+    fields: list[tuple[str, str, Any]] = []
+    for fm in _QUICK_FIELD.finditer(fieldset):
+        key, text = fm.groups()
+        parsed = _field_value(text, 0)
+        if parsed is None or parsed[2] != len(text):
+            return None
+        fields.append((key, parsed[0], parsed[1]))
+    timestamp = None
+    if ts_text is not None:
+        timestamp = int(ts_text)
+        if not -(2**63) <= timestamp <= _INT64_MAX:
+            return None
+    return measurement, tags, fields, timestamp
+
+
 def _slow_path(
     lines: list[str],
     indices: np.ndarray,
@@ -408,7 +452,8 @@ def _slow_path(
     for idx in indices.tolist():
         line = lines[idx]
         try:
-            measurement, tags, fields, ts = parse_line(line)
+            parsed = _parse_line_quick(line) if "\\" not in line else None
+            measurement, tags, fields, ts = parsed or parse_line(line)
         except _ParseError as exc:
             result.errors.append(LineError(idx + 1, str(exc), line))
             continue
