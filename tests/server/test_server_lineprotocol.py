@@ -454,3 +454,26 @@ def test_property_fast_and_slow_paths_agree(
 ) -> None:
     # plain points take the vectorised path; mixing in nasty ones sends those to the slow path
     _check_roundtrip(plain + nasty + plain)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'home_actions,room=Kitchen,level=ok description="At 23°C, cooling (to 22°C)." 1641027600',
+        'm s="two\nlines",v=1i,u=2u,b=T,f=-1.5e3',
+        'm s="",t=f 5  ',
+    ],
+)
+def test_quick_path_agrees_with_the_full_parser(line: str) -> None:
+    from influx_flight.server.line_protocol import _parse_line_quick
+
+    quick = _parse_line_quick(line)
+    assert quick is not None and quick == parse_line(line)
+
+
+@pytest.mark.parametrize("line", ['m s="x" ', "m,a=1,a=2 f=1", "m f=1.", 'm f="open', "m f=1 12x"])
+def test_quick_path_leaves_errors_to_the_full_parser(line: str) -> None:
+    from influx_flight.server.line_protocol import _parse_line_quick
+
+    assert _parse_line_quick(line) is None
+    assert parse(line, "ns", NOW).errors
