@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from influx_flight.server.errors import WriteRejected
+from influx_flight.server.errors import ServerError
 from influx_flight.server.line_protocol import (
     KIND_TO_ARROW,
     LineError,
@@ -230,7 +230,7 @@ class WritePipeline:
                     continue  # no_sync: already applied and acknowledged
                 if error is not None:
                     p.future.set_exception(
-                        WriteRejected(f"the write-ahead log could not be written: {error}")
+                        ServerError(f"the write-ahead log could not be written: {error}")
                     )
                     continue
                 try:
