@@ -17,7 +17,7 @@ API listens elsewhere (the stand-in), INFLUXDB3_WRITE_URL.
 
 Run it:
     influx-flight serve --demo   # or any InfluxDB 3
-    dg dev -m example_dags.dagster_example
+    dagster dev -m example_dags.dagster_example
     dagster definitions validate -m example_dags.dagster_example
 """
 
