@@ -15,8 +15,32 @@ from influx_flight.server.errors import QueryPlanError
 # keywords (SHOW, TAG, KEYS, ...) are matched by value where the grammar expects them, so that
 # fields named e.g. ``key`` or ``name`` keep working unquoted.
 KEYWORDS = frozenset(
-    """SELECT FROM WHERE GROUP BY FILL ORDER LIMIT OFFSET SLIMIT SOFFSET TZ AS AND OR INTO ON
-    WITH IN ASC DESC DISTINCT TRUE FALSE""".split()
+    [
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "BY",
+        "FILL",
+        "ORDER",
+        "LIMIT",
+        "OFFSET",
+        "SLIMIT",
+        "SOFFSET",
+        "TZ",
+        "AS",
+        "AND",
+        "OR",
+        "INTO",
+        "ON",
+        "WITH",
+        "IN",
+        "ASC",
+        "DESC",
+        "DISTINCT",
+        "TRUE",
+        "FALSE",
+    ]
 )
 
 # Unit -> nanoseconds. Longest units first so "ms" wins over "m".
@@ -59,7 +83,7 @@ def syntax_error(found: Token, expected: str) -> QueryPlanError:
     """InfluxQL-style parse error: names what was found, what was expected, and where."""
     return QueryPlanError(
         f"Error while planning query: InfluxQL syntax error: found {found.describe()}, "
-        f"expected {expected} at line 1, char {found.pos + 1} (pos {found.pos + 1})"
+        f"expected {expected} at pos {found.pos + 1}"
     )
 
 
@@ -132,7 +156,9 @@ class Lexer:
             ch = text[pos]
             if ch == "\\" and pos + 1 < len(text):
                 nxt = text[pos + 1]
-                out.append({"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}.get(nxt, "\\" + nxt))
+                out.append(
+                    {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}.get(nxt, "\\" + nxt)
+                )
                 pos += 2
                 continue
             if ch == quote:

@@ -206,12 +206,11 @@ class Parser:
         parts: list[str | None] = []
         while True:
             if self.at_regex():
-                if self.at_op("/"):
-                    return ast.Measurement(
-                        regex=self.regex().value,
-                        retention_policy=parts[-1] if parts else None,
-                        database=parts[-2] if len(parts) > 1 else None,
-                    )
+                return ast.Measurement(
+                    regex=self.regex().value,
+                    retention_policy=parts[-1] if parts else None,
+                    database=parts[-2] if len(parts) > 1 else None,
+                )
             tok = self.peek()
             if tok.kind == "IDENT":
                 self.advance()
@@ -325,7 +324,9 @@ class Parser:
     def _on(self) -> str | None:
         return self.ident("database name") if self.accept_keyword("ON") else None
 
-    def _limit_offset(self, stmt: ast.ShowMeasurements | ast.ShowTagKeys | ast.ShowTagValues | ast.ShowFieldKeys) -> None:
+    def _limit_offset(
+        self, stmt: ast.ShowMeasurements | ast.ShowTagKeys | ast.ShowTagValues | ast.ShowFieldKeys
+    ) -> None:
         if self.accept_keyword("LIMIT"):
             stmt.limit = self.integer("an integer LIMIT")
         if self.accept_keyword("OFFSET"):
@@ -402,9 +403,9 @@ class Parser:
         lhs = self.unary()
         while True:
             tok = self.peek()
-            if tok.kind == "KEYWORD" and tok.value in ("AND", "OR"):
-                op = tok.value
-            elif tok.kind == "OP" and tok.value in _PRECEDENCE:
+            if (tok.kind == "KEYWORD" and tok.value in ("AND", "OR")) or (
+                tok.kind == "OP" and tok.value in _PRECEDENCE
+            ):
                 op = tok.value
             else:
                 return lhs

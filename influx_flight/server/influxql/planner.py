@@ -82,7 +82,9 @@ def parse_time_string(text: str, tz: ZoneInfo | None = None) -> int:
     try:
         dt = datetime.fromisoformat(iso)
     except ValueError as exc:
-        raise QueryPlanError(f"Error during planning: invalid time literal {text!r}: {exc}") from exc
+        raise QueryPlanError(
+            f"Error during planning: invalid time literal {text!r}: {exc}"
+        ) from exc
     if zone is None and tz is not None:
         dt = dt.replace(tzinfo=tz)
     seconds = int(dt.timestamp())
@@ -487,7 +489,9 @@ class SelectPlanner:
                         "Error during planning: mixing aggregate and non-aggregate queries is "
                         "not supported"
                     )
-        if self.is_distinct and (len(fields) != 1 or _strip(fields[0].expr).__class__ is not ast.Call):
+        if self.is_distinct and (
+            len(fields) != 1 or _strip(fields[0].expr).__class__ is not ast.Call
+        ):
             raise QueryPlanError(
                 "Error during planning: aggregate function distinct() cannot be combined with "
                 "other functions or fields"
@@ -534,11 +538,12 @@ class SelectPlanner:
                 raise QueryPlanError(
                     f"Error during planning: {name}() cannot be nested inside {inside}()"
                 )
-            if inside in fn.AGGREGATES | fn.SELECTORS:
-                if not (inside == "count" and name == "distinct"):
-                    raise QueryPlanError(
-                        f"Error during planning: {name}() cannot be nested inside {inside}()"
-                    )
+            if inside in fn.AGGREGATES | fn.SELECTORS and not (
+                inside == "count" and name == "distinct"
+            ):
+                raise QueryPlanError(
+                    f"Error during planning: {name}() cannot be nested inside {inside}()"
+                )
             self._check_args(expr)
             calls.append(expr)
             if name in fn.TRANSFORMS:
@@ -575,9 +580,8 @@ class SelectPlanner:
         elif name in ("derivative", "non_negative_derivative"):
             if n not in (1, 2) or (n == 2 and not isinstance(_strip(c.args[1]), ast.DurationLit)):
                 raise bad("expected derivative(field[, unit]) with a duration unit")
-        elif name in ("difference", "non_negative_difference", "cumulative_sum") or n != 1:
-            if n != 1:
-                raise bad("expected one argument")
+        elif n != 1:
+            raise bad("expected one argument")
         a0 = _strip(c.args[0])
         if name in fn.TRANSFORMS:
             if not isinstance(a0, ast.VarRef | ast.Call):
@@ -785,11 +789,15 @@ class SelectPlanner:
             self._referenced_fields(f.expr, schema, refs)
         where.append("(" + " OR ".join(f"{qi(r)} IS NOT NULL" for r in refs) + ")")
         gcols = [
-            f"CAST({qi(t)} AS VARCHAR) AS {qi(t)}" if t in schema.tags else f"CAST(NULL AS VARCHAR) AS {qi(t)}"
+            f"CAST({qi(t)} AS VARCHAR) AS {qi(t)}"
+            if t in schema.tags
+            else f"CAST(NULL AS VARCHAR) AS {qi(t)}"
             for t in self.unprojected
         ]
         head = [head[0], head[1], *gcols]
-        body = f"SELECT {', '.join(head + proj)} FROM public.iox.{qi(m)} WHERE {' AND '.join(where)}"
+        body = (
+            f"SELECT {', '.join(head + proj)} FROM public.iox.{qi(m)} WHERE {' AND '.join(where)}"
+        )
         out_cols = [MEASUREMENT, self.time_alias, *self.unprojected, *self.names]
         self._final_cols = set(out_cols)
         # Projected GROUP BY tags still order the series.
@@ -882,9 +890,7 @@ class SelectPlanner:
     def _window_expr(self) -> str:
         if self.interval is None:
             return ts(self.range.lower if self.range.lower is not None else 0)
-        return (
-            f"date_bin(INTERVAL '{self.interval} nanoseconds', time, {ts(self.offset)})"
-        )
+        return f"date_bin(INTERVAL '{self.interval} nanoseconds', time, {ts(self.offset)})"
 
     def _bin(self, t: int) -> int:
         assert self.interval is not None
@@ -955,9 +961,8 @@ class SelectPlanner:
         )
         if sel is not None and self.interval is None:
             # The time comes from the selected row; group on the window only.
-            agg_sql = (
-                f"SELECT {', '.join([f'{time_expr} AS time', *part, *aggs])} FROM src"
-                + (f" GROUP BY {', '.join(part)}" if part else " HAVING count(*) > 0")
+            agg_sql = f"SELECT {', '.join([f'{time_expr} AS time', *part, *aggs])} FROM src" + (
+                f" GROUP BY {', '.join(part)}" if part else " HAVING count(*) > 0"
             )
         ctes = [f"src AS ({src})", f"agg0 AS ({agg_sql})"]
         base = "agg0"
@@ -978,7 +983,9 @@ class SelectPlanner:
             )
             base = f"agg{k + 1}"
         agg_cols = [colmap[id(c)] for c in agg_calls if id(c) in colmap and colmap[id(c)]]
-        agg_cols = [c for c in agg_cols if c in " ".join(aggs) or any(c == mc for mc, _ in mode_ctes)]
+        agg_cols = [
+            c for c in agg_cols if c in " ".join(aggs) or any(c == mc for mc, _ in mode_ctes)
+        ]
 
         filled = base
         fill = self.stmt.fill
@@ -1007,9 +1014,7 @@ class SelectPlanner:
                 f"{self._post_sql(f.expr, {**fcols, **tcols})} AS {qi(n)}"
                 for f, n in zip(self.fields, self.names, strict=True)
             ]
-            only_transforms = all(
-                _contains_transform(_strip(f.expr)) for f in self.fields
-            )
+            only_transforms = all(_contains_transform(_strip(f.expr)) for f in self.fields)
             join = "JOIN" if only_transforms else "LEFT JOIN"
             headf = [
                 head[0],
@@ -1074,8 +1079,10 @@ class SelectPlanner:
                 f"Error during planning: GROUP BY time() would create {n} windows (limit "
                 f"{MAX_WINDOWS}); narrow the time range or widen the interval"
             )
-        keys = f"SELECT DISTINCT {', '.join(part)} FROM {base}" if part else (
-            f"SELECT DISTINCT 1 AS __k FROM {base}"
+        keys = (
+            f"SELECT DISTINCT {', '.join(part)} FROM {base}"
+            if part
+            else (f"SELECT DISTINCT 1 AS __k FROM {base}")
         )
         ctes.append(f"keys AS ({keys})")
         ctes.append(
@@ -1086,7 +1093,12 @@ class SelectPlanner:
             ["g.time = a.time", *[f"(g.{t} IS NOT DISTINCT FROM a.{t})" for t in part]]
         )
         joined = ", ".join(
-            ["g.time", *[f"g.{t}" for t in part], *[f"a.{c}" for c in cols], *[f"a.{c}" for c in aux]]
+            [
+                "g.time",
+                *[f"g.{t}" for t in part],
+                *[f"a.{c}" for c in cols],
+                *[f"a.{c}" for c in aux],
+            ]
         )
         ctes.append(f"joined AS (SELECT {joined} FROM grid g LEFT JOIN {base} a ON {on})")
         over_part = f"PARTITION BY {', '.join(part)} " if part else ""
@@ -1115,7 +1127,9 @@ class SelectPlanner:
                 nv = f"first_value({c}) IGNORE NULLS {next_frame}"
                 if c in self._presence:
                     # Neighbours are the windows that had values, even if the value is NULL.
-                    tval = f"CASE WHEN {self._presence[c]} IS NOT NULL THEN CAST(time AS BIGINT) END"
+                    tval = (
+                        f"CASE WHEN {self._presence[c]} IS NOT NULL THEN CAST(time AS BIGINT) END"
+                    )
                     boxed = f"CASE WHEN {self._presence[c]} IS NOT NULL THEN make_array({c}) END"
                     pv = f"array_element(last_value({boxed}) IGNORE NULLS {prev_frame}, 1)"
                     nv = f"array_element(first_value({boxed}) IGNORE NULLS {next_frame}, 1)"
@@ -1123,7 +1137,9 @@ class SelectPlanner:
                 nt = f"first_value({tval}) IGNORE NULLS {next_frame}"
                 # InfluxQL: y = (nv - pv) / (nt - pt) * (t - pt) + pv, truncated for integers.
                 slope = f"CAST({nv} - {pv} AS DOUBLE) / CAST({nt} - {pt} AS DOUBLE)"
-                interp = f"{slope} * CAST(CAST(time AS BIGINT) - {pt} AS DOUBLE) + CAST({pv} AS DOUBLE)"
+                interp = (
+                    f"{slope} * CAST(CAST(time AS BIGINT) - {pt} AS DOUBLE) + CAST({pv} AS DOUBLE)"
+                )
                 if c in int_cols:
                     interp = f"CAST(trunc({interp}) AS BIGINT)"
                 e = f"COALESCE({c}, {interp})"
@@ -1131,9 +1147,7 @@ class SelectPlanner:
                 e = f"CASE WHEN {self._presence[c]} IS NULL THEN {e} ELSE {c} END"
             exprs.append(f"{e} AS {c}")
         exprs += aux
-        ctes.append(
-            f"filled AS (SELECT {', '.join(['time', *part, *exprs])} FROM joined)"
-        )
+        ctes.append(f"filled AS (SELECT {', '.join(['time', *part, *exprs])} FROM joined)")
         return "filled"
 
     def _min_time(self, ctes: list[str], base: str) -> int | None:
@@ -1164,8 +1178,13 @@ class SelectPlanner:
     # -- output ----------------------------------------------------------------------------
     def _stream(self, frames: list[Any]) -> pa.RecordBatchReader:
         if not frames:
-            fields = [pa.field(MEASUREMENT, pa.string()), pa.field(self.time_alias, self._time_type())]
-            fields += [pa.field(t, pa.string()) for t in self.group_tags if t not in self._proj_names()]
+            fields = [
+                pa.field(MEASUREMENT, pa.string()),
+                pa.field(self.time_alias, self._time_type()),
+            ]
+            fields += [
+                pa.field(t, pa.string()) for t in self.group_tags if t not in self._proj_names()
+            ]
             fields += [pa.field(n, pa.float64()) for n in self.names]
             schema = pa.schema(fields, metadata=self._metadata(fields))
             return pa.RecordBatchReader.from_batches(schema, [])
@@ -1206,9 +1225,7 @@ class SelectPlanner:
         return pa.RecordBatchReader.from_batches(schema, batches())
 
     def _proj_names(self) -> set[str]:
-        return {
-            _strip(f.expr).name for f in self.fields if isinstance(_strip(f.expr), ast.VarRef)
-        }
+        return {_strip(f.expr).name for f in self.fields if isinstance(_strip(f.expr), ast.VarRef)}
 
     def _time_type(self) -> pa.DataType:
         return pa.timestamp("ns", tz=self.stmt.tz) if self.stmt.tz else pa.timestamp("ns")

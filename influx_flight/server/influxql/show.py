@@ -38,9 +38,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
         raise QueryPlanError(f"Error during planning: invalid regex /{pattern}/: {exc}") from exc
 
 
-def _select_measurements(
-    tables: dict[str, Schema], sources: list[ast.Measurement]
-) -> list[str]:
+def _select_measurements(tables: dict[str, Schema], sources: list[ast.Measurement]) -> list[str]:
     if not sources:
         return sorted(tables)
     names: set[str] = set()
@@ -164,9 +162,7 @@ def show(engine: Any, database: str, stmt: ast.Statement, now_ns: int) -> pa.Rec
             tags = tables[m].tags
             if sc is not None and tags:
                 cols = ", ".join(f"count({qi(t)}) AS {qi(t)}" for t in tags)
-                tbl = sc.query(
-                    f"SELECT {cols} FROM public.iox.{qi(m)} WHERE {sc.where(tables[m])}"
-                )
+                tbl = sc.query(f"SELECT {cols} FROM public.iox.{qi(m)} WHERE {sc.where(tables[m])}")
                 tags = [t for t in tags if tbl.column(t)[0].as_py()]
             for t in _page(sorted(tags), stmt.limit, stmt.offset):
                 ms.append(m)

@@ -230,7 +230,9 @@ def _sort_key(row: Row) -> tuple[Any, ...]:
 
 
 def compare_tables(
-    query: str, expected: tuple[list[str], list[Row]], actual: tuple[list[str], list[Row]],
+    query: str,
+    expected: tuple[list[str], list[Row]],
+    actual: tuple[list[str], list[Row]],
     key_width: int,
 ) -> None:
     """Assert same columns and same rows.

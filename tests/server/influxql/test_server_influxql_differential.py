@@ -14,9 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from influxql_oracle import SHARED_DATA, compare_tables, v1_to_v3, v3_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from influxql_oracle import SHARED_DATA, compare_tables, v1_to_v3, v3_rows
 
 from influx_flight.server.influxql import execute
 
@@ -80,9 +80,7 @@ def check(loaded: dict[str, Any], db: str, query: str, params: dict[str, Any] | 
     import json
 
     md = json.loads(meta.get(b"iox::influxql::group_key::metadata", b"{}") or b"{}")
-    group_cols = [
-        k["tagKey"] for k in md.get("tagKeyColumns", []) if not k.get("isProjected")
-    ]
+    group_cols = [k["tagKey"] for k in md.get("tagKeyColumns", []) if not k.get("isProjected")]
     group_cols = sorted(group_cols, key=lambda t: schema.get_field_index(t))
     expected = v1_to_v3(
         loaded["influxd"].query(db, query, params), group_cols, "ORDER BY time DESC" in query
@@ -138,6 +136,8 @@ CORPUS = [
     "SELECT usage FROM cpu WHERE host = 'h1' ORDER BY time DESC",
     "SELECT usage FROM nosuch",
     "SELECT nosuchfield FROM cpu",
+    "SELECT host FROM cpu",
+    "SELECT mean(host) FROM cpu",
     "SELECT usage::field, host::tag FROM cpu WHERE host = 'h2'",
     # aggregates without GROUP BY time
     "SELECT count(usage) FROM cpu",
@@ -271,7 +271,11 @@ def test_home_sample(loaded: dict[str, Any], query: str) -> None:
 
 def test_corpus_has_rows(loaded: dict[str, Any]) -> None:
     """Guard against a vacuous corpus: most hand-written queries must return data."""
-    with_rows = sum(1 for q in CORPUS[:40] if execute(loaded["standin"].engine, RAND_DB, q, None).read_all().num_rows)
+    with_rows = sum(
+        1
+        for q in CORPUS[:40]
+        if execute(loaded["standin"].engine, RAND_DB, q, None).read_all().num_rows
+    )
     assert with_rows >= 35
 
 
@@ -342,8 +346,12 @@ def aggregate_queries(draw: st.DrawFn) -> str:
 @st.composite
 def raw_queries(draw: st.DrawFn) -> str:
     cols = draw(
-        st.lists(st.sampled_from(["usage", "reqs", "host", "region", "state"]), min_size=1,
-                 max_size=3, unique=True)
+        st.lists(
+            st.sampled_from(["usage", "reqs", "host", "region", "state"]),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        )
     )
     if not {"usage", "reqs", "state"} & set(cols):
         cols.append("usage")
@@ -369,7 +377,13 @@ def transform_queries(draw: st.DrawFn) -> str:
     field = draw(st.sampled_from(["usage", "reqs"]))
     fn = draw(
         st.sampled_from(
-            ["derivative", "non_negative_derivative", "difference", "moving_average", "cumulative_sum"]
+            [
+                "derivative",
+                "non_negative_derivative",
+                "difference",
+                "moving_average",
+                "cumulative_sum",
+            ]
         )
     )
     extra = ""
@@ -423,3 +437,51 @@ def test_union_schema_types(loaded: dict[str, Any]) -> None:
     table = execute(loaded["standin"].engine, RAND_DB, "SELECT * FROM cpu, mem", None).read_all()
     assert table.schema.field("host").type == pa.string()
     assert table.schema.field("iox::measurement").type == pa.string()
+
+
+# -- SHOW over recent data (InfluxDB 3 scans only the last 24 h without a time condition) --
+RECENT_DB = "influxql_diff_recent"
+SHOW_QUERIES = [
+    "SHOW MEASUREMENTS",
+    "SHOW MEASUREMENTS WHERE host = 'h2'",
+    "SHOW MEASUREMENTS WHERE region = 'north'",
+    "SHOW TAG KEYS",
+    "SHOW TAG KEYS FROM disk",
+    "SHOW TAG VALUES WITH KEY = host",
+    "SHOW TAG VALUES FROM net WITH KEY = host",
+    "SHOW TAG VALUES WITH KEY IN (host, region)",
+    "SHOW TAG VALUES WITH KEY =~ /^reg/",
+    "SHOW TAG VALUES WITH KEY != host",
+    "SHOW TAG VALUES FROM disk WITH KEY = host WHERE region = 'east'",
+    "SHOW TAG VALUES FROM /d.*/ WITH KEY = path",
+    "SHOW FIELD KEYS",
+    "SHOW FIELD KEYS FROM net",
+]
+
+
+@pytest.fixture(scope="module")
+def recent(influxd: Any, standin: Any) -> dict[str, Any]:
+    import time
+
+    now = int(time.time()) - 600
+    rng = random.Random(7)
+    lines = []
+    for k in range(120):
+        t = now - k * 60
+        host = rng.choice(["h1", "h2", "h3"])
+        lines.append(
+            f"disk,host={host},region={rng.choice(['east', 'west'])},path=/d{k % 3} "
+            f"used={rng.randint(1, 99)}i,ok=true {t}"
+        )
+        lines.append(f'net,host={host} rx={rng.random()},name="eth{k % 2}" {t}')
+    lp = "\n".join(lines) + "\n"
+    influxd.create_database(RECENT_DB)
+    influxd.write(RECENT_DB, lp, precision="s")
+    standin.write_lp(RECENT_DB, lp, precision="s")
+    return {"influxd": influxd, "standin": standin, "home": False}
+
+
+@pytest.mark.parametrize("query", SHOW_QUERIES)
+def test_show_statements(recent: dict[str, Any], query: str) -> None:
+    rows = check(recent, RECENT_DB, query)
+    assert rows == 0 if "north" in query else rows > 0

@@ -262,8 +262,14 @@ def test_get_started_absolute_time_range(home: Any) -> None:
     hi = lo + 6 * 3600
     want = sorted(
         (
-            ("home", datetime.fromtimestamp(p["time"], UTC).replace(tzinfo=None), p["co"],
-             p["hum"], p["room"], p["temp"])
+            (
+                "home",
+                datetime.fromtimestamp(p["time"], UTC).replace(tzinfo=None),
+                p["co"],
+                p["hum"],
+                p["room"],
+                p["temp"],
+            )
             for p in _points()
             if lo <= p["time"] <= hi
         ),
@@ -294,7 +300,9 @@ def test_get_started_three_hour_humidity_per_room(home: Any) -> None:
         start = int(ts("2022-01-01T06:00:00Z").replace(tzinfo=UTC).timestamp())
         for k in range(5):  # windows 06:00 .. 18:00
             lo = start + k * 3 * 3600
-            vals = [p["hum"] for p in _points() if p["room"] == room and lo <= p["time"] < lo + 10800]
+            vals = [
+                p["hum"] for p in _points() if p["room"] == room and lo <= p["time"] < lo + 10800
+            ]
             win = datetime.fromtimestamp(lo, UTC).replace(tzinfo=None)
             want.append(("home", win, room, statistics.fmean(vals) if vals else None))
     got = rows(table)
