@@ -6,7 +6,8 @@
     data_frame_measurement_name=..., data_frame_tag_columns=[...])`` runs). Target: >= 5x the
     serializer's rows/s. Both outputs are checked to describe the same points.
 (c) End-to-end write-back points/s into a stand-in server (started here, Core's 1 s WAL flush by
-    default) with ``write_arrow`` at concurrency 1 and 4 (8 MiB bodies, gzip).
+    default) with ``write_arrow`` at concurrency 1 and 4 (8 MiB bodies, gzip), of rows shaped
+    like a downsampling job's output (bucket time, 2 tags, 3 numeric fields).
 
 Prints a table and saves ``benchmarks/results/bench_core_write.json``.
 
@@ -54,6 +55,25 @@ def make_table(rows: int, seed: int = 3, start_s: int = 1_700_000_000) -> pa.Tab
             "usage": rng.random(rows) * 100,
             "procs": rng.integers(0, 500, rows),
             "state": pa.array(np.array(["ok", "warn", "crit"])[rng.integers(0, 3, rows)]),
+        }
+    )
+
+
+def make_downsampled(rows: int, seed: int = 5, start_s: int = 1_700_000_000) -> pa.Table:
+    """What write-back of a downsampling job sends: bucket time, 2 tags, 3 numeric fields."""
+    rng = np.random.default_rng(seed)
+    hosts = np.array([f"server-{i:02d}" for i in range(50)])
+    regions = np.array(["us-east", "eu-west", "ap-south"])
+    return pa.table(
+        {
+            "time": pa.array(
+                (start_s + np.arange(rows, dtype=np.int64) * 60) * 10**9, pa.timestamp("ns")
+            ),
+            "host": pa.array(hosts[rng.integers(0, len(hosts), rows)]),
+            "region": pa.array(regions[rng.integers(0, len(regions), rows)]),
+            "usage_mean": rng.random(rows) * 100,
+            "usage_max": rng.random(rows) * 100,
+            "usage_count": rng.integers(1, 60, rows),
         }
     )
 
@@ -130,7 +150,9 @@ def bench_encoding(rows: int, repeats: int) -> dict[str, Any]:
     }
 
 
-def bench_write(rows: int, wal_flush: float, repeats: int, body_bytes: int) -> list[dict[str, Any]]:
+def bench_write(
+    rows: int, wal_flush: float, repeats: int, body_bytes: int, data: str = "downsampled"
+) -> list[dict[str, Any]]:
     from influx_flight.server import StandInServer
 
     out = []
@@ -149,7 +171,8 @@ def bench_write(rows: int, wal_flush: float, repeats: int, body_bytes: int) -> l
             result = None
             for rep in range(repeats):
                 # a fresh time range per run so every run stores new points
-                table = make_table(rows, seed=rep, start_s=1_700_000_000 + rep * rows * 2)
+                make = make_downsampled if data == "downsampled" else make_table
+                table = make(rows, seed=rep, start_s=1_700_000_000 + rep * rows * 120)
                 t0 = time.perf_counter()
                 result = write_arrow(
                     cfg,
@@ -175,6 +198,7 @@ def bench_write(rows: int, wal_flush: float, repeats: int, body_bytes: int) -> l
                     "bytes_encoded": result.bytes_encoded if result else 0,
                     "wal_flush_interval_s": wal_flush,
                     "max_body_bytes": body_bytes,
+                    "data": data,
                 }
             )
     return out
@@ -187,6 +211,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--wal-flush", type=float, default=1.0)
     ap.add_argument("--body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    ap.add_argument(
+        "--write-data",
+        choices=["downsampled", "mixed"],
+        default="downsampled",
+        help="(c) data: numeric bucket rows (default) or the (b) table with a string field, "
+        "which the stand-in parses on its slower per-line path",
+    )
     args = ap.parse_args()
 
     enc = bench_encoding(args.rows, args.repeats)
@@ -195,7 +226,9 @@ def main() -> None:
         f"influxdb3-python {enc['influxdb3_python_rows_per_s']:,.0f} rows/s",
         flush=True,
     )
-    writes = bench_write(args.write_rows, args.wal_flush, max(1, args.repeats - 1), args.body_bytes)
+    writes = bench_write(
+        args.write_rows, args.wal_flush, max(1, args.repeats - 1), args.body_bytes, args.write_data
+    )
     print(f"\n(b) line-protocol encoding, {enc['rows']:,} rows (time, 2 tags, 3 fields)")
     print(f"{'encoder':<34}{'seconds':>10}{'rows/s':>14}")
     print(
@@ -216,7 +249,7 @@ def main() -> None:
     )
     print(
         f"\n(c) write-back into the stand-in, {args.write_rows:,} points, "
-        f"WAL flush {args.wal_flush}s, bodies <= {args.body_bytes:,} B"
+        f"{args.write_data} rows, WAL flush {args.wal_flush}s, bodies <= {args.body_bytes:,} B"
     )
     print(f"{'concurrency':<14}{'seconds':>10}{'points/s':>14}{'requests':>10}")
     for w in writes:
