@@ -244,11 +244,25 @@ def test_dagster_dev_serves_the_example_assets(tmp_path: Path) -> None:
             "no_nulls_temperature_mean",
             "temperature_mean_in_range",
         }
-        assert "apiv3_never-shown-in-the-ui" not in json.dumps(
+        resource = graphql(
+            port,
+            "{ topLevelResourceDetailsOrError(resourceSelector: {repositoryLocationName:"
+            ' "example_dags.dagster_example", repositoryName: "__repository__",'
+            ' resourceName: "influxdb"}) { ... on ResourceDetails {'
+            " configuredValues { key value type } } } }",
+        )
+        values = {
+            v["key"]: v
+            for v in resource["data"]["topLevelResourceDetailsOrError"]["configuredValues"]
+        }
+        assert values["token"]["type"] == "ENV_VAR"
+        assert values["token"]["value"] == TOKEN_ENV  # the variable's name, not its value
+        everything = json.dumps(resource) + json.dumps(
             graphql(
                 port, "{ assetNodes { assetKey { path } description metadataEntries { label } } }"
             )
         )
+        assert "apiv3_never-shown-in-the-ui" not in everything
     finally:
         stop_group(proc)
         log.close()
