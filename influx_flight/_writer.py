@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from influx_flight import __version__
 from influx_flight._errors import error_from_http
 from influx_flight._exceptions import (
     ConfigurationError,
@@ -204,7 +205,7 @@ class _Sender:
         headers = {
             "Content-Type": "text/plain; charset=utf-8",
             "Accept": "application/json",
-            "User-Agent": "influx-flight",
+            "User-Agent": f"influx-flight/{__version__}",
         }
         headers.update(config.http_headers())
         if use_gzip:

@@ -146,6 +146,7 @@ def test_v3_request_shape_gzip_and_result(recorder: Recorder) -> None:
     assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
     assert seen.headers["Content-Encoding"] == "gzip"
     assert seen.headers["Content-Type"].startswith("text/plain")
+    assert seen.headers["User-Agent"].startswith("influx-flight/")
     assert seen.body.decode() == encode_table(t, measurement="home", tags=["room"]).text()
     assert res.rows == 100 and res.lines_written == 100 and res.requests == 1
     assert res.bytes_sent == seen.wire_bytes < res.bytes_encoded == len(seen.body)
