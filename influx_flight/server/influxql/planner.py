@@ -482,7 +482,14 @@ class SelectPlanner:
         self.lone_selector: ast.Call | None = None
         if len(aggs) == 1 and aggs[0].name in fn.SELECTORS and not self.transforms:
             self.lone_selector = aggs[0]
-        if self.has_agg and not self.lone_selector:
+        for f in fields:
+            if _mentions_time(f.expr):
+                raise not_implemented("time in SELECT expressions (select time on its own)")
+            if not _has_var(f.expr):
+                raise QueryPlanError(
+                    "Error during planning: field must contain at least one variable"
+                )
+        if (self.has_agg and not self.lone_selector) or self.transforms:
             for f in fields:
                 if _has_bare_ref(f.expr):
                     raise QueryPlanError(
@@ -634,6 +641,8 @@ class SelectPlanner:
                 return f"COALESCE({sql} {op} {qs(pattern)}, FALSE)"
             if expr.op in ("=", "!=", "<", "<=", ">", ">="):
                 lhs, rhs = _strip(expr.lhs), _strip(expr.rhs)
+                if self._incomparable(lhs, rhs, schema) or self._incomparable(rhs, lhs, schema):
+                    return "FALSE"  # InfluxQL: a field never equals a literal of another type
                 left = self._value_sql(lhs, schema, in_where=True)
                 right = self._value_sql(rhs, schema, in_where=True)
                 return f"COALESCE({left} {'<>' if expr.op == '!=' else expr.op} {right}, FALSE)"
@@ -643,6 +652,21 @@ class SelectPlanner:
         raise QueryPlanError(
             f"Error during planning: invalid WHERE condition {expr}: expected a comparison"
         )
+
+    def _incomparable(self, ref: ast.Expr, other: ast.Expr, schema: Schema) -> bool:
+        if not isinstance(ref, ast.VarRef):
+            return False
+        _, kind = self._ref(ref.name, schema, ref.type_hint)
+        if kind != "field":
+            return isinstance(other, ast.IntegerLit | ast.NumberLit | ast.BoolLit)
+        t = schema.fields[ref.name]
+        if isinstance(other, ast.StringLit):
+            return not pa.types.is_string(t)
+        if isinstance(other, ast.IntegerLit | ast.NumberLit):
+            return not _numeric(t)
+        if isinstance(other, ast.BoolLit):
+            return not pa.types.is_boolean(t)
+        return False
 
     def _value_sql(self, expr: ast.Expr, schema: Schema, in_where: bool = False) -> str:
         """Row-level SQL of a value expression (fields, tags, literals, arithmetic, math)."""
@@ -1253,6 +1277,17 @@ def _contains_transform(expr: ast.Expr) -> bool:
         return expr.name in fn.TRANSFORMS or any(_contains_transform(a) for a in expr.args)
     if isinstance(expr, ast.BinaryExpr):
         return _contains_transform(expr.lhs) or _contains_transform(expr.rhs)
+    return False
+
+
+def _has_var(expr: ast.Expr) -> bool:
+    expr = _strip(expr)
+    if isinstance(expr, ast.VarRef):
+        return True
+    if isinstance(expr, ast.BinaryExpr):
+        return _has_var(expr.lhs) or _has_var(expr.rhs)
+    if isinstance(expr, ast.Call):
+        return any(_has_var(a) for a in expr.args)
     return False
 
 

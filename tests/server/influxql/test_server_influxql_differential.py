@@ -137,6 +137,9 @@ CORPUS = [
     "SELECT usage FROM nosuch",
     "SELECT nosuchfield FROM cpu",
     "SELECT host FROM cpu",
+    "SELECT usage FROM cpu WHERE usage = 'x' OR usage != 'x'",
+    "SELECT usage FROM cpu WHERE host = 5",
+    "SELECT state FROM cpu WHERE state != 'ok' AND state != 3",
     "SELECT mean(host) FROM cpu",
     "SELECT usage::field, host::tag FROM cpu WHERE host = 'h2'",
     # aggregates without GROUP BY time
