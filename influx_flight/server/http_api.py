@@ -16,6 +16,7 @@ import importlib
 import io
 import json
 import logging
+import math
 import os
 import threading
 import uuid
@@ -169,14 +170,16 @@ def _columns_as_python(batch: pa.RecordBatch) -> list[list[Any]]:
 def _json_default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
     return str(value)
 
 
 def _rows(batch: pa.RecordBatch) -> Iterator[dict[str, Any]]:
     names = batch.schema.names
     cols = _columns_as_python(batch)
+    for j, col in enumerate(batch.columns):
+        if pa.types.is_floating(col.type):
+            # JSON has no NaN or infinity: such values are left out like nulls.
+            cols[j] = [None if v is not None and not math.isfinite(v) else v for v in cols[j]]
     for i in range(batch.num_rows):
         # Null values are left out, as arrow_json does.
         yield {n: c[i] for n, c in zip(names, cols, strict=True) if c[i] is not None}

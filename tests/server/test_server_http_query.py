@@ -241,3 +241,10 @@ def test_health_ping_and_routing(standin: Any) -> None:
     assert get(standin, "/ready")[0] == 404
     status, headers, _ = http("OPTIONS", standin.http_url + "/api/v3/write_lp")
     assert status == 204 and headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_json_leaves_out_non_finite_floats(standin: Any) -> None:
+    standin.write_lp("hq_nan", "m,k=a v=1 1\nm,k=b v=2 2")
+    sql = "SELECT k, CASE WHEN k = 'a' THEN v / 0.0 ELSE v END AS v FROM m ORDER BY k"
+    status, _, body = get(standin, "/api/v3/query_sql", db="hq_nan", q=sql)
+    assert (status, json.loads(body)) == (200, [{"k": "a"}, {"k": "b", "v": 2.0}])
