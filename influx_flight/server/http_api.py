@@ -358,6 +358,10 @@ class _Api:
             raise _HttpError(400, "body contents must be valid UTF-8 line protocol") from None
         except ValueError as exc:
             raise _HttpError(400, str(exc)) from None
+        except ServerError as exc:
+            raise _json_error(exc.http_status, exc.message) from None
+        except RuntimeError as exc:  # the pipeline is closing: the server is shutting down
+            raise _HttpError(503, f"the server is shutting down: {exc}") from None
         try:
             outcome = await asyncio.wrap_future(future)
         except ServerError as exc:
