@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from influx_flight._client import InfluxDB3Client
 from influx_flight._config import InfluxDB3Config
@@ -294,3 +296,85 @@ def test_fill_previous_fills_the_empty_bucket(
     assert 4 not in exp_bath.index
     assert bath.loc[4, "temp_mean"] == pytest.approx(exp_bath.loc[3, "temp_mean"])
     assert res.points_written == len(exp) + 1 == len(got)
+
+
+_PANDAS_AGG = {
+    "mean": "mean",
+    "sum": "sum",
+    "count": "count",
+    "min": "min",
+    "max": "max",
+    "first": "first",
+    "last": "last",
+    "median": "median",
+    "stddev": "std",
+    "spread": lambda s: s.max() - s.min(),
+}
+_spec_counter = iter(range(10**6))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    aggs=st.lists(st.sampled_from(sorted(_PANDAS_AGG)), min_size=1, max_size=4, unique=True),
+    window_min=st.sampled_from([10, 30, 60, 120]),
+    offset_min=st.sampled_from([0, 5, 15]),
+    language=st.sampled_from(["sql", "influxql"]),
+    by_room=st.booleans(),
+)
+def test_property_downsample_matches_pandas(
+    source: tuple[InfluxDB3Client, pd.DataFrame],
+    aggs: list[str],
+    window_min: int,
+    offset_min: int,
+    language: str,
+    by_room: bool,
+) -> None:
+    client, df = source
+    offset_min %= window_min
+    if not by_room:
+        # the rooms share timestamps: first/last would pick among ties arbitrarily (as InfluxDB
+        # documents), so they are only compared per room
+        aggs = [a for a in aggs if a not in ("first", "last")] or ["count"]
+    target = f"prop_ds_{next(_spec_counter)}"
+    spec = DownsampleSpec(
+        source="home",
+        window=f"{window_min}m",
+        offset=f"{offset_min}m" if offset_min else None,
+        aggregates={"temp": aggs},
+        group_by=["room"] if by_room else [],
+        target_measurement=target,
+        target_database="ds_prop",
+        language=language,  # type: ignore[arg-type]
+        align="widen",
+    )
+    res = run_downsample(client, spec, "2024-03-01T01:07:00Z", "2024-03-01T07:53:00Z")
+    lo, hi = pd.Timestamp(res.start), pd.Timestamp(res.end)
+    inside = df[(df.time >= lo) & (df.time < hi)].sort_values("time", kind="stable")
+    off = pd.Timedelta(minutes=offset_min)
+    bucket = (inside.time - off).dt.floor(f"{window_min}min") + off
+    keys = [bucket.rename("time"), "room"] if by_room else [bucket.rename("time")]
+    grouped = inside.groupby(keys).temp
+    exp = pd.DataFrame({f"temp_{a}": grouped.agg(_PANDAS_AGG[a]) for a in aggs}).reset_index()
+    order = ["time", "room"] if by_room else ["time"]
+    exp = exp.sort_values(order).reset_index(drop=True)
+    # Null aggregates (stddev of one point) are left out; rows with none left are not written.
+    fields = [f"temp_{a}" for a in aggs]
+    written = exp[exp[fields].notna().any(axis=1)].reset_index(drop=True)
+    assert res.points_written == len(written) and res.rows_skipped == len(exp) - len(written)
+    if written.empty:
+        return
+    got = client.query(f'SELECT * FROM "{target}" ORDER BY {", ".join(order)}', database="ds_prop")
+    got_df = got.to_table().to_pandas()
+    assert len(got_df) == len(written)
+    assert (got_df["time"].dt.tz_convert("UTC").values == written["time"].values).all()
+    for col in fields:
+        if col not in got_df.columns:
+            assert written[col].isna().all(), col
+            continue
+        np.testing.assert_allclose(
+            got_df[col].astype(float),
+            written[col].astype(float),
+            rtol=1e-9,
+            equal_nan=True,
+            err_msg=col,
+        )
