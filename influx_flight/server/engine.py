@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext, SQLOptions
 
 from influx_flight.server.errors import (
@@ -175,6 +176,12 @@ class _Table:
         # id(stored batch) -> (stored batch, the same rows with tags as Utf8); filled lazily by
         # pure-scan queries so repeated exports do not re-cast the dictionaries.
         self.hydrated: dict[int, tuple[pa.RecordBatch, pa.RecordBatch]] = {}
+        # Upsert bookkeeping: a point is (tag set, time); rewriting one must replace it, as
+        # InfluxDB 3 does. Appends that only move forward in time with distinct keys (the
+        # common case) cost one min/max; anything else marks the table for a deduplication
+        # pass before the next snapshot.
+        self.max_time: int | None = None
+        self.needs_dedup = False
 
     def hydrated_batches(self, batches: Sequence[pa.RecordBatch]) -> list[pa.RecordBatch]:
         """``batches`` (a snapshot of this table) with tags cast to Utf8, cached per batch.
@@ -245,12 +252,61 @@ class _Table:
                 for b in self.batches
             ]
         if batch.num_rows:
-            self.batches.append(self._conform(columns, batch.num_rows))
+            conformed = self._conform(columns, batch.num_rows)
+            self._note_keys(conformed)
+            self.batches.append(conformed)
             self._merge_tail()
         self.version += 1
         if self.hydrated:
             live = {id(b) for b in self.batches}
             self.hydrated = {k: v for k, v in self.hydrated.items() if k in live}
+
+    def _key_names(self) -> list[str]:
+        return [n for n, (k, _t) in self.kinds.items() if k in ("tag", "time")]
+
+    def _note_keys(self, batch: pa.RecordBatch) -> None:
+        """Mark the table for deduplication when ``batch`` may rewrite an existing point."""
+        times = batch.column(TIME_COLUMN).view(pa.int64())
+        bounds = pc.min_max(times)
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        if not self.needs_dedup:
+            if self.max_time is not None and low <= self.max_time:
+                self.needs_dedup = True
+            elif batch.num_rows > 1:
+                keys = pa.Table.from_batches([batch]).select(self._key_names())
+                distinct = keys.group_by(keys.column_names, use_threads=False).aggregate([])
+                self.needs_dedup = distinct.num_rows < batch.num_rows
+        self.max_time = high if self.max_time is None else max(self.max_time, high)
+
+    def deduplicate(self) -> None:
+        """Keep one row per (tag set, time): per field, the last non-null value written.
+
+        This is InfluxDB 3's upsert rule (IOx keeps the last non-null value per column), so a
+        re-run that writes the same points leaves the table as it was.
+        """
+        if not self.needs_dedup:
+            return
+        self.needs_dedup = False
+        if not self.batches:
+            return
+        table = pa.Table.from_batches(self.batches, schema=self.schema).unify_dictionaries()
+        keys = self._key_names()
+        fields = [n for n in self.schema.names if n not in keys]
+        grouped = table.group_by(keys, use_threads=False).aggregate(
+            [(f, "last", pc.ScalarAggregateOptions(skip_nulls=True)) for f in fields]
+        )
+        renamed = {f"{f}_last": f for f in fields}
+        grouped = grouped.rename_columns([renamed.get(n, n) for n in grouped.column_names])
+        columns = {n: grouped.column(n).combine_chunks() for n in grouped.column_names}
+        for fld in self.schema:
+            if fld.name in columns and columns[fld.name].type != fld.type:
+                columns[fld.name] = columns[fld.name].cast(fld.type)
+        merged = self._conform(columns, grouped.num_rows)
+        # Rows come back in first-seen key order; InfluxDB keeps no insertion order either.
+        self.batches = pa.Table.from_batches([merged]).to_batches(
+            max_chunksize=_SMALL_BATCH_ROWS * 16
+        )
+        self.hydrated = {}
 
     def _merge_tail(self) -> None:
         tail = 0
@@ -467,6 +523,8 @@ class Engine:
         """A consistent copy-free snapshot of every table (for compaction and exports)."""
         with self._lock:
             db = self._db(database)
+            for t in db.tables.values():
+                t.deduplicate()
             return {
                 name: pa.Table.from_batches(list(t.batches), schema=t.schema)
                 for name, t in db.tables.items()
@@ -526,6 +584,8 @@ class Engine:
     def _snapshot(self, database: str) -> _Snapshot:
         with self._lock:
             db = self._db(database)
+            for t in db.tables.values():
+                t.deduplicate()
             tables = {name: (t, list(t.batches)) for name, t in db.tables.items()}
             return _Snapshot(tables, list(db.queries))
 
