@@ -111,7 +111,7 @@ def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str
         [
             sys.executable,
             "-m",
-            "influx_flight.server.cli",
+            "influx_flight.cli",  # the real `influx-flight` dispatcher
             "serve",
             "--port",
             "0",

@@ -207,7 +207,7 @@ def _start_server(data_dir: Path, ready: Path, token: str) -> subprocess.Popen[b
         [
             sys.executable,
             "-m",
-            "influx_flight.server.cli",
+            "influx_flight.cli",  # the real `influx-flight` dispatcher
             "serve",
             "--port",
             "0",
