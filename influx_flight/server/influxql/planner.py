@@ -9,6 +9,7 @@ fill(linear) and the transformations, ``generate_series`` for the window grid.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from influx_flight.server.errors import QueryPlanError, ServerError
 from influx_flight.server.influxql import ast
@@ -413,10 +415,6 @@ class SelectPlanner:
                 group.update(self.union.tags)
         # Only tags group; naming a field in GROUP BY groups by nothing (as InfluxQL does).
         self.group_tags = sorted(g for g in group if g not in self.union.fields)
-        if self.zone is not None and self.interval is not None:
-            lower = self.range.lower if self.range.lower is not None else self.now_ns
-            utc = datetime.fromtimestamp(lower / _SECOND, self.zone).utcoffset()
-            self.offset -= int(utc.total_seconds()) * _SECOND if utc else 0
 
     def _expand(self, f: ast.Field) -> list[ast.Field]:
         """Expand ``*``, ``/re/`` and ``fn(*)``/``fn(/re/)`` against the union schema."""
@@ -911,13 +909,38 @@ class SelectPlanner:
         raise QueryPlanError(f"Error during planning: unsupported expression {expr}")
 
     # -- aggregates ------------------------------------------------------------------------
-    def _window_expr(self) -> str:
+    def _window_expr(self, column: str = "time") -> str:
         if self.interval is None:
             return ts(self.range.lower if self.range.lower is not None else 0)
-        return f"date_bin(INTERVAL '{self.interval} nanoseconds', time, {ts(self.offset)})"
+        if self.zone is not None:
+            return f"{self._zone_udf()}({column})"
+        return f"date_bin(INTERVAL '{self.interval} nanoseconds', {column}, {ts(self.offset)})"
+
+    def _zone_udf(self) -> str:
+        """Register (once per session) the vectorised tz() window function; return its name."""
+        name = "__influxql_tz_window"
+        if getattr(self._session, "_influxql_tz_udf", None) != name:
+            from datafusion import udf
+
+            interval, offset, zone = self.interval, self.offset, self.zone
+            assert interval is not None and zone is not None
+
+            def windows(times: pa.Array) -> pa.Array:
+                starts = tz_window_starts(times.cast(pa.int64()), interval, offset, zone)
+                return starts.cast(pa.timestamp("ns"))
+
+            self._session.register_udf(
+                udf(windows, [pa.timestamp("ns")], pa.timestamp("ns"), "immutable", name)
+            )
+            with contextlib.suppress(AttributeError):
+                self._session._influxql_tz_udf = name
+        return name
 
     def _bin(self, t: int) -> int:
         assert self.interval is not None
+        if self.zone is not None:
+            one = pa.array([t], pa.int64())
+            return int(tz_window_starts(one, self.interval, self.offset, self.zone)[0].as_py())
         return t - (t - self.offset) % self.interval
 
     def _aggregate_sql(self, m: str, schema: Schema, src: str) -> str:
@@ -1109,10 +1132,26 @@ class SelectPlanner:
             else (f"SELECT DISTINCT 1 AS __k FROM {base}")
         )
         ctes.append(f"keys AS ({keys})")
-        ctes.append(
-            "grid AS (SELECT arrow_cast(value, 'Timestamp(Nanosecond, None)') AS time, keys.* "
-            f"FROM generate_series({start}, {end}, {self.interval}) CROSS JOIN keys)"
-        )
+        if self.zone is None:
+            wins = (
+                "SELECT arrow_cast(value, 'Timestamp(Nanosecond, None)') AS time "
+                f"FROM generate_series({start}, {end}, {self.interval})"
+            )
+        else:
+            # Zone windows are not all equally long (DST): sample finely, keep distinct starts.
+            step = min(self.interval, 15 * 60 * _SECOND)
+            if (end - start) // step > MAX_WINDOWS:
+                raise QueryPlanError(
+                    "Error during planning: GROUP BY time() with tz() over this range is too "
+                    "large; narrow the time range"
+                )
+            wins = (
+                f"SELECT DISTINCT {self._window_expr('arrow_cast(value, ' + qs('Timestamp(Nanosecond, None)') + ')')} AS time "
+                f"FROM generate_series({start}, {end + self.interval}, {step})"
+            )
+            wins = f"SELECT time FROM ({wins}) AS w WHERE time <= {ts(end)}"
+        ctes.append(f"wins AS ({wins})")
+        ctes.append("grid AS (SELECT wins.time, keys.* FROM wins CROSS JOIN keys)")
         on = " AND ".join(
             ["g.time = a.time", *[f"(g.{t} IS NOT DISTINCT FROM a.{t})" for t in part]]
         )
@@ -1269,6 +1308,30 @@ class SelectPlanner:
         if keys:
             md["tagKeyColumns"] = keys
         return {GROUP_KEY_METADATA: json.dumps(md, separators=(",", ":")).encode()}
+
+
+def _zone_offsets(t: pa.Array, zone: ZoneInfo) -> pa.Array:
+    """UTC offset (ns) of ``zone`` at each instant ``t`` (int64 epoch ns), vectorised."""
+    local = pc.local_timestamp(t.cast(pa.timestamp("ns", tz=zone.key))).cast(pa.int64())
+    return pc.subtract(local, t)
+
+
+def tz_window_starts(t: pa.Array, interval: int, offset: int, zone: ZoneInfo) -> pa.Array:
+    """InfluxQL's window start of each ``t`` (int64 ns) with a tz() clause (1.x ``Window``).
+
+    Truncate in local time, then correct by the zone change between ``t`` and the window start
+    when that change is smaller than the interval (so days start at local midnight across DST).
+    """
+    t = pc.subtract(t.cast(pa.int64()), offset)
+    zone_off = _zone_offsets(t, zone)
+    local = pc.add(t, zone_off)
+    rem = pc.subtract(local, pc.multiply(pc.divide(local, interval), interval))  # truncating
+    rem = pc.if_else(pc.less(rem, 0), pc.add(rem, interval), rem)
+    start = pc.subtract(t, rem)
+    diff = pc.subtract(zone_off, _zone_offsets(start, zone))
+    small = pc.and_(pc.not_equal(diff, 0), pc.less(pc.abs(diff), interval))
+    start = pc.add(start, pc.if_else(small, diff, 0))
+    return pc.add(start, offset)
 
 
 def _contains_transform(expr: ast.Expr) -> bool:

@@ -53,6 +53,10 @@ def _rand_lp(seed: int = 20260601) -> str:
             f"mem,host={host} free={rng.randint(100, 10_000)}i,pct={round(rng.uniform(0, 100), 1)} "
             f"{BASE + t}"
         )
+    # Around the 2023 DST changes of America/Chicago (Mar 12, Nov 5) and Europe/Paris (Mar 26).
+    for start in (1678406400, 1699142400 - 2 * 86400, 1679788800 - 2 * 86400):
+        for k in range(0, 4 * 86400, 1200):
+            lines.append(f"dst,site={'ab'[k % 2400 // 1200]} v={rng.randint(0, 99)}i {start + k}")
     return "\n".join(lines) + "\n"
 
 
@@ -203,6 +207,19 @@ CORPUS = [
     f"SELECT mean(usage) FROM cpu WHERE {W} GROUP BY time(1d) tz('America/Chicago')",
     f"SELECT count(reqs) FROM cpu WHERE {W} GROUP BY time(6h) tz('Asia/Kolkata')",
     f"SELECT usage FROM cpu WHERE {W6} AND host = 'h1' tz('Europe/Paris')",
+    # windows across daylight-saving changes
+    "SELECT sum(v), count(v) FROM dst WHERE time >= '2023-03-10T00:00:00Z' "
+    "AND time < '2023-03-14T00:00:00Z' GROUP BY time(1d) tz('America/Chicago')",
+    "SELECT mean(v) FROM dst WHERE time >= '2023-03-11T00:00:00Z' "
+    "AND time < '2023-03-13T12:00:00Z' GROUP BY time(1h), site tz('America/Chicago')",
+    "SELECT max(v) FROM dst WHERE time >= '2023-11-03T00:00:00Z' "
+    "AND time < '2023-11-07T00:00:00Z' GROUP BY time(6h) fill(0) tz('America/Chicago')",
+    "SELECT count(v) FROM dst WHERE time >= '2023-11-04T12:00:00Z' "
+    "AND time < '2023-11-06T00:00:00Z' GROUP BY time(1h) tz('America/Chicago')",
+    "SELECT first(v), last(v) FROM dst WHERE time >= '2023-03-24T00:00:00Z' "
+    "AND time < '2023-03-28T00:00:00Z' GROUP BY time(1d, 2h) tz('Europe/Paris')",
+    "SELECT min(v) FROM dst WHERE time >= '2023-03-24T00:00:00Z' "
+    "AND time < '2023-03-28T00:00:00Z' GROUP BY time(12h), site fill(previous) tz('Europe/Paris')",
     f"SELECT mean(usage) AS m, count(usage) AS c FROM cpu WHERE {W6} GROUP BY time(1h)",
     f"SELECT mean(usage) + 1, sum(reqs) / count(reqs) FROM cpu WHERE {W6} GROUP BY time(2h)",
     # transformations
@@ -488,3 +505,34 @@ def recent(influxd: Any, standin: Any) -> dict[str, Any]:
 def test_show_statements(recent: dict[str, Any], query: str) -> None:
     rows = check(recent, RECENT_DB, query)
     assert rows == 0 if "north" in query else rows > 0
+
+
+DST_STARTS = [1678406400, 1699142400 - 2 * 86400, 1679788800 - 2 * 86400]
+
+
+@st.composite
+def tz_queries(draw: st.DrawFn) -> str:
+    """Windows in a time zone over ranges that cross daylight-saving changes."""
+    zone = draw(
+        st.sampled_from(["America/Chicago", "Europe/Paris", "Asia/Kolkata", "America/St_Johns"])
+    )
+    agg = draw(st.sampled_from(["count", "sum", "mean", "max", "first"]))
+    interval = draw(st.sampled_from(["30m", "1h", "3h", "6h", "1d"]))
+    offset = draw(st.sampled_from(["", ", 1h", ", 90m", ", -2h"]))
+    base = draw(st.sampled_from(DST_STARTS))
+    start = base + draw(st.integers(0, 2 * 86400))
+    length = draw(st.integers(3600, 2 * 86400))
+    fill = draw(
+        st.sampled_from(["", " fill(none)", " fill(0)", " fill(previous)", " fill(linear)"])
+    )
+    group = draw(st.sampled_from(["", ", site"]))
+    return (
+        f"SELECT {agg}(v) FROM dst WHERE time >= {start}s AND time < {start + length}s "
+        f"GROUP BY time({interval}{offset}){group}{fill} tz('{zone}')"
+    )
+
+
+@settings(_SETTINGS, max_examples=60)
+@given(query=tz_queries())
+def test_generated_time_zones(loaded: dict[str, Any], query: str) -> None:
+    check(loaded, RAND_DB, query)
