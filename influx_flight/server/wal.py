@@ -136,6 +136,7 @@ class WriteAheadLog:
         self._file: BinaryIO | None = None
         self._segment: Path | None = None
         self.snapshot_seq = 0
+        self.replayed_rows = 0  # rows (and catalog changes) replayed from the log at recovery
 
     def __repr__(self) -> str:
         return f"WriteAheadLog({str(self.data_dir)!r})"
@@ -176,6 +177,7 @@ class WriteAheadLog:
                 if record.seq <= self.snapshot_seq:
                     continue
                 last_seq = max(last_seq, record.seq)
+                self.replayed_rows += record.rows or (record.op != "write")
                 try:
                     self.apply(engine, record)
                 except Exception as exc:  # a record the engine refuses must not block startup

@@ -88,11 +88,13 @@ class WritePipeline:
         self._overlay: dict[tuple[str, str], dict[str, str]] = {}
         self._closed = False
         self._rows_since_snapshot = 0
+        self._next_compact = compact_rows
         self.wal: WriteAheadLog | None = None
         self._seq = 0
         if data_dir is not None:
             self.wal = WriteAheadLog(Path(data_dir))
             self._seq = self.wal.recover(engine)
+            self._rows_since_snapshot = self.wal.replayed_rows  # compacted at the next close
         self._thread = threading.Thread(target=self._run, name="wal-flusher", daemon=True)
         self._thread.start()
 
@@ -202,7 +204,7 @@ class WritePipeline:
             closed = self._closed
             try:
                 self.flush()
-                if self.wal is not None and self._rows_since_snapshot >= self.compact_rows:
+                if self.wal is not None and self._rows_since_snapshot >= self._next_compact:
                     self._compact_in_background()
             except Exception:  # pragma: no cover - keeps the flusher alive; futures carry errors
                 log.exception("WAL flush failed")
@@ -277,6 +279,10 @@ class WritePipeline:
                 }
             old = self.wal.rotate(seq + 1)
             self._rows_since_snapshot = 0
+            # A snapshot rewrites everything, so the next one waits until the log holds as many
+            # rows as the snapshot: the rewriting cost stays proportional to the rows written.
+            total = sum(t.num_rows for tables in databases.values() for t, _ in tables.values())
+            self._next_compact = max(self.compact_rows, total)
         # Writing Parquet does not hold up flushes: new records go to the new segment.
         self.wal.write_snapshot(seq, databases, old)
 

@@ -310,3 +310,21 @@ def test_sigkill_mid_stream_loses_no_acknowledged_write(tmp_path: Path) -> None:
     finally:
         proc2.send_signal(signal.SIGTERM)
         assert proc2.wait(timeout=60) == 0
+
+
+def test_replayed_log_is_compacted_at_the_next_clean_shutdown(tmp_path: Path) -> None:
+    _engine, pipeline = recover(tmp_path)
+    pipeline.submit("db", body(0, 30)).result()
+    crash = tmp_path.parent / (tmp_path.name + "_crash")
+    shutil.copytree(tmp_path, crash)
+    pipeline.close()
+    engine2, pipeline2 = recover(crash)
+    assert count(engine2, "db") == 30
+    pipeline2.close()  # no new writes, but the replayed log is folded into a snapshot
+    assert (crash / "CURRENT").exists()
+    assert all(p.stat().st_size == 0 for p in (crash / "wal").glob("*.wal"))
+    engine3, pipeline3 = recover(crash)
+    try:
+        assert count(engine3, "db") == 30
+    finally:
+        pipeline3.close()
