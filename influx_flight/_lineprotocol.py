@@ -42,6 +42,7 @@ __all__ = [
     "encode_table",
     "iter_encode",
     "normalize_precision",
+    "pack_bodies",
     "to_record_batches",
 ]
 
@@ -211,8 +212,53 @@ class EncodedLines:
         return out
 
     def split(self, max_bytes: int) -> Iterator[EncodedBody]:
-        for c in self.chunks:
-            yield from c.split(max_bytes)
+        yield from pack_bodies(self.chunks, max_bytes)
+
+
+def pack_bodies(chunks: Iterable[EncodedChunk], max_bytes: int) -> Iterator[EncodedBody]:
+    """Fill request bodies of at most ``max_bytes`` with whole lines across chunk boundaries.
+
+    A body within one chunk is a zero-copy slice; a body spanning chunks is concatenated. A
+    single line longer than ``max_bytes`` goes alone (the server decides).
+    """
+    if max_bytes <= 0:
+        raise ConfigurationError("max_bytes must be positive", field="max_body_bytes")
+    parts: list[tuple[memoryview, np.ndarray]] = []
+    size = 0
+
+    def flush() -> EncodedBody:
+        if len(parts) == 1:
+            body = EncodedBody(data=parts[0][0], row_index=parts[0][1])
+        else:
+            body = EncodedBody(
+                data=memoryview(b"".join(p[0] for p in parts)),
+                row_index=np.concatenate([p[1] for p in parts]),
+            )
+        parts.clear()
+        return body
+
+    for chunk in chunks:
+        n = chunk.line_count
+        if not n:
+            continue
+        offsets, data = chunk._offsets_and_data()
+        start = 0
+        while start < n:
+            room = max_bytes - size
+            end = min(int(np.searchsorted(offsets, offsets[start] + room, side="right")) - 1, n)
+            if end <= start:  # the next line does not fit in what is left
+                if size:
+                    yield flush()
+                    size = 0
+                    continue
+                end = start + 1
+            parts.append(
+                (data[int(offsets[start]) : int(offsets[end])], chunk.row_index[start:end])
+            )
+            size += int(offsets[end] - offsets[start])
+            start = end
+    if parts:
+        yield flush()
 
 
 # --- input normalisation ----------------------------------------------------------------------

@@ -48,6 +48,7 @@ from influx_flight._lineprotocol import (
     EncodedChunk,
     iter_encode,
     normalize_precision,
+    pack_bodies,
 )
 from influx_flight._retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_with_retry
 
@@ -461,10 +462,13 @@ def _rejection_error(
 def _split_bodies(
     chunks: Iterable[EncodedChunk], max_body_bytes: int, counts: dict[str, int]
 ) -> Iterator[EncodedBody]:
-    for chunk in chunks:
-        counts["rows"] += chunk.rows
-        counts["skipped"] += chunk.rows_skipped
-        yield from chunk.split(max_body_bytes)
+    def counted() -> Iterator[EncodedChunk]:
+        for chunk in chunks:
+            counts["rows"] += chunk.rows
+            counts["skipped"] += chunk.rows_skipped
+            yield chunk
+
+    yield from pack_bodies(counted(), max_body_bytes)
 
 
 # --- public API ----------------------------------------------------------------------------------------

@@ -409,3 +409,21 @@ def test_threaded_encoding_keeps_order_and_row_index() -> None:
     assert len(many.chunks) == 30
     assert many.text() == one.text()
     assert many.row_index.tolist() == one.row_index.tolist()
+
+
+def test_bodies_are_packed_across_chunks() -> None:
+    n = 2000
+    t = pa.table({"time": _ts(list(range(n))), "s": ["y" * (i % 37) for i in range(n)]})
+    enc = encode_table(t, measurement="m", batch_rows=64, threads=1)
+    assert len(enc.chunks) == 32
+    total = len(enc.text().encode())
+    (whole,) = list(enc.split(total))  # everything fits in one body despite 32 chunks
+    assert bytes(whole.data) == enc.text().encode() and whole.lines == n
+    limit = 5000
+    bodies = list(enc.split(limit))
+    assert all(len(b) <= limit for b in bodies)
+    assert len(bodies) == -(-total // limit) or len(bodies) == -(-total // limit) + 1
+    assert b"".join(bytes(b.data) for b in bodies) == enc.text().encode()
+    assert np.concatenate([b.row_index for b in bodies]).tolist() == list(range(n))
+    for b in bodies:
+        assert bytes(b.data).count(b"\n") == b.lines

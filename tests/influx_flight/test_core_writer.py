@@ -363,15 +363,27 @@ def test_bad_options_are_refused_before_sending(
 def test_bad_rows_later_in_a_stream_stop_it_and_say_what_was_written(recorder: Recorder) -> None:
     from influx_flight._lineprotocol import EncodingError
 
+    n = 3000
     good = pa.record_batch(
-        {"time": pa.array([1, 2], pa.timestamp("s")), "t": ["a", "b"], "v": [1, 2]}
+        {
+            "time": pa.array(range(n), pa.timestamp("s")),
+            "t": ["a"] * n,
+            "v": pa.array(range(n), pa.int64()),
+        }
     )
     bad = pa.record_batch(
-        {"time": pa.array([3, 4], pa.timestamp("s")), "t": ["c", "d\n"], "v": [3, 4]}
+        {"time": pa.array([n, n + 1], pa.timestamp("s")), "t": ["c", "d\n"], "v": [1, 2]}
     )
     reader = pa.RecordBatchReader.from_batches(good.schema, [good, bad])
-    with pytest.raises(EncodingError, match=r"rows \[3\]") as exc:
-        write_arrow(_config(recorder.url), reader, measurement="m", tags=["t"], batch_rows=2)
-    assert exc.value.write_result.lines_written == 2
-    assert any("already written" in note for note in exc.value.__notes__)
-    assert recorder.lines() == ["m,t=a v=1i 1000000000", "m,t=b v=2i 2000000000"]
+    with pytest.raises(EncodingError, match=rf"rows \[{n + 1}\]") as exc:
+        write_arrow(
+            _config(recorder.url), reader, measurement="m", tags=["t"], max_body_bytes=16 * 1024
+        )
+    sent = recorder.lines()
+    assert 0 < len(sent) < n
+    assert exc.value.write_result.lines_written == len(sent)
+    assert any(f"{len(sent)} line(s) from earlier rows" in note for note in exc.value.__notes__)
+    # whole bodies from the start of the stream (in any order: they travel concurrently)
+    assert sorted(sent, key=lambda ln: int(ln.split()[-1])) == [
+        f"m,t=a v={i}i {i * 10**9}" for i in range(len(sent))
+    ]
