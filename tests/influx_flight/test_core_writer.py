@@ -25,6 +25,7 @@ from influx_flight._exceptions import (
     AuthenticationError,
     ConfigurationError,
     ServerUnavailableError,
+    TransportError,
     WriteError,
 )
 from influx_flight._lineprotocol import encode_table
@@ -218,9 +219,10 @@ def test_concurrency_bounds_requests_in_flight(recorder: Recorder, concurrency: 
 # --- retries and errors -----------------------------------------------------------------------------
 
 
-def test_503_with_retry_after_is_retried_then_succeeds(recorder: Recorder) -> None:
+@pytest.mark.parametrize("status", [503, 429])
+def test_503_with_retry_after_is_retried_then_succeeds(recorder: Recorder, status: int) -> None:
     recorder.respond = lambda seen, n: (
-        (503, '{"error":"busy"}', {"Retry-After": "1"}) if n == 1 else (204, "", {})
+        (status, '{"error":"busy"}', {"Retry-After": "1"}) if n == 1 else (204, "", {})
     )
     started = time.monotonic()
     res = write_arrow(_config(recorder.url), _table(10), measurement="m", retry=FAST_RETRY)
@@ -387,3 +389,138 @@ def test_bad_rows_later_in_a_stream_stop_it_and_say_what_was_written(recorder: R
     assert sorted(sent, key=lambda ln: int(ln.split()[-1])) == [
         f"m,t=a v={i}i {i * 10**9}" for i in range(len(sent))
     ]
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+def _self_signed(tmp_path: Any) -> tuple[str, str, str]:
+    """A CA and a server certificate for 127.0.0.1 signed by it: (ca_pem, cert_file, key_file)."""
+    import datetime as dt
+    import ipaddress
+
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "influx-flight test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "server.pem", tmp_path / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca.public_bytes(serialization.Encoding.PEM).decode(), str(cert_file), str(key_file)
+
+
+@pytest.fixture
+def tls_recorder(tmp_path: Any) -> Iterator[tuple[Recorder, str]]:
+    import ssl
+
+    ca_pem, cert_file, key_file = _self_signed(tmp_path)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_file, key_file)
+    rec = Recorder()
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    runner_box: list[web.AppRunner] = []
+
+    async def start() -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", rec.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+        await site.start()
+        rec.url = f"https://127.0.0.1:{runner.addresses[0][1]}"
+        runner_box.append(runner)
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield rec, ca_pem
+    finally:
+        asyncio.run_coroutine_threadsafe(runner_box[0].cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
+def test_tls_with_ca_bundle_and_without(tls_recorder: tuple[Recorder, str], tmp_path: Any) -> None:
+    rec, ca_pem = tls_recorder
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(ca_pem)
+    res = write_arrow(_config(rec.url, ca_cert=str(ca_file)), _table(3), measurement="m")
+    assert res.lines_written == 3 and len(rec.seen) == 1
+
+    write_arrow(_config(rec.url, verify_tls=False), _table(2), measurement="m")
+    assert len(rec.seen) == 2
+
+    with pytest.raises(TransportError, match="TLS handshake") as exc:
+        write_arrow(_config(rec.url), _table(2), measurement="m", retry=FAST_RETRY)
+    assert not isinstance(exc.value, ServerUnavailableError)  # not retried
+    assert "ca_cert" in str(exc.value) and len(rec.seen) == 2
