@@ -55,30 +55,3 @@ def seeded(standin: Any, db_name: str) -> str:
     """Four hours of raw `cpu` points in the test's database; returns the database name."""
     standin.write_lp(db_name, raw_cpu_lines(), precision="ns")
     return db_name
-
-
-_UPSERT_PROBE: dict[str, bool] = {}
-
-
-@pytest.fixture
-def upserts_or_xfail(standin: Any) -> Callable[[], None]:
-    """Call before asserting InfluxDB's overwrite of same series + time points.
-
-    InfluxDB 3 keeps one row per (table, tag set, time): re-writing a point replaces it, which is
-    what makes re-materialisation idempotent. Where the stand-in does not (yet) deduplicate, the
-    test is marked xfail with that reason instead of failing on a server gap.
-    """
-
-    def check() -> None:
-        if "ok" not in _UPSERT_PROBE:
-            standin.write_lp("dg_upsert_probe", "probe,t=a v=1 1")
-            standin.write_lp("dg_upsert_probe", "probe,t=a v=2 1")
-            rows = standin.engine.query_sql("dg_upsert_probe", "SELECT v FROM probe").read_all()
-            _UPSERT_PROBE["ok"] = rows.num_rows == 1
-        if not _UPSERT_PROBE["ok"]:
-            pytest.xfail(
-                "the stand-in keeps duplicate points (same series and time); InfluxDB 3 "
-                "overwrites them, so re-runs cannot be shown identical here"
-            )
-
-    return check

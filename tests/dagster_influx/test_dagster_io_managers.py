@@ -1,6 +1,5 @@
 """InfluxDB3IOManager and ParquetIOManager: query text, writes, loads, partitions, refusals."""
 
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -119,7 +118,7 @@ def test_partitioned_output_is_stored_and_loaded_back_by_window(influx: InfluxDB
 
 
 def test_rematerialising_overwrites_points_of_the_same_series_and_time(
-    influx: InfluxDB3Resource, upserts_or_xfail: Callable[[], None]
+    influx: InfluxDB3Resource,
 ) -> None:
     resources = {"influx_io": InfluxDB3IOManager(influxdb=influx)}
     for _ in range(2):
@@ -127,7 +126,6 @@ def test_rematerialising_overwrites_points_of_the_same_series_and_time(
             [scores_asset()], resources=resources, partition_key="2026-01-01-04:00"
         ).success
     count = influx_count(influx, "room_scores")
-    upserts_or_xfail()
     assert count == 3
 
 
