@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from influx_flight._client import InfluxDB3Client
 from influx_flight._config import InfluxDB3Config
 from influx_flight._downsample import DownsampleSpec, run_downsample
-from influx_flight._exceptions import QueryError
+from influx_flight._exceptions import ConfigurationError, QueryError
 
 START = "2024-03-01T00:00:00Z"
 END = "2024-03-01T12:00:00Z"
@@ -378,3 +378,29 @@ def test_property_downsample_matches_pandas(
             equal_nan=True,
             err_msg=col,
         )
+
+
+def test_influxql_time_zone_buckets_on_local_midnight(
+    source: tuple[InfluxDB3Client, pd.DataFrame],
+) -> None:
+    client, df = source
+    spec = DownsampleSpec(
+        source="home",
+        window="1d",
+        aggregates={"temp": ["count"]},
+        group_by=["room"],
+        language="influxql",
+        time_zone="Europe/Paris",
+        target_measurement="home_1d_paris",
+        target_database="ds_tz",
+    )
+    with pytest.raises(ConfigurationError, match="Europe/Paris"):
+        run_downsample(client, spec, "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z")
+    # Paris midnight of 1 March 2024 is 23:00 UTC the day before
+    res = run_downsample(client, spec, "2024-02-29T23:00:00Z", "2024-03-01T23:00:00Z")
+    got = _stored(client, "ds_tz", "home_1d_paris")
+    assert res.points_written == len(ROOMS) == len(got)
+    assert (got.time == pd.Timestamp("2024-02-29T23:00:00Z")).all()
+    lo, hi = pd.Timestamp("2024-02-29T23:00:00Z"), pd.Timestamp("2024-03-01T23:00:00Z")
+    exp = df[(df.time >= lo) & (df.time < hi)].groupby("room").temp.count()
+    assert dict(zip(got.room, got.temp_count, strict=True)) == exp.to_dict()
