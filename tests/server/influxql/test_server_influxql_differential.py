@@ -224,6 +224,9 @@ CORPUS = [
     f"SELECT mean(usage) + 1, sum(reqs) / count(reqs) FROM cpu WHERE {W6} GROUP BY time(2h)",
     # transformations
     "SELECT derivative(usage) FROM cpu WHERE host = 'h1'",
+    "SELECT derivative(usage, 1h) FROM cpu",
+    "SELECT difference(reqs), cumulative_sum(reqs) FROM cpu WHERE region = 'east'",
+    "SELECT moving_average(reqs, 5) FROM cpu WHERE reqs > 100 LIMIT 10",
     "SELECT derivative(usage, 1m) FROM cpu GROUP BY host",
     "SELECT non_negative_derivative(reqs, 1h) FROM cpu WHERE host = 'h2'",
     "SELECT difference(reqs) FROM cpu GROUP BY host",
@@ -476,6 +479,12 @@ SHOW_QUERIES = [
     "SHOW TAG VALUES FROM /d.*/ WITH KEY = path",
     "SHOW FIELD KEYS",
     "SHOW FIELD KEYS FROM net",
+    # booleans and strings in recent data
+    "SELECT ok, used FROM disk WHERE host = 'h1'",
+    "SELECT count(ok), first(ok), last(iface) FROM disk, net",
+    "SELECT iface, rx FROM net WHERE iface = 'eth1' AND rx > 0.5",
+    "SELECT mode(iface), count(iface) FROM net GROUP BY host",
+    "SELECT distinct(iface) FROM net",
 ]
 
 
@@ -493,7 +502,7 @@ def recent(influxd: Any, standin: Any) -> dict[str, Any]:
             f"disk,host={host},region={rng.choice(['east', 'west'])},path=/d{k % 3} "
             f"used={rng.randint(1, 99)}i,ok=true {t}"
         )
-        lines.append(f'net,host={host} rx={rng.random()},name="eth{k % 2}" {t}')
+        lines.append(f'net,host={host} rx={rng.random()},iface="eth{k % 2}" {t}')
     lp = "\n".join(lines) + "\n"
     influxd.create_database(RECENT_DB)
     influxd.write(RECENT_DB, lp, precision="s")
