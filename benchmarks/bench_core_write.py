@@ -210,7 +210,13 @@ def main() -> None:
     ap.add_argument("--write-rows", type=int, default=500_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--wal-flush", type=float, default=1.0)
-    ap.add_argument("--body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    ap.add_argument(
+        "--body-bytes",
+        type=int,
+        nargs="+",
+        default=[DEFAULT_MAX_BODY_BYTES, 1024 * 1024],
+        help="request body limits to measure (default: 8 MiB, the default, and 1 MiB)",
+    )
     ap.add_argument(
         "--write-data",
         choices=["downsampled", "mixed"],
@@ -226,9 +232,13 @@ def main() -> None:
         f"influxdb3-python {enc['influxdb3_python_rows_per_s']:,.0f} rows/s",
         flush=True,
     )
-    writes = bench_write(
-        args.write_rows, args.wal_flush, max(1, args.repeats - 1), args.body_bytes, args.write_data
-    )
+    writes = [
+        w
+        for body_bytes in args.body_bytes
+        for w in bench_write(
+            args.write_rows, args.wal_flush, max(1, args.repeats - 1), body_bytes, args.write_data
+        )
+    ]
     print(f"\n(b) line-protocol encoding, {enc['rows']:,} rows (time, 2 tags, 3 fields)")
     print(f"{'encoder':<34}{'seconds':>10}{'rows/s':>14}")
     print(
@@ -249,16 +259,19 @@ def main() -> None:
     )
     print(
         f"\n(c) write-back into the stand-in, {args.write_rows:,} points, "
-        f"{args.write_data} rows, WAL flush {args.wal_flush}s, bodies <= {args.body_bytes:,} B"
+        f"{args.write_data} rows, WAL flush {args.wal_flush}s"
     )
-    print(f"{'concurrency':<14}{'seconds':>10}{'points/s':>14}{'requests':>10}")
+    print(f"{'body limit':>12}{'concurrency':>13}{'seconds':>10}{'points/s':>14}{'requests':>10}")
     for w in writes:
         print(
-            f"{w['concurrency']:<14}{w['best_s']:>10.3f}{w['points_per_s']:>14,.0f}"
-            f"{w['requests']:>10}"
+            f"{w['max_body_bytes']:>12,}{w['concurrency']:>13}{w['best_s']:>10.3f}"
+            f"{w['points_per_s']:>14,.0f}{w['requests']:>10}"
         )
-    if len(writes) == 2:
-        print(f"concurrency 4 / 1: {writes[1]['points_per_s'] / writes[0]['points_per_s']:.2f}x")
+    for one, four in zip(writes[::2], writes[1::2], strict=True):
+        print(
+            f"bodies <= {one['max_body_bytes']:,} B: concurrency 4 / 1 = "
+            f"{four['points_per_s'] / one['points_per_s']:.2f}x"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": "bench_core_write",
