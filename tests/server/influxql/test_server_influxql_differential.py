@@ -342,8 +342,12 @@ def aggregate_queries(draw: st.DrawFn) -> str:
         aggs.append(f"percentile({field}, {draw(st.sampled_from([10, 25, 50, 90, 99]))})")
     select = ", ".join(a if "(" in a else f"{a}({field})" for a in aggs)
     interval = draw(st.sampled_from(INTERVALS))
-    start = draw(st.integers(0, SPAN_H * 3600 - 1800))
-    length = draw(st.integers(60, min(SPAN_H * 3600, _seconds(interval) * 200)))
+    start = draw(st.integers(0, SPAN_H * 3600 - 2 * 3600))
+    # At least two hours and three windows, at most 200 windows: mostly non-empty answers.
+    shortest = max(2 * 3600, 3 * _seconds(interval))
+    length = draw(
+        st.integers(shortest, max(shortest, min(SPAN_H * 3600, _seconds(interval) * 200)))
+    )
     lo_op = draw(st.sampled_from([">=", ">"]))
     hi_op = draw(st.sampled_from(["<=", "<"]))
     where = [f"time {lo_op} {BASE + start}s", f"time {hi_op} {BASE + start + length}s"]
@@ -378,8 +382,8 @@ def raw_queries(draw: st.DrawFn) -> str:
     )
     if not {"usage", "reqs", "state"} & set(cols):
         cols.append("usage")
-    start = draw(st.integers(0, SPAN_H * 3600))
-    length = draw(st.integers(1, 6 * 3600))
+    start = draw(st.integers(0, SPAN_H * 3600 - 3600))
+    length = draw(st.integers(1800, 6 * 3600))
     where = [f"time >= {BASE + start}s", f"time <= {BASE + start + length}s"]
     flt = draw(st.sampled_from(FILTERS))
     if flt:
