@@ -749,7 +749,6 @@ class SelectPlanner:
             f"FROM public.iox.{qi(m)} WHERE {' AND '.join(where)}"
         )
         self._session = session
-        self._m = m
         if self.is_distinct:
             return self._distinct_sql(m, schema, src)
         if self.has_agg:
@@ -881,7 +880,7 @@ class SelectPlanner:
     def _raw_transform_sql(self, m: str, schema: Schema, src: str) -> str:
         specs = self._transform_specs()
         arg = self._value_sql(specs[0].arg, schema)
-        tr = self._transform_cte("src", arg.replace('"', '"'), specs)
+        tr = self._transform_cte("src", arg, specs)
         head = self._head(m)
         proj = [
             f"{self._post_sql(f.expr, {id(c): s.col for c, s in zip(self.transforms, specs, strict=True)})} AS {qi(n)}"
@@ -952,6 +951,7 @@ class SelectPlanner:
         counts: set[str] = set()
         agg_calls = [c for c in self.calls if c.name in fn.AGGREGATES | fn.SELECTORS]
         self._presence: dict[str, str] = {}
+        agg_cols: list[str] = []  # the per-window aggregate columns (what fill() applies to)
         for i, c in enumerate(agg_calls):
             col = f"__a{i}"
             colmap[id(c)] = col
@@ -959,14 +959,16 @@ class SelectPlanner:
             if c.name == "count" and isinstance(a0, ast.Call):
                 x = self._value_sql(a0.args[0], schema)
                 aggs.append(f"{fn.aggregate_sql('count', x, distinct=True)} AS {col}")
+                agg_cols.append(col)
                 counts.add(col)
                 continue
             if c.name == "distinct" and any(
                 d.name == "count" and d.args and _strip(d.args[0]) is c for d in agg_calls
             ):
-                continue
+                continue  # computed by the enclosing count(distinct(...))
             x = self._value_sql(c.args[0], schema)
             self._check_numeric(c, a0, schema)
+            agg_cols.append(col)
             if c.name == "mode":
                 mode_ctes.append((col, x))
                 continue
@@ -1029,18 +1031,10 @@ class SelectPlanner:
                 f"agg{k + 1} AS (SELECT a.*, md{k}.{col} FROM {base} a LEFT JOIN md{k} ON {on})"
             )
             base = f"agg{k + 1}"
-        agg_cols = [colmap[id(c)] for c in agg_calls if id(c) in colmap and colmap[id(c)]]
-        agg_cols = [
-            c for c in agg_cols if c in " ".join(aggs) or any(c == mc for mc, _ in mode_ctes)
-        ]
-
         filled = base
-        fill = self.stmt.fill
-        if self.interval is not None and fill != "none":
+        if self.interval is not None and self.stmt.fill != "none":
             aux_cols = list(aux.values()) + list(self._presence.values())
             filled = self._gapfill_ctes(ctes, base, agg_cols, counts, aux_cols)
-        elif fill == "null" or self.interval is None:
-            pass
 
         final_cols: dict[int, str] = dict(colmap)
         for j, col in aux.items():

@@ -350,3 +350,14 @@ def test_http_query_influxql(srv: Any) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=30)
     assert err.value.code in (400, 405)
+
+
+def test_oracle_skips_with_install_hint_without_influxd(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Where influxd cannot be installed the differential tests skip and say how to get it."""
+    from influxql_oracle import start_influxd
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.skip.Exception, match="apt-get install influxdb"):
+        next(start_influxd(tmp_path))
