@@ -587,6 +587,7 @@ def _fast_path(
     precision: str,
     default_time_ns: int,
     result: ParseResult,
+    escaped: bool = False,
 ) -> np.ndarray:
     """Parse plain lines vectorised; returns the data-line indices left for the slow path.
 
@@ -665,10 +666,20 @@ def _fast_path(
         field_vals = [
             pc.utf8_slice_codeunits(c, len(k) + 1) for c, k in zip(field_vals, f_keys, strict=True)
         ]
+        measurement = s_keys[0]
+        tag_names, field_names = s_keys[1:], f_keys
+        if escaped:
+            measurement = _decode_name(measurement, _DECODE_MEASUREMENT)
+            tag_names = [_decode_name(k, _DECODE_KEY) for k in tag_names]
+            field_names = [_decode_name(k, _DECODE_KEY) for k in field_names]
+            tag_vals = [_decode_values(c) for c in tag_vals]
+            if len(set(tag_names)) != len(tag_names) or len(set(field_names)) != len(field_names):
+                leftover.append(index[group])  # duplicates after decoding: the slow path decides
+                continue
         slow = _fast_group(
-            s_keys[0],
-            dict(zip(s_keys[1:], tag_vals, strict=True)),
-            dict(zip(f_keys, field_vals, strict=True)),
+            measurement,
+            dict(zip(tag_names, tag_vals, strict=True)),
+            dict(zip(field_names, field_vals, strict=True)),
             ts.take(pa.array(group, pa.int64())),
             has_ts[group],
             index[group],
@@ -748,6 +759,35 @@ def _line(result: ParseResult, idx: int) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+# Placeholders for escaped characters on the fast path: (escape sequence, placeholder).
+_ESCAPES = (("\\\\", "\x04"), ("\\ ", "\x01"), ("\\,", "\x02"), ("\\=", "\x03"))
+_PLACEHOLDERS = tuple(p for _, p in _ESCAPES)
+_ENDS_WITH_BACKSLASH = "\x04(?:[ ,=]|$)"
+#: placeholder -> character, for tag keys/values and field keys
+_DECODE_KEY = {"\x01": " ", "\x02": ",", "\x03": "=", "\x04": "\\"}
+#: in measurements `\=` is not an escape: it stays as written
+_DECODE_MEASUREMENT = {**_DECODE_KEY, "\x03": "\\="}
+
+
+def _encode_escapes(lines: pa.Array) -> pa.Array:
+    """Replace `\\\\`, `\\ `, `\\,`, `\\=` left to right by placeholders (non-overlapping)."""
+    for seq, placeholder in _ESCAPES:
+        lines = pc.replace_substring(lines, seq, placeholder)
+    return lines
+
+
+def _decode_name(name: str, table: dict[str, str]) -> str:
+    for placeholder, char in table.items():
+        name = name.replace(placeholder, char)
+    return name
+
+
+def _decode_values(values: pa.Array) -> pa.Array:
+    for placeholder, char in _DECODE_KEY.items():
+        values = pc.replace_substring(values, placeholder, char)
+    return values
+
+
 def parse(
     body: str | bytes,
     precision: str = "auto",
@@ -764,7 +804,8 @@ def parse(
         special = [c for c in ('"', "\\", "\t", "\x00") if c.encode() in raw]
     else:
         special = [c for c in ('"', "\\", "\t", "\x00") if c in raw]
-    if not special and len(raw) < 1 << 30:
+    newline_escaped = (b"\\\n" in raw) if isinstance(raw, bytes) else ("\\\n" in raw)
+    if '"' not in special and not newline_escaped and len(raw) < 1 << 30:
         # Plain bodies are split by Arrow, without a Python string per line.
         whole = pa.array([raw], pa.binary() if isinstance(raw, bytes) else pa.string())
         if isinstance(raw, bytes):
@@ -790,16 +831,33 @@ def parse(
     if n == 0:
         return result
     all_idx = np.arange(n, dtype=np.int64)
+    fast_lines = arr
+    escaped = "\\" in special
     if special:
-        mask = pc.match_substring(arr, special[0])
-        for c in special[1:]:
-            mask = pc.or_(mask, pc.match_substring(arr, c))
+        # lines with quotes, tabs or NULs go to the slow path
+        masks = [pc.match_substring(arr, c) for c in special if c != "\\"]
+        if escaped:
+            # Escapes in names and tag values are encoded as placeholder characters so that
+            # the fast path can split on plain separators; they are decoded per column later.
+            present = [
+                c
+                for c in _PLACEHOLDERS
+                if (c.encode() in raw if isinstance(raw, bytes) else c in raw)
+            ]
+            masks += [pc.match_substring(arr, c) for c in present]  # cannot be encoded
+            fast_lines = _encode_escapes(arr)
+            masks.append(pc.match_substring(fast_lines, "\\"))  # other escapes
+            # a name or tag value ending with a backslash is an error: the slow path says so
+            masks.append(pc.match_substring_regex(fast_lines, _ENDS_WITH_BACKSLASH))
+        mask = masks[0]
+        for m in masks[1:]:
+            mask = pc.or_(mask, m)
         plain = ~_np(mask)
         candidates, rest = all_idx[plain], all_idx[~plain]
     else:
         candidates, rest = all_idx, all_idx[:0]
     leftover = (
-        _fast_path(arr, candidates, precision, default_time_ns, result)
+        _fast_path(fast_lines, candidates, precision, default_time_ns, result, escaped)
         if len(candidates)
         else candidates
     )

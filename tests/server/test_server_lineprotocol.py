@@ -194,6 +194,11 @@ def test_bad_values(line: str, message: str) -> None:
             "Measurements, tag keys and values, and field keys may not end with a backslash",
         ),
         ("m,a=1,a=2 f=1", "Must not contain duplicate tags, but `a` was repeated"),
+        (
+            "m,t=a\\\\ f=1",
+            "Measurements, tag keys and values, and field keys may not end with a backslash",
+        ),
+        ("m,t\\ x=1,t\\ x=2 f=1", "Must not contain duplicate tags, but `t x` was repeated"),
         ("m f=1 12 x", "Could not parse entire line. Found trailing content: `x`"),
         ("m f=1 ", "Could not parse entire line. Found trailing content: ` `"),
         ("m,t=a\tb f=1", "Expected at least one space character, got `\tb f=1`"),
@@ -357,7 +362,9 @@ def test_fast_path_matches_slow_path_on_a_large_plain_body() -> None:
 
 # -- property tests ----------------------------------------------------------------------------
 
-_NASTY = st.sampled_from(list(" ,=\\\"'#ab01_-.Zé中\U0001f600"))
+_NASTY = st.sampled_from(list(" ,=\\\"'#ab01_-.Zé中\U0001f600\x01\x04"))
+# names with backslash escapes but no quotes: the fast path with encoded escapes
+_ESCAPED = st.sampled_from(list(" ,=\\ab01_-.Z"))
 _PLAIN = st.sampled_from(list("abcXYZ019_-."))
 
 
@@ -456,6 +463,18 @@ def test_property_fast_and_slow_paths_agree(
     _check_roundtrip(plain + nasty + plain)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        _point(_ESCAPED).filter(lambda p: all(k != "string" for k, _ in p["fields"].values())),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_property_escaped_names_on_the_fast_path(points: list[dict[str, Any]]) -> None:
+    _check_roundtrip(points + points)
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -477,3 +496,21 @@ def test_quick_path_leaves_errors_to_the_full_parser(line: str) -> None:
 
     assert _parse_line_quick(line) is None
     assert parse(line, "ns", NOW).errors
+
+
+def test_escaped_names_and_tag_values_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import influx_flight.server.line_protocol as lp
+
+    def no_slow_path(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the slow path was used")
+
+    monkeypatch.setattr(lp, "_slow_path", no_slow_path)
+    body = "my\\ m\\=x\\\\y,ro\\ om=Living\\ Room\\,\\=\\\\z f\\,k=1 1\nmy\\ m\\=x\\\\y,ro\\ om=K f\\,k=2 2"
+    rows = rows_of(body)
+    assert [r["measurement"] for r in rows] == ["my m\\=x\\y", "my m\\=x\\y"]
+    assert [r["tags"] for r in rows] == [{"ro om": "Living Room,=\\z"}, {"ro om": "K"}]
+    assert rows == [{**r, "line": i + 1} for i, r in enumerate(rows)]
+    for row, line in zip(rows, body.split("\n"), strict=True):
+        measurement, tags, _fields, _ = parse_line(line)
+        assert (row["measurement"], row["tags"]) == (measurement, dict(tags))
+    assert [r["fields"] for r in rows] == [{"f,k": ("float", 1.0)}, {"f,k": ("float", 2.0)}]
