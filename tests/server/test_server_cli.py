@@ -254,3 +254,21 @@ def test_serve_refuses_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
                 signal.signal(sig, handler)
     assert code == 1
     assert "--http-port 0" in capsys.readouterr().err
+
+
+def test_demo_start_option() -> None:
+    from datetime import UTC, datetime
+
+    from influx_flight.server.cli import _demo_spec
+
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    spec = _demo_spec(
+        parser.parse_args(["--demo-days", "0.5", "--demo-start", "2023-05-01T00:00:00Z"])
+    )
+    assert spec.start == datetime(2023, 5, 1, tzinfo=UTC) and spec.points_per_series == 4320
+    spec = _demo_spec(parser.parse_args(["--demo-points", "800", "--demo-start", "now"]))
+    end_s = spec.start_ns // 10**9 + spec.points_per_series * spec.interval_s
+    assert abs(end_s - time.time()) < 60 and spec.total_points == 800
+    with pytest.raises(SystemExit, match="not an ISO time"):
+        _demo_spec(parser.parse_args(["--demo-start", "yesterday"]))
