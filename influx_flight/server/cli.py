@@ -109,11 +109,12 @@ def connection_settings(
 
 
 def _demo_spec(args: argparse.Namespace) -> Any:
+    """The DemoSpec the --demo-* options describe."""
+    import dataclasses
     from datetime import UTC, datetime
 
     from influx_flight.server.demo_data import DEFAULT_START, DemoSpec
 
-    kw: dict[str, Any] = {}
     if args.demo_points is not None:
         spec = DemoSpec.for_points(
             args.demo_points, rooms=args.demo_rooms, sensors=args.demo_sensors
@@ -132,14 +133,7 @@ def _demo_spec(args: argparse.Namespace) -> Any:
                 f"--demo-start {args.demo_start!r} is not an ISO time like 2024-01-01T00:00:00Z "
                 "or 'now'"
             ) from None
-    kw["start"] = start
-    return DemoSpec(
-        rooms=spec.rooms,
-        sensors=spec.sensors,
-        days=spec.days,
-        interval_s=spec.interval_s,
-        **kw,
-    )
+    return dataclasses.replace(spec, start=start)
 
 
 def run_serve(args: argparse.Namespace) -> int:
