@@ -6,7 +6,8 @@ inside ``execute``, after any fork of the task runner.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -65,9 +66,17 @@ class _InfluxDB3Operator(BaseOperator):
         if self._hook is not None:
             self._hook.cancel()
 
-    def _close_hook(self) -> None:
-        if self._hook is not None:
-            self._hook.close()
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[InfluxDB3FlightHook]:
+        """The run's hook, closed afterwards; permanent errors fail the task without retries."""
+        from airflow_influx._errors import fail_fast_on_permanent_errors
+
+        try:
+            with fail_fast_on_permanent_errors():
+                yield self.get_hook()
+        finally:
+            if self._hook is not None:
+                self._hook.close()
 
 
 class InfluxDB3QueryOperator(_InfluxDB3Operator):
@@ -120,8 +129,7 @@ class InfluxDB3QueryOperator(_InfluxDB3Operator):
         """Run the query; return at most ``max_rows`` JSON-safe records."""
         from influx_flight import ResultTooLargeError
 
-        hook = self.get_hook()
-        try:
+        with self._running() as hook:
             result = hook.query(self.query, language=self.language, params=self.query_params)
             try:
                 records = result.to_records(max_rows=self.max_rows)
@@ -132,8 +140,6 @@ class InfluxDB3QueryOperator(_InfluxDB3Operator):
                     "database). Use InfluxDB3ToParquetOperator to stream the result to a file or "
                     "object storage and pass the path, aggregate in the query, or raise max_rows."
                 ) from exc
-        finally:
-            self._close_hook()
         self.log.info("Pushing %d row(s) to XCom", len(records))
         return records
 
@@ -238,12 +244,9 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         if self.split_by:
             options["split_by"] = self.split_by
             options["time_column"] = self.time_column
-        hook = self.get_hook()
-        try:
+        with self._running() as hook:
             result = hook.query(self.query, language=self.language, params=self.query_params)
             exported = result.to_parquet(self._destination(), **options)
-        finally:
-            self._close_hook()
         summary = exported.to_dict()
         self.log.info(
             "Wrote %d row(s), %d byte(s) to %d file(s) at %s",
@@ -364,14 +367,11 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Downsample ``[start, end)`` and write the windows back; return the counts."""
         start, end = self._interval(context)
-        hook = self.get_hook()
-        try:
+        with self._running() as hook:
             if self.spec is not None:
                 summary = self._run_spec(hook, start, end)
             else:
                 summary = self._run_query(hook, start, end)
-        finally:
-            self._close_hook()
         self.log.info(
             "Downsampled [%s, %s): read %s row(s), wrote %s point(s)",
             start,

@@ -1,7 +1,8 @@
 """What the sensor and its trigger evaluate: a declarative, serialisable wait condition.
 
-A condition is "the query returns at least ``min_rows`` rows" and, optionally, "the first cell of
-the first row compares to ``value`` with ``op``". Both the poking sensor and the deferred trigger
+A condition is "the query returns at least ``min_rows`` rows" and, optionally, "the first value of
+the first row compares to ``value`` with ``op``" (InfluxQL's ``iox::measurement`` and ``time``
+columns are skipped when picking the value). Both the poking sensor and the deferred trigger
 use :func:`probe` and :func:`condition_met`, so the two modes cannot disagree.
 """
 
@@ -70,8 +71,10 @@ def probe(
     first: Any = None
     try:
         for batch in result:
-            if rows == 0 and batch.num_rows and batch.num_columns:
-                first = batch.column(0)[0].as_py()
+            if rows == 0 and batch.num_rows:
+                column = _value_column(batch.schema.names, language)
+                if column is not None:
+                    first = batch.column(column)[0].as_py()
             rows += batch.num_rows
             if rows >= min_rows:
                 break
@@ -80,6 +83,12 @@ def probe(
         if close is not None:
             close()
     return Probe(rows=rows, first_value=first)
+
+
+def _value_column(names: list[str], language: str) -> int | None:
+    """The column holding "the value": the first one, skipping InfluxQL's measurement and time."""
+    skip = {"iox::measurement", "time"} if language == "influxql" else {"iox::measurement"}
+    return next((i for i, name in enumerate(names) if name not in skip), None)
 
 
 def condition_met(found: Probe, *, min_rows: int, value_op: str | None, value: Any) -> bool:

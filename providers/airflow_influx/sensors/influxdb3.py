@@ -104,19 +104,21 @@ class InfluxDB3Sensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         """One probe: query, count rows up to ``min_rows``, test the first cell."""
+        from airflow_influx._errors import fail_fast_on_permanent_errors
         from airflow_influx.sensors._condition import probe
 
         hook = self._get_hook()
         try:
-            settings = hook.get_settings()
-            found = probe(
-                hook.get_client(),
-                self.query,
-                language=self.language or settings.query_language,
-                params=self.query_params,
-                protocol=settings.protocol,
-                min_rows=self.min_rows,
-            )
+            with fail_fast_on_permanent_errors():
+                settings = hook.get_settings()
+                found = probe(
+                    hook.get_client(),
+                    self.query,
+                    language=self.language or settings.query_language,
+                    params=self.query_params,
+                    protocol=settings.protocol,
+                    min_rows=self.min_rows,
+                )
         finally:
             hook.close()
         done = condition_met(
