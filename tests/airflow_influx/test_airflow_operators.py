@@ -1,0 +1,348 @@
+"""Operators, sensor and trigger against the stand-in (execute() called directly; no DB needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("airflow")
+
+from af_testdata import HOME_HOURS, ROOMS, home_points
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow_influx.operators.influxdb3 import (
+    InfluxDB3DownsampleOperator,
+    InfluxDB3QueryOperator,
+    InfluxDB3ToParquetOperator,
+)
+from airflow_influx.sensors.influxdb3 import InfluxDB3Sensor
+from airflow_influx.triggers.influxdb3 import InfluxDB3SensorTrigger
+
+PER_ROOM = HOME_HOURS * 6
+INTERVAL = {
+    "data_interval_start": datetime(2022, 1, 1, 8, tzinfo=UTC),
+    "data_interval_end": datetime(2022, 1, 1, 10, tzinfo=UTC),
+}
+
+
+class _OutletEvents(dict):
+    """Stands in for Airflow's outlet-event accessor: records ``add(asset, extra)`` calls."""
+
+    def __missing__(self, key: Any) -> Any:
+        accessor = _Accessor()
+        self[key] = accessor
+        return accessor
+
+
+class _Accessor:
+    def __init__(self) -> None:
+        self.added: list[tuple[Any, dict]] = []
+
+    def add(self, asset: Any, extra: dict | None = None) -> None:
+        self.added.append((asset, extra or {}))
+
+
+# --- InfluxDB3QueryOperator ------------------------------------------------------------------
+
+
+def test_query_operator_pushes_json_safe_rows(home_db: str, default_conn: Any) -> None:
+    op = InfluxDB3QueryOperator(
+        task_id="q",
+        query="SELECT time, room, temp FROM home WHERE room = $room ORDER BY time LIMIT 2",
+        query_params={"room": "Kitchen"},
+    )
+    rows = op.execute(context={})
+    assert rows == [
+        {"time": "2022-01-01T08:00:00Z", "room": "Kitchen", "temp": 21.0},
+        {"time": "2022-01-01T08:10:00Z", "room": "Kitchen", "temp": 21.1},
+    ]
+
+
+def test_query_operator_influxql_file_extension_sets_language(
+    home_db: str, default_conn: Any
+) -> None:
+    op = InfluxDB3QueryOperator(task_id="q", query="queries/x.influxql")
+    assert op.language == "influxql"
+    assert ".influxql" in op.template_ext and ".sql" in op.template_ext
+    assert {"query", "query_params", "language", "influxdb3_conn_id", "database"} <= set(
+        op.template_fields
+    )
+
+
+def test_query_operator_row_limit_points_to_parquet_operator(
+    home_db: str, default_conn: Any
+) -> None:
+    op = InfluxDB3QueryOperator(task_id="q", query="SELECT * FROM home", max_rows=5)
+    with pytest.raises(
+        AirflowFailException, match=r"more than max_rows=5 rows.*Use InfluxDB3ToParquetOperator"
+    ):
+        op.execute(context={})
+
+
+def test_query_error_fails_fast_with_the_server_message(home_db: str, default_conn: Any) -> None:
+    op = InfluxDB3QueryOperator(task_id="q", query="SELECT nope FROM home")
+    with pytest.raises(AirflowFailException, match=r"^QueryError: .*nope"):
+        op.execute(context={})
+
+
+# --- InfluxDB3ToParquetOperator ------------------------------------------------------------
+
+
+def test_parquet_export_pushes_path_rows_bytes_and_asset_events(
+    home_db: str, default_conn: Any, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    target = tmp_path / "2022-01-01" / "home.parquet"
+    op = InfluxDB3ToParquetOperator(
+        task_id="export",
+        query="SELECT * FROM home ORDER BY time",
+        output_path=target.as_uri(),
+        compression="snappy",
+        row_group_size=10,
+    )
+    assert [a.name for a in op.outlets] == ["influxdb3-parquet/export"]
+    events = _OutletEvents()
+    out = op.execute(context={"outlet_events": events})
+    assert out["rows"] == 2 * PER_ROOM
+    assert out["path"] == target.as_uri()
+    assert out["bytes"] == target.stat().st_size
+    meta = pq.ParquetFile(target).metadata
+    assert meta.num_rows == 2 * PER_ROOM
+    assert meta.num_row_groups == -(-2 * PER_ROOM // 10)
+    assert meta.row_group(0).column(0).compression == "SNAPPY"
+    (alias_events,) = events.values()
+    assert [(a.uri, extra) for a, extra in alias_events.added] == [
+        (target.as_uri(), {"rows": 2 * PER_ROOM})
+    ]
+
+
+def test_parquet_export_one_file_per_window(
+    home_db: str, default_conn: Any, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    op = InfluxDB3ToParquetOperator(
+        task_id="export",
+        query="SELECT * FROM home",
+        output_path=str(tmp_path / "hourly"),
+        split_by="1h",
+        asset_alias="",
+    )
+    assert op.outlets == []
+    out = op.execute(context={})
+    files = sorted((tmp_path / "hourly").iterdir())
+    assert len(files) == HOME_HOURS == len(out["files"])
+    assert [pq.read_metadata(f).num_rows for f in files] == [2 * 6] * HOME_HOURS
+    assert out["files"][0]["window_start"] == "2022-01-01T08:00:00Z"
+
+
+def test_on_kill_cancels_the_running_export_and_leaves_nothing(
+    standin: Any, influx_db: str, default_conn: Any, tmp_path: Path
+) -> None:
+    standin.write_lp(influx_db, "m v=1 1\n")
+    op = InfluxDB3ToParquetOperator(
+        task_id="big",
+        query="SELECT value FROM range(0, 500000000) AS t(value)",
+        output_path=str(tmp_path / "big.parquet"),
+        asset_alias="",
+    )
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            op.execute(context={})
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while op._hook is None or op._hook._client is None:  # wait until the stream is open
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    op.on_kill()
+    worker.join(30)
+    assert not worker.is_alive()
+    assert len(errors) == 1 and "QueryCancelledError" in str(errors[0]), errors
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- InfluxDB3DownsampleOperator ----------------------------------------------------------------
+
+
+def test_downsample_with_spec_dict_over_the_data_interval(
+    home_db: str, default_conn: Any, standin: Any
+) -> None:
+    op = InfluxDB3DownsampleOperator(
+        task_id="ds",
+        spec={
+            "source": "home",
+            "window": "30m",
+            "aggregates": {"temp": ["max"]},
+            "group_by": ["room"],
+            "target_measurement": "home_30m",
+        },
+    )
+    out = op.execute(context=INTERVAL)
+    assert out["rows_read"] == out["rows_written"] == 4 * len(ROOMS)
+    assert (out["start"], out["end"]) == ("2022-01-01T08:00:00Z", "2022-01-01T10:00:00Z")
+    rows = standin.engine.query_sql(
+        home_db, "SELECT * FROM home_30m ORDER BY room, time"
+    ).read_all()
+    first = rows.to_pylist()[0]
+    expected = max(
+        p["temp"]
+        for p in home_points()
+        if p["room"] == "Kitchen" and p["time"] < datetime(2022, 1, 1, 8, 30, tzinfo=UTC)
+    )
+    assert first["temp_max"] == pytest.approx(expected)
+
+
+def test_downsample_with_raw_influxql_query(home_db: str, default_conn: Any, standin: Any) -> None:
+    op = InfluxDB3DownsampleOperator(
+        task_id="ds",
+        query="SELECT mean(temp) AS temp_mean FROM home WHERE time >= $start AND time < $end "
+        "GROUP BY time(1h), room",
+        language="influxql",
+        target_measurement="home_raw_1h",
+        target_tags=["room"],
+    )
+    out = op.execute(context=INTERVAL)
+    assert out["rows_read"] == out["rows_written"] == 2 * len(ROOMS)
+    table = standin.engine.query_sql(home_db, "SELECT * FROM home_raw_1h").read_all()
+    assert sorted(table.column_names) == ["room", "temp_mean", "time"]
+
+
+def test_downsample_needs_exactly_one_of_spec_or_query() -> None:
+    with pytest.raises(ValueError, match=r"needs exactly one of spec= .* or query="):
+        InfluxDB3DownsampleOperator(task_id="ds")
+    with pytest.raises(ValueError, match=r"query= needs target_measurement="):
+        InfluxDB3DownsampleOperator(task_id="ds", query="SELECT 1")
+
+
+def test_downsample_without_interval_says_what_to_pass(home_db: str, default_conn: Any) -> None:
+    op = InfluxDB3DownsampleOperator(task_id="ds", query="SELECT 1", target_measurement="x")
+    with pytest.raises(ValueError, match=r"no interval to downsample.*pass start= and end="):
+        op.execute(context={})
+
+
+# --- InfluxDB3Sensor and its trigger ----------------------------------------------------------
+
+
+def test_sensor_poke_rows_and_value_checks(home_db: str, default_conn: Any) -> None:
+    count = "SELECT count(*) FROM home WHERE room = $room"
+    kitchen = {"room": "Kitchen"}
+    assert (
+        InfluxDB3Sensor(
+            task_id="s", query=count, query_params=kitchen, value_op=">=", value=PER_ROOM
+        )
+        .poke({})
+        .is_done
+    )
+    assert (
+        not InfluxDB3Sensor(
+            task_id="s", query=count, query_params=kitchen, value_op=">", value=PER_ROOM
+        )
+        .poke({})
+        .is_done
+    )
+    assert (
+        not InfluxDB3Sensor(task_id="s", query="SELECT * FROM home WHERE temp > 100")
+        .poke({})
+        .is_done
+    )
+    result = InfluxDB3Sensor(task_id="s", query="SELECT * FROM home", min_rows=3).poke({})
+    assert result.is_done
+    assert (
+        InfluxDB3Sensor(task_id="s", query=count, query_params=kitchen, check=lambda v: v % 2 == 1)
+        .poke({})
+        .is_done
+        is False
+    )
+
+
+def test_sensor_influxql_value_skips_measurement_and_time(home_db: str, default_conn: Any) -> None:
+    sensor = InfluxDB3Sensor(
+        task_id="s",
+        query="SELECT count(temp) FROM home",
+        language="influxql",
+        value_op="==",
+        value=2 * PER_ROOM,
+    )
+    outcome = sensor.poke({})
+    assert outcome.is_done and outcome.xcom_value == 2 * PER_ROOM
+
+
+def test_sensor_rejects_bad_conditions() -> None:
+    with pytest.raises(ValueError, match=r"value_op must be one of truthy, ==, !=, >, >=, <, <="):
+        InfluxDB3Sensor(task_id="s", query="SELECT 1", value_op="~", value=1)
+    with pytest.raises(ValueError, match=r"min_rows must be an integer >= 1"):
+        InfluxDB3Sensor(task_id="s", query="SELECT 1", min_rows=0)
+
+
+def test_sensor_bad_token_fails_fast(home_db: str, default_conn: Any) -> None:
+    default_conn(token="apiv3_wrong-token-here")
+    with pytest.raises(AirflowFailException, match=r"^AuthenticationError: "):
+        InfluxDB3Sensor(task_id="s", query="SELECT 1").poke({})
+
+
+def test_deferrable_sensor_defers_then_trigger_fires_when_data_arrives(
+    standin: Any, influx_db: str, default_conn: Any
+) -> None:
+    sensor = InfluxDB3Sensor(
+        task_id="s",
+        query="SELECT count(*) FROM late",
+        value_op=">=",
+        value=2,
+        deferrable=True,
+        poke_interval=0.1,
+        timeout=60,
+    )
+    standin.write_lp(influx_db, "late v=1 1\n")
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context={})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, InfluxDB3SensorTrigger)
+    assert deferred.value.method_name == "execute_complete"
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_influx.triggers.influxdb3.InfluxDB3SensorTrigger"
+    rebuilt = InfluxDB3SensorTrigger(**kwargs)
+
+    async def run_until_event() -> Any:
+        gen = rebuilt.run()
+        task = asyncio.ensure_future(gen.__anext__())
+        await asyncio.sleep(0.5)
+        assert not task.done()  # one row so far: still waiting
+        await asyncio.to_thread(standin.write_lp, influx_db, "late v=2 2\n")
+        event = await asyncio.wait_for(task, 30)
+        await gen.aclose()
+        return event
+
+    event = asyncio.run(run_until_event())
+    assert event.payload == {"status": "success", "rows": 1, "value": 2}
+    assert sensor.execute_complete(context={}, event=event.payload) == 2
+
+
+def test_trigger_reports_permanent_errors(home_db: str, default_conn: Any) -> None:
+    trigger = InfluxDB3SensorTrigger(
+        influxdb3_conn_id="influxdb3_flight_default",
+        query="SELECT nope FROM home",
+        poke_interval=0.1,
+    )
+
+    async def first_event() -> Any:
+        gen = trigger.run()
+        event = await asyncio.wait_for(gen.__anext__(), 30)
+        await gen.aclose()
+        return event
+
+    payload = asyncio.run(first_event()).payload
+    assert payload["status"] == "error"
+    assert payload["message"].startswith("QueryError: ")
