@@ -536,34 +536,54 @@ class DownsampleSpec:
         )
 
 
-def _align_local(s: int, e: int, spec: DownsampleSpec, zone: str) -> tuple[int, int]:
-    """Alignment in wall-clock time: the zone's local time must sit on a bucket boundary."""
+def _local_ns(ns: int, zone: str) -> int:
+    """The wall-clock time in ``zone`` of the UTC instant ``ns``, as naive epoch nanoseconds."""
     from zoneinfo import ZoneInfo
 
-    tz = ZoneInfo(zone)
+    dt = _to_datetime(ns).astimezone(ZoneInfo(zone))
+    return parse_time(dt.replace(tzinfo=None), "t") + ns % 1_000
 
-    def local_ns(ns: int) -> int:
-        dt = _to_datetime(ns).astimezone(tz)
-        return parse_time(dt.replace(tzinfo=None), "t") + ns % 1_000
 
-    def shift(ns: int, local_target: int) -> int:
-        return ns + (local_target - local_ns(ns))
+def _utc_ns(local: int, zone: str) -> int:
+    """The UTC instant of the wall-clock time ``local`` in ``zone`` (the earlier one if the
+    clock time repeats; shifted forward if it is skipped)."""
+    from zoneinfo import ZoneInfo
+
+    naive = _to_datetime(local).replace(tzinfo=None)
+    return parse_time(naive.replace(tzinfo=ZoneInfo(zone)), "t") + local % 1_000
+
+
+def _split_local(s: int, e: int, chunk: int, zone: str) -> list[tuple[int, int]]:
+    """``split_range`` stepping in wall-clock time, so chunks start on local boundaries."""
+    out = []
+    local = _local_ns(s, zone)
+    lo = s
+    while lo < e:
+        local += chunk
+        hi = min(_utc_ns(local, zone), e)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _align_local(s: int, e: int, spec: DownsampleSpec, zone: str) -> tuple[int, int]:
+    """Alignment in wall-clock time: the zone's local time must sit on a bucket boundary."""
 
     w, off = spec.window_ns, spec.offset_ns
     out = []
     for name, ns, up in (("start", s, False), ("end", e, True)):
-        loc = local_ns(ns)
+        loc = _local_ns(ns, zone)
         rem = (loc - off) % w
         if rem == 0:
             out.append(ns)
             continue
         lo = loc - rem
         if spec.align == "widen":
-            out.append(shift(ns, lo + w if up else lo))
+            out.append(_utc_ns(lo + w if up else lo, zone))
             continue
         raise ConfigurationError(
             f"{name} {format_time(ns)} is not on a {_influxql_duration(w)} boundary in "
-            f"{zone} (nearest: {format_time(shift(ns, lo))} or {format_time(shift(ns, lo + w))}"
+            f"{zone} (nearest: {format_time(_utc_ns(lo, zone))} or {format_time(_utc_ns(lo + w, zone))}"
             "). Pass aligned bounds or align='widen'.",
             field=name,
         )
@@ -639,7 +659,7 @@ def run_downsample(
                 f"{chunk!r}",
                 field="chunk",
             )
-        pieces = split_range(s, e, c)
+        pieces = _split_local(s, e, c, spec.time_zone) if spec.time_zone else split_range(s, e, c)
     text = spec.query()
     config = client.config
     target = target_database or spec.target_database or config.database

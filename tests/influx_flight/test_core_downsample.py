@@ -279,3 +279,21 @@ def test_dry_run_plans_chunks_without_querying() -> None:
     assert res.target_database == "src"
     with pytest.raises(ConfigurationError, match="multiple of the window"):
         run_downsample(_NoQueryClient(), _spec(), T0, "2024-01-02T00:00:00Z", chunk="90m")
+
+
+def test_time_zone_alignment_and_chunks_across_dst() -> None:
+    # Paris switches to summer time on 2022-03-27: that local day lasts 23 hours.
+    spec = _spec(language="influxql", window="1d", time_zone="Europe/Paris", align="widen")
+    s, e = spec.aligned("2022-03-26T12:00:00Z", "2022-03-28T12:00:00Z")
+    assert (format_time(s), format_time(e)) == ("2022-03-25T23:00:00Z", "2022-03-28T22:00:00Z")
+    res = run_downsample(_NoQueryClient(), spec, s, e, chunk="1d", dry_run=True)
+    assert res.params == [
+        {"start": "2022-03-25T23:00:00Z", "end": "2022-03-26T23:00:00Z"},
+        {"start": "2022-03-26T23:00:00Z", "end": "2022-03-27T22:00:00Z"},
+        {"start": "2022-03-27T22:00:00Z", "end": "2022-03-28T22:00:00Z"},
+    ]
+    strict = _spec(language="influxql", window="1d", time_zone="Europe/Paris")
+    with pytest.raises(
+        ConfigurationError, match=r"nearest: 2022-03-26T23:00:00Z or 2022-03-27T22:00:00Z"
+    ):
+        strict.aligned("2022-03-27T06:00:00Z", "2022-03-28T22:00:00Z")
