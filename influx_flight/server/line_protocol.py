@@ -241,7 +241,7 @@ _UINT_RE = re.compile(r"\d+(?=u)")
 _FLOAT_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _BOOL_RE = re.compile(r"true|True|TRUE|t|T|false|False|FALSE|f|F")
 _TS_RE = re.compile(r"-?\d+")
-_STRING_RE = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_STRING_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
 _UNESCAPE_RE = re.compile(r'\\(["\\])')
 _RUNS: dict[str, re.Pattern[str]] = {}
 
@@ -298,6 +298,16 @@ def _spaces(line: str, pos: int) -> int:
 
 def _field_value(line: str, pos: int) -> tuple[str, Any, int] | None:
     """Parse one field value at pos in Core's alternative order; None if no value matches."""
+    if pos < len(line) and line[pos] == '"':  # only a string can start with a quote
+        m = _STRING_RE.match(line, pos)
+        if m is None:
+            return None
+        value = m.group(1)
+        if "\\" in value:
+            value = _UNESCAPE_RE.sub(r"\1", value)
+        if len(value.encode()) > _STRING_LIMIT:
+            raise _ParseError("String is greater than 64KB")
+        return "string", value, m.end()
     m = _INT_RE.match(line, pos)
     if m:
         v = int(m.group())
@@ -313,16 +323,6 @@ def _field_value(line: str, pos: int) -> tuple[str, Any, int] | None:
     m = _FLOAT_RE.match(line, pos)
     if m:
         return "float", float(m.group()), m.end()
-    if pos < len(line) and line[pos] == '"':
-        m = _STRING_RE.match(line, pos)
-        if m is None:
-            return None
-        value = m.group(1)
-        if "\\" in value:
-            value = _UNESCAPE_RE.sub(r"\1", value)
-        if len(value.encode()) > _STRING_LIMIT:
-            raise _ParseError("String is greater than 64KB")
-        return "string", value, m.end()
     m = _BOOL_RE.match(line, pos)
     if m:
         return "bool", m.group() in _TRUE, m.end()
