@@ -300,8 +300,9 @@ def _tables(draw: st.DrawFn) -> tuple[pa.Table, str, list[str]]:
         )
     }
     for tname in tag_names:
-        vals = draw(st.lists(st.none() | _idents, min_size=n, max_size=n))
-        cols[tname] = pa.array(vals, pa.string())
+        vals = draw(st.lists(st.none() | _idents | st.just(""), min_size=n, max_size=n))
+        arr = pa.array(vals, pa.string())
+        cols[tname] = arr.dictionary_encode() if draw(st.booleans()) else arr
     kinds = {}
     for fname in field_names:
         kind = draw(st.sampled_from(["float", "int", "uint", "bool", "string"]))
@@ -329,7 +330,8 @@ def _tables(draw: st.DrawFn) -> tuple[pa.Table, str, list[str]]:
             cols[fname] = pa.array(vals, pa.bool_())
         else:
             vals = draw(st.lists(st.none() | _string_values, min_size=n, max_size=n))
-            cols[fname] = pa.array(vals, pa.string())
+            arr = pa.array(vals, pa.string())
+            cols[fname] = arr.dictionary_encode() if draw(st.booleans()) else arr
     measurement = draw(_idents.filter(lambda s: not s.startswith("#")))
     return pa.table(cols), measurement, tag_names
 
