@@ -448,7 +448,9 @@ def _slow_path(
     result: ParseResult,
 ) -> None:
     """Parse lines one by one and group the rows into chunks by shape."""
-    groups: dict[tuple[Any, ...], list[tuple[int, dict[str, str], dict[str, Any], int | None]]] = {}
+    groups: dict[
+        tuple[Any, ...], list[tuple[int, tuple[str, ...], tuple[Any, ...], int | None]]
+    ] = {}
     for idx in indices.tolist():
         line = lines[idx]
         try:
@@ -466,8 +468,9 @@ def _slow_path(
             tuple(k for k, _ in tags),
             tuple((k, kind) for k, (kind, _) in field_map.items()),
         )
+        # values are stored in the shape's key order
         groups.setdefault(shape, []).append(
-            (idx, dict(tags), {k: v for k, (_, v) in field_map.items()}, ts)
+            (idx, tuple(v for _, v in tags), tuple(v for _, v in field_map.values()), ts)
         )
     for (measurement, tag_keys, field_kinds), rows in groups.items():
         raw_ts = np.array([0 if r[3] is None else r[3] for r in rows], dtype=np.int64)
@@ -492,10 +495,13 @@ def _slow_path(
                 table=measurement,
                 line_index=line_index,
                 time=ns,
-                tags={k: pa.array([r[1][k] for r in rows], pa.string()) for k in tag_keys},
+                tags={
+                    k: pa.array([r[1][j] for r in rows], pa.string())
+                    for j, k in enumerate(tag_keys)
+                },
                 fields={
-                    k: (kind, pa.array([r[2][k] for r in rows], KIND_TO_ARROW[kind]))
-                    for k, kind in field_kinds
+                    k: (kind, pa.array([r[2][j] for r in rows], KIND_TO_ARROW[kind]))
+                    for j, (k, kind) in enumerate(field_kinds)
                 },
             )
         )
