@@ -3,13 +3,15 @@
 InfluxDB 3 Core parses line protocol with the `influxdb_line_protocol` crate; this module follows
 its grammar and error messages. Two paths share one result shape:
 
-* the **fast path** handles the common case (no backslashes, no quotes, no tabs) for a whole body
-  at once with pyarrow.compute regex and string kernels: lines are grouped by their "shape"
-  (measurement, tag keys, field keys), each group is split into columns by strided takes and the
-  values are classified and cast per column;
-* the **slow path** is a per-line recursive-descent parser for the full grammar (escapes, quoted
-  strings with embedded newlines, every error message). Lines the fast path does not accept go
-  here, so errors always come from the slow path.
+* the **fast path** handles the common case (no quotes, tabs or NULs) for a whole body at once
+  with pyarrow.compute string kernels: escapes (`\\ `, `\\,`, `\\=`, `\\\\`) are first encoded
+  as placeholder characters, lines are split on spaces and commas, grouped by their "shape"
+  (measurement, tag keys, field keys) with a template check, split into columns by strided
+  takes, and the values are classified and cast per column;
+* the **slow path** parses line by line: a regex "quick" parser for lines with quoted strings but
+  no escapes, and a recursive-descent parser for the full grammar (escapes, quoted strings with
+  embedded newlines, every error message). Lines the fast path does not accept go here, so
+  errors always come from the full parser.
 
 `parse()` only parses; `resolve()` then checks field types against the existing table schemas
 and within the request (the earliest line fixes a new field's type, as Core's validator does) and
