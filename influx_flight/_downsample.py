@@ -645,8 +645,6 @@ def run_downsample(
     the source database (default: the client's), ``target_database`` the destination (default:
     the spec's, else the client's). Re-running writes identical points (idempotent).
     """
-    from influx_flight._writer import write_arrow
-
     s, e = spec.aligned(start, end)
     if chunk is None:
         pieces = [(s, e)]
@@ -666,46 +664,25 @@ def run_downsample(
     rows_read = points = skipped = requests = 0
     queries: list[str] = []
     all_params: list[dict[str, str]] = []
-    for lo, hi in pieces:
+    for done, (lo, hi) in enumerate(pieces):
         params = {"start": format_time(lo), "end": format_time(hi)}
         queries.append(text)
         all_params.append(params)
         if dry_run:
             continue
-        result = client.query(text, language=spec.language, params=params, database=database)
-        counter = [0]
-
-        def write_back(
-            batches: Iterator[pa.RecordBatch], schema: pa.Schema, counter: list[int] = counter
-        ) -> WriteResult | None:
-            # Called again from scratch if the stream breaks and the query is re-run: the
-            # points written by the broken attempt are rewritten identically (idempotent).
-            counter[0] = 0
-            stripped = _strip_batches(batches, counter)
-            first = next(stripped, None)
-            if first is None:
-                return None
-
-            def _all() -> Iterator[pa.RecordBatch]:
-                yield first
-                yield from stripped
-
-            return write_arrow(
-                config,
-                _all(),
-                measurement=spec.target_measurement,
-                tags=list(spec.group_by),
-                time_column="time",
-                field_columns=[f for f in spec.output_fields if f in first.schema.names],
-                database=target,
-                concurrency=concurrency,
+        try:
+            written, read = _run_window(
+                client, spec, text, params, database, config, target, concurrency
             )
-
-        if hasattr(result, "consume"):
-            written = result.consume(write_back)
-        else:  # any iterable of record batches
-            written = write_back(iter(result), None)  # type: ignore[arg-type]
-        rows_read += counter[0]
+        except Exception as exc:
+            exc.add_note(
+                f"downsample {spec.source} -> {spec.target_measurement}: {done} of "
+                f"{len(pieces)} window(s) were written before [{params['start']}, "
+                f"{params['end']}) failed ({points} points); re-running the same range is safe "
+                "(it writes the same points)."
+            )
+            raise
+        rows_read += read
         if written is not None:
             points += written.lines_written
             skipped += written.rows_skipped
@@ -723,3 +700,50 @@ def run_downsample(
         dry_run=dry_run,
         params=all_params,
     )
+
+
+def _run_window(
+    client: Any,
+    spec: DownsampleSpec,
+    text: str,
+    params: dict[str, str],
+    database: str | None,
+    config: Any,
+    target: str,
+    concurrency: int,
+) -> tuple[WriteResult | None, int]:
+    """Query one window and write its buckets back; returns (write result, rows read)."""
+    from influx_flight._writer import write_arrow
+
+    result = client.query(text, language=spec.language, params=params, database=database)
+    counter = [0]
+
+    def write_back(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> WriteResult | None:
+        # Called again from scratch if the stream breaks and the query is re-run: the
+        # points written by the broken attempt are rewritten identically (idempotent).
+        counter[0] = 0
+        stripped = _strip_batches(batches, counter)
+        first = next(stripped, None)
+        if first is None:
+            return None
+
+        def _all() -> Iterator[pa.RecordBatch]:
+            yield first
+            yield from stripped
+
+        return write_arrow(
+            config,
+            _all(),
+            measurement=spec.target_measurement,
+            tags=list(spec.group_by),
+            time_column="time",
+            field_columns=[f for f in spec.output_fields if f in first.schema.names],
+            database=target,
+            concurrency=concurrency,
+        )
+
+    if hasattr(result, "consume"):
+        written = result.consume(write_back)
+    else:  # any iterable of record batches
+        written = write_back(iter(result), None)  # type: ignore[arg-type]
+    return written, counter[0]
