@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from influx_flight._client import InfluxDB3Client
 from influx_flight._config import InfluxDB3Config
 from influx_flight._downsample import DownsampleSpec, run_downsample
-from influx_flight._exceptions import ConfigurationError, QueryError
+from influx_flight._exceptions import ConfigurationError, QueryError, WriteError
 
 START = "2024-03-01T00:00:00Z"
 END = "2024-03-01T12:00:00Z"
@@ -391,3 +391,38 @@ def test_influxql_time_zone_buckets_on_local_midnight(
     lo, hi = pd.Timestamp("2024-02-29T23:00:00Z"), pd.Timestamp("2024-03-01T23:00:00Z")
     exp = df[(df.time >= lo) & (df.time < hi)].groupby("room").temp.count()
     assert dict(zip(got.room, got.temp_count, strict=True)) == exp.to_dict()
+
+
+def test_failure_in_a_later_window_says_what_was_written(standin: Any) -> None:
+    cfg = InfluxDB3Config(
+        host=standin.flight_uri, database="ds_fail", token=standin.token, write_url=standin.http_url
+    )
+    # A tag value line protocol cannot carry (a tab), seeded through the engine in the second
+    # hour only: the first window writes, the second cannot be encoded.
+    standin.engine.append(
+        "ds_fail",
+        "m",
+        pa.table(
+            {
+                "time": pa.array([0, 3_600_000_000_000], pa.timestamp("ns")),
+                "s": ["fine", "tab\there"],
+                "v": [1.0, 2.0],
+            }
+        ),
+        tags=["s"],
+    )
+    spec = DownsampleSpec(
+        source="m",
+        window="1h",
+        aggregates={"v": ["sum"]},
+        group_by=["s"],
+        target_measurement="m_1h",
+    )
+    with InfluxDB3Client(cfg) as client:
+        with pytest.raises(WriteError) as exc:
+            run_downsample(client, spec, "1970-01-01T00:00:00Z", "1970-01-01T02:00:00Z", chunk="1h")
+        notes = " ".join(exc.value.__notes__)
+        assert "1 of 2 window(s) were written before [1970-01-01T01:00:00Z" in notes
+        assert client.query("SELECT s, v_sum FROM m_1h").to_table().to_pylist() == [
+            {"s": "fine", "v_sum": 1.0}
+        ]
