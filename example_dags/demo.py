@@ -130,7 +130,6 @@ def main() -> int:
                 "--demo",
                 f"--demo-days={DEMO_DAYS}",
                 f"--demo-database={DATABASE}",
-                "--demo-tables=sensors,home",
                 "--wal-flush-interval=0.05",
                 f"--ready-file={ready_file}",
             ],
@@ -314,7 +313,7 @@ def print_ui_hints(settings: dict) -> None:
     )
     print(
         "\nTo explore in the UIs, keep a server running in one terminal:\n"
-        "  .venv/bin/influx-flight serve --demo --demo-days 5 --demo-tables sensors,home\n"
+        "  .venv/bin/influx-flight serve --demo --demo-days 5\n"
         "paste the settings it prints (they look like these):\n"
         f"{env_lines}\n"
         "then, in another terminal:\n"

@@ -171,22 +171,28 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         database = args.demo_database
         if args.demo:
-            from influx_flight.server.demo_data import load_demo_data
+            from influx_flight.server.demo_data import HOME_TABLE, load_demo_data, load_home_data
 
             spec = _demo_spec(args)
             engine = server.engine
-            if engine.has_database(database) and spec.table in engine.tables(database):
-                print(f"demo data: {database}.{spec.table} already present in the data dir")
-            else:
+            loaded = False
+            for table, loader, shape in (
+                (spec.table, load_demo_data, f"{spec.rooms} rooms x {spec.sensors} sensors"),
+                (HOME_TABLE, load_home_data, f"{spec.rooms} rooms"),
+            ):
+                if engine.has_database(database) and table in engine.tables(database):
+                    print(f"demo data: {database}.{table} already present in the data dir")
+                    continue
                 started = time.perf_counter()
-                rows = load_demo_data(engine, database, spec)
+                rows = loader(engine, database, spec)
+                loaded = True
                 print(
-                    f"demo data: {rows} points in {database}.{spec.table} "
-                    f"({spec.rooms} rooms x {spec.sensors} sensors, every {spec.interval_s}s "
-                    f"from {spec.start.isoformat()}) in {time.perf_counter() - started:.2f}s"
+                    f"demo data: {rows} rows x 3 fields in {database}.{table} ({shape}, every "
+                    f"{spec.interval_s}s from {spec.start.isoformat()}) in "
+                    f"{time.perf_counter() - started:.2f}s"
                 )
-                if server.pipeline is not None and args.data_dir:
-                    server.pipeline.compact()  # demo rows bypass the WAL: persist them now
+            if loaded and server.pipeline is not None and args.data_dir:
+                server.pipeline.compact()  # demo rows bypass the WAL: persist them now
         settings = connection_settings(
             args.host, int(server.flight_port), int(server.http_port or 0), server.token, database
         )

@@ -16,7 +16,15 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["DEFAULT_START", "DemoSpec", "generate_batches", "load_demo_data"]
+__all__ = [
+    "DEFAULT_START",
+    "HOME_TABLE",
+    "DemoSpec",
+    "generate_batches",
+    "generate_home_batches",
+    "load_demo_data",
+    "load_home_data",
+]
 
 #: Fixed default start so runs are reproducible (midnight UTC).
 DEFAULT_START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -36,6 +44,9 @@ ROOM_NAMES = [
     "Laundry",
 ]
 _BATCH_ROWS = 1_000_000
+#: The Get-started guide's table shape (tag `room`; fields `temp`, `hum`, `co`), at the demo's
+#: resolution: what the Airflow example DAGs downsample.
+HOME_TABLE = "home"
 _DAY_S = 86_400
 
 
@@ -137,5 +148,55 @@ def load_demo_data(engine: object, database: str = "demo", spec: DemoSpec | None
     rows = 0
     for batch in generate_batches(spec):
         engine.append(database, spec.table, batch, tags=["room", "sensor"])  # type: ignore[attr-defined]
+        rows += batch.num_rows
+    return rows
+
+
+def generate_home_batches(spec: DemoSpec) -> Iterator[pa.RecordBatch]:
+    """The `home` table (one series per room) over the same period and interval as `spec`.
+
+    Shaped like InfluxDB's Get-started sample: `temp` around 21-23 °C, `hum` around 35-37 %
+    and an integer `co` (ppm) that rises during the day.
+    """
+    rooms = _room_names(spec.rooms)
+    rng = np.random.default_rng([spec.seed, 7])
+    base_temp = rng.uniform(20.5, 22.5, spec.rooms)
+    base_hum = rng.uniform(35.0, 37.0, spec.rooms)
+    phase = rng.uniform(0, 2 * np.pi, spec.rooms)
+    room_dict = pa.array(rooms, pa.string())
+    room_idx = np.arange(spec.rooms, dtype=np.int32)
+    total_t = spec.points_per_series
+    step = max(1, _BATCH_ROWS // spec.rooms)
+    for t0 in range(0, total_t, step):
+        t1 = min(total_t, t0 + step)
+        block_rng = np.random.default_rng([spec.seed, 7, t0])
+        seconds = np.arange(t0, t1, dtype=np.int64) * spec.interval_s
+        day = 2 * np.pi * (seconds % _DAY_S) / _DAY_S
+        cycle = np.sin(day[:, None] + phase[None, :])
+        shape = cycle.shape
+        temp = base_temp + 1.0 * cycle + block_rng.normal(0, 0.1, shape)
+        hum = base_hum + 0.4 * cycle + block_rng.normal(0, 0.05, shape)
+        co = np.clip(
+            np.round(15 * np.clip(cycle, 0, None) + block_rng.normal(0, 1.0, shape)), 0, None
+        )
+        times = spec.start_ns + np.repeat(seconds * 1_000_000_000, spec.rooms)
+        yield pa.RecordBatch.from_arrays(
+            [
+                pa.array(co.ravel().astype(np.int64)),
+                pa.array(np.round(hum.ravel(), 1)),
+                pa.DictionaryArray.from_arrays(pa.array(np.tile(room_idx, t1 - t0)), room_dict),
+                pa.array(np.round(temp.ravel(), 1)),
+                pa.array(times, pa.timestamp("ns")),
+            ],
+            names=["co", "hum", "room", "temp", "time"],
+        )
+
+
+def load_home_data(engine: object, database: str = "demo", spec: DemoSpec | None = None) -> int:
+    """Append the `home` table (see :func:`generate_home_batches`); returns the rows loaded."""
+    spec = spec or DemoSpec()
+    rows = 0
+    for batch in generate_home_batches(spec):
+        engine.append(database, HOME_TABLE, batch, tags=["room"])  # type: ignore[attr-defined]
         rows += batch.num_rows
     return rows

@@ -171,6 +171,14 @@ def test_serve_with_demo_prints_settings_and_serves_both_protocols(tmp_path: Pat
             {"room": "Kitchen", "n": 2000},
             {"room": "Living Room", "n": 2000},
         ]
+        # the Get-started shaped `home` table the Airflow examples downsample: one series a room
+        home = _sql(settings, "SELECT room, count(*) AS n, min(co) AS co FROM home GROUP BY room")
+        assert sorted((r["room"], r["n"]) for r in home) == [
+            ("Bedroom", 1000),
+            ("Kitchen", 1000),
+            ("Living Room", 1000),
+        ]
+        assert all(r["co"] >= 0 for r in home)
         client = flight.FlightClient(settings["flight_uri"])
         ticket = json.dumps(
             {
