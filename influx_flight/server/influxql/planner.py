@@ -979,7 +979,7 @@ class SelectPlanner:
             if c.name == "stddev":
                 # NULL for a window with one value; InfluxQL does not fill such a window
                 # (it fills only windows without values), so remember which had some.
-                aggs.append(f"count({x}) AS {col}_n")
+                aggs.append(f"NULLIF(count({x}), 0) AS {col}_n")
                 self._presence[col] = f"{col}_n"
             if c.name == "count":
                 counts.add(col)
@@ -1112,9 +1112,11 @@ class SelectPlanner:
             return base
         n = (end - start) // self.interval + 1
         int_cols: set[str] = set()
+        text_cols: set[str] = set()
         if self.stmt.fill in ("linear", "value"):
             sch = self._session.sql(f"WITH {', '.join(ctes)} SELECT * FROM {base}").schema()
             int_cols = {f.name for f in sch if pa.types.is_integer(f.type)}
+            text_cols = {f.name for f in sch if not _numeric(f.type)}
         if n > MAX_WINDOWS:
             raise QueryPlanError(
                 f"Error during planning: GROUP BY time() would create {n} windows (limit "
@@ -1162,7 +1164,9 @@ class SelectPlanner:
         fill = self.stmt.fill
         exprs = []
         for c in cols:
-            if fill == "null":
+            if fill in ("value", "linear") and c in text_cols:
+                e = c  # numbers are not filled into string or boolean columns
+            elif fill == "null":
                 e = f"COALESCE({c}, 0)" if c in counts else c
             elif fill == "value":
                 fv = self.stmt.fill_value
@@ -1193,15 +1197,20 @@ class SelectPlanner:
                 pt = f"last_value({tval}) IGNORE NULLS {prev_frame}"
                 nt = f"first_value({tval}) IGNORE NULLS {next_frame}"
                 # InfluxQL: y = (nv - pv) / (nt - pt) * (t - pt) + pv, truncated for integers.
-                slope = f"CAST({nv} - {pv} AS DOUBLE) / CAST({nt} - {pt} AS DOUBLE)"
-                interp = (
-                    f"{slope} * CAST(CAST(time AS BIGINT) - {pt} AS DOUBLE) + CAST({pv} AS DOUBLE)"
-                )
+                # Multiply before dividing: exact whenever the interpolated value is (Go's
+                # m*x+b may be fused, which makes 1.x exact there too).
+                rise = f"CAST({nv} - {pv} AS DOUBLE) * CAST(CAST(time AS BIGINT) - {pt} AS DOUBLE)"
+                interp = f"{rise} / CAST({nt} - {pt} AS DOUBLE) + CAST({pv} AS DOUBLE)"
                 if c in int_cols:
                     interp = f"CAST(trunc({interp}) AS BIGINT)"
                 e = f"COALESCE({c}, {interp})"
             if c in self._presence and fill != "null":
                 e = f"CASE WHEN {self._presence[c]} IS NULL THEN {e} ELSE {c} END"
+            if fill != "value":
+                # InfluxQL's count() -> 0 (and previous/linear) apply only in series where the
+                # column has values somewhere in the range; elsewhere it stays NULL.
+                seen = f"count({self._presence.get(c, c)}) OVER ({over_part.strip()})"
+                e = f"CASE WHEN {seen} > 0 THEN {e} END"
             exprs.append(f"{e} AS {c}")
         exprs += aux
         ctes.append(f"filled AS (SELECT {', '.join(['time', *part, *exprs])} FROM joined)")
