@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from influx_flight._config import InfluxDB3Config
 from influx_flight._downsample import (
@@ -297,3 +300,36 @@ def test_time_zone_alignment_and_chunks_across_dst() -> None:
         ConfigurationError, match=r"nearest: 2022-03-26T23:00:00Z or 2022-03-27T22:00:00Z"
     ):
         strict.aligned("2022-03-27T06:00:00Z", "2022-03-28T22:00:00Z")
+
+
+_instants = st.integers(-(2**60), 2**60)
+_windows = st.sampled_from([1, 1_000, 10**9, 60 * 10**9, 15 * 60 * 10**9, H, 24 * H, 7 * 24 * H])
+
+
+@given(a=_instants, b=_instants, window=_windows, offset=st.integers(-(10**15), 10**15))
+def test_property_widen_is_the_smallest_aligned_cover(
+    a: int, b: int, window: int, offset: int
+) -> None:
+    if a == b:
+        return
+    s, e = min(a, b), max(a, b)
+    ws, we = align_range(s, e, window, offset, align="widen")
+    off = offset % window
+    assert (ws - off) % window == 0 and (we - off) % window == 0
+    assert ws <= s < ws + window and we - window < e <= we
+    aligned = (ws, we) == (s, e)
+    if aligned:
+        assert align_range(s, e, window, offset) == (s, e)
+    else:
+        with pytest.raises(ConfigurationError):
+            align_range(s, e, window, offset)
+    chunk = window * max(3, (we - ws) // (window * 500))  # at most ~500 pieces
+    pieces = split_range(ws, we, chunk)
+    assert pieces[0][0] == ws and pieces[-1][1] == we
+    assert all(p[1] == q[0] for p, q in itertools.pairwise(pieces))
+    assert all((lo - off) % window == 0 for lo, _ in pieces)
+
+
+@given(ns=st.integers(-(2**62), 2**62))
+def test_property_format_then_parse_time(ns: int) -> None:
+    assert parse_time(format_time(ns)) == ns
