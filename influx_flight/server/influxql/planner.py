@@ -337,7 +337,10 @@ class SelectPlanner:
 
         self.range, self.rest = split_condition(stmt.condition, self.now_ns, self.zone)
         self._dimensions()
-        self._projection()
+        try:
+            self._projection()
+        except _NothingSelected:
+            return pa.RecordBatchReader.from_batches(pa.schema([(MEASUREMENT, pa.string())]), [])
         if self.range.upper is None and self.interval is not None:
             self.range.upper = self.now_ns  # InfluxQL: GROUP BY time defaults the end to now()
         # Transformations of windows look back: like InfluxQL, widen the range so the first
@@ -461,6 +464,8 @@ class SelectPlanner:
                 continue
             fields.extend(self._expand(f))
         if not fields:
+            if any(_is_pattern(f.expr) for f in self.stmt.fields):
+                raise _NothingSelected  # a wildcard/regex matched nothing: empty answer
             raise QueryPlanError(
                 "Error during planning: statement must have at least one field in select clause"
             )
@@ -606,6 +611,9 @@ class SelectPlanner:
             return f"CAST({qi(name)} AS VARCHAR)", "tag"
         if name in schema.fields:
             return qi(name), "field"
+        if name in self.union.fields and hint != "tag":
+            # A field of another measurement: typed NULL, so aggregates over it plan.
+            return f"CAST(NULL AS {_sql_type(self.union.fields[name])})", "missing"
         return "NULL", "missing"
 
     def _cond_sql(self, expr: ast.Expr, schema: Schema) -> str:
@@ -969,6 +977,12 @@ class SelectPlanner:
             x = self._value_sql(c.args[0], schema)
             self._check_numeric(c, a0, schema)
             agg_cols.append(col)
+            if isinstance(a0, ast.VarRef) and self._ref(a0.name, schema, a0.type_hint)[1] == (
+                "missing"
+            ):
+                # The field lives in another measurement: a typed NULL column here.
+                aggs.append(f"{_missing_agg(c.name, self.union.fields.get(a0.name))} AS {col}")
+                continue
             if c.name == "mode":
                 mode_ctes.append((col, x))
                 continue
@@ -1344,6 +1358,38 @@ def _contains_transform(expr: ast.Expr) -> bool:
     if isinstance(expr, ast.BinaryExpr):
         return _contains_transform(expr.lhs) or _contains_transform(expr.rhs)
     return False
+
+
+class _NothingSelected(Exception):
+    """The SELECT list expanded to no field at all."""
+
+
+def _is_pattern(expr: ast.Expr) -> bool:
+    expr = _strip(expr)
+    if isinstance(expr, ast.Wildcard | ast.RegexLit):
+        return True
+    return isinstance(expr, ast.Call) and any(_is_pattern(a) for a in expr.args)
+
+
+def _missing_agg(name: str, t: pa.DataType | None) -> str:
+    """The NULL an aggregate of a field absent from this measurement yields, typed."""
+    if name == "count":
+        return "CAST(NULL AS BIGINT)"
+    if name in ("mean", "median", "stddev") or t is None:
+        return "CAST(NULL AS DOUBLE)"
+    return f"CAST(NULL AS {_sql_type(t)})"
+
+
+def _sql_type(t: pa.DataType) -> str:
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_unsigned_integer(t):
+        return "BIGINT UNSIGNED"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    return "VARCHAR"
 
 
 def _has_var(expr: ast.Expr) -> bool:

@@ -564,3 +564,31 @@ def tz_queries(draw: st.DrawFn) -> str:
 @given(query=tz_queries())
 def test_generated_time_zones(loaded: dict[str, Any], query: str) -> None:
     check(loaded, RAND_DB, query)
+
+
+@st.composite
+def wildcard_queries(draw: st.DrawFn) -> str:
+    """Wildcards and regexes over several measurements, raw and aggregated."""
+    source = draw(st.sampled_from(["cpu, mem", "/^(cpu|mem)$/", "mem", "/e/"]))
+    start = draw(st.integers(0, SPAN_H * 3600 - 3 * 3600))
+    length = draw(st.integers(3600, 12 * 3600))
+    where = f"time >= {BASE + start}s AND time <= {BASE + start + length}s"
+    if draw(st.booleans()):
+        where += f" AND host = '{draw(st.sampled_from(['h1', 'h2']))}'"
+    if draw(st.booleans()):
+        select = draw(st.sampled_from(["*", "*::field", "/e/", "free, usage, host"]))
+        group = draw(st.sampled_from(["", " GROUP BY host", " GROUP BY *"]))
+        limit = draw(st.sampled_from(["", " LIMIT 3", " LIMIT 2 OFFSET 1"]))
+        return f"SELECT {select} FROM {source} WHERE {where}{group}{limit}"
+    fn = draw(st.sampled_from(["mean", "count", "max", "first", "sum", "spread"]))
+    arg = draw(st.sampled_from(["*", "/^[fp]/", "/u/"]))
+    interval = draw(st.sampled_from(["30m", "1h", "4h"]))
+    group = draw(st.sampled_from(["", ", host", ", *"]))
+    fill = draw(st.sampled_from(["", " fill(none)", " fill(previous)"]))
+    return f"SELECT {fn}({arg}) FROM {source} WHERE {where} GROUP BY time({interval}){group}{fill}"
+
+
+@settings(_SETTINGS, max_examples=40)
+@given(query=wildcard_queries())
+def test_generated_wildcards(loaded: dict[str, Any], query: str) -> None:
+    check(loaded, RAND_DB, query)
