@@ -216,6 +216,9 @@ class WritePipeline:
         with self._flush_lock:
             with self._lock:
                 pending, self._pending = self._pending, []
+            # no_sync records were applied at submit: log them first so that replay applies
+            # records in the order the engine saw them (last write wins on upserts)
+            pending.sort(key=lambda p: p.future is not None)
             if not pending:
                 return
             error: BaseException | None = None
@@ -259,6 +262,7 @@ class WritePipeline:
             # Everything submitted so far gets logged and applied before the snapshot, and
             # nothing new can be submitted until the engine state is captured.
             pending, self._pending = self._pending, []
+            pending.sort(key=lambda p: p.future is not None)  # as in flush()
             if pending:
                 self.wal.append([p.record.encode() for p in pending], sync=True)
                 for p in pending:

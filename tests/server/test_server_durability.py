@@ -328,3 +328,22 @@ def test_replayed_log_is_compacted_at_the_next_clean_shutdown(tmp_path: Path) ->
         assert count(engine3, "db") == 30
     finally:
         pipeline3.close()
+
+
+def test_replay_applies_records_in_the_order_the_engine_saw_them(tmp_path: Path) -> None:
+    engine = Engine()
+    pipeline = WritePipeline(engine, tmp_path, wal_flush_interval=30.0)
+    sync = pipeline.submit("db", b"m,t=a v=1i 5")  # waits for the flush
+    pipeline.submit("db", b"m,t=a v=2i 5", no_sync=True).result(timeout=5)  # applied now
+    pipeline.flush()
+    sync.result(timeout=5)
+    live = engine.query_sql("db", "SELECT v FROM m").read_all().to_pylist()
+    crash = tmp_path.parent / (tmp_path.name + "_crash")
+    shutil.copytree(tmp_path, crash)
+    pipeline.close()
+    engine2, pipeline2 = recover(crash)
+    try:
+        assert engine2.query_sql("db", "SELECT v FROM m").read_all().to_pylist() == live
+        assert len(live) == 1  # one row per tag set and time
+    finally:
+        pipeline2.close()
