@@ -80,6 +80,7 @@ class _Scanner:
         self._planner = SelectPlanner.__new__(SelectPlanner)
         self._planner.range = self.range
         self._planner.rest = self.rest
+        self._planner.union = Schema()
 
     def where(self, schema: Schema) -> str:
         return " AND ".join(self._planner._where(schema)) or "TRUE"
