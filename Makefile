@@ -29,7 +29,7 @@ demo: venv
 	$(PY) -m example_dags.demo
 
 bench: venv
-	$(PY) -m benchmarks.run_all
+	$(PY) benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist
