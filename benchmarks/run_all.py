@@ -27,7 +27,7 @@ def main() -> int:
     for script, what in BENCHMARKS:
         print(f"\n=== {script}: {what}", flush=True)
         started = time.monotonic()
-        code = subprocess.call([sys.executable, str(HERE / script), *sys.argv[1:]], cwd=HERE.parent)
+        code = subprocess.call([sys.executable, str(HERE / script)], cwd=HERE.parent)
         print(f"=== {script}: exit {code} after {time.monotonic() - started:.0f} s", flush=True)
         if code:
             failed.append(script)
