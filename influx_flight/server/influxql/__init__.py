@@ -21,19 +21,20 @@ from influx_flight.server.influxql.show import show
 
 
 def _literal(name: str, value: Any) -> ast.Expr:
-    """A bound parameter as a literal (same value typing as SQL parameters)."""
-    if isinstance(value, bool):
-        return ast.BoolLit(value)
-    if isinstance(value, int):
-        return ast.IntegerLit(value)
-    if isinstance(value, float):
-        return ast.NumberLit(value)
-    if isinstance(value, str):
-        return ast.StringLit(value)
-    raise QueryPlanError(
-        f"Error during planning: unsupported type {type(value).__name__} for parameter "
-        f"${name}: use a string, number or boolean"
-    )
+    """A bound parameter as a literal, typed as SQL parameters are (``param_to_scalar``)."""
+    from influx_flight.server.engine import param_to_scalar
+
+    scalar = param_to_scalar(name, value)  # rejects arrays/objects with the SQL path's message
+    py = scalar.as_py()
+    if py is None:
+        return ast.NullLit()
+    if isinstance(py, bool):
+        return ast.BoolLit(py)
+    if isinstance(py, int):
+        return ast.IntegerLit(py)
+    if isinstance(py, float):
+        return ast.NumberLit(py)
+    return ast.StringLit(str(py))
 
 
 def bind(node: Any, params: dict[str, Any]) -> Any:

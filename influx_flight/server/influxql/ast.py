@@ -52,6 +52,11 @@ class BoolLit(Expr):
 
 
 @dataclass(frozen=True)
+class NullLit(Expr):
+    """A bound parameter whose value is null (compares false with everything)."""
+
+
+@dataclass(frozen=True)
 class DurationLit(Expr):
     """A duration such as ``7d`` or ``1h30m``, in nanoseconds."""
 

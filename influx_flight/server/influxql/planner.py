@@ -684,6 +684,8 @@ class SelectPlanner:
             return sql
         if isinstance(expr, ast.IntegerLit | ast.NumberLit | ast.StringLit | ast.BoolLit):
             return lit(expr.value)
+        if isinstance(expr, ast.NullLit):
+            return "NULL"
         if isinstance(expr, ast.DurationLit):
             return str(expr.ns)
         if isinstance(expr, ast.BinaryExpr):

@@ -210,8 +210,11 @@ def test_bound_parameters(srv: Any) -> None:
     assert t.column("usage").to_pylist() == [50.0]
     with pytest.raises(QueryPlanError, match=r"no value provided for bind parameter \$h"):
         q(srv, "SELECT usage FROM cpu WHERE host = $h")
-    with pytest.raises(QueryPlanError, match="unsupported type list for parameter"):
+    with pytest.raises(QueryPlanError, match="JSON arrays are not supported as query parameters"):
         q(srv, "SELECT usage FROM cpu WHERE host = $h", {"h": ["a"]})
+    assert q(srv, "SELECT usage FROM cpu WHERE host = $h", {"h": None}).num_rows == 0
+    t = q(srv, "SELECT usage FROM cpu WHERE reqs = $n OR usage = $f", {"n": 3, "f": 5.0})
+    assert t.column("usage").to_pylist() == [30.0, 5.0]
 
 
 @pytest.mark.parametrize(
