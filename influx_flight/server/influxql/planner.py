@@ -302,6 +302,13 @@ class SelectPlanner:
                     "use an IANA name such as 'America/Chicago'"
                 ) from exc
 
+    @classmethod
+    def condition_compiler(cls, rng: TimeRange, rest: list[ast.Expr]) -> SelectPlanner:
+        """A planner that only compiles WHERE clauses (for SHOW statements' data scans)."""
+        planner = cls.__new__(cls)
+        planner.range, planner.rest, planner.union = rng, rest, Schema()
+        return planner
+
     # -- entry -----------------------------------------------------------------------------
     def run(self) -> pa.RecordBatchReader:
         stmt = self.stmt

@@ -77,10 +77,7 @@ class _Scanner:
         if self.range.lower is None and self.range.upper is None:
             self.range.lower = now_ns - METADATA_CUTOFF_NS
         self.session = engine.session(database)
-        self._planner = SelectPlanner.__new__(SelectPlanner)
-        self._planner.range = self.range
-        self._planner.rest = self.rest
-        self._planner.union = Schema()
+        self._planner = SelectPlanner.condition_compiler(self.range, self.rest)
 
     def where(self, schema: Schema) -> str:
         return " AND ".join(self._planner._where(schema)) or "TRUE"
