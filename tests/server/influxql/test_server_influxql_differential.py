@@ -206,6 +206,9 @@ CORPUS = [
     f"SELECT mean(usage) FROM cpu WHERE {W6} GROUP BY time(1h), host LIMIT 3 OFFSET 2",
     f"SELECT mean(usage) FROM cpu WHERE {W6} GROUP BY time(1h) ORDER BY time DESC LIMIT 3",
     f"SELECT count(free) FROM mem WHERE {W} GROUP BY time(1d)",
+    "SELECT count(usage) FROM cpu WHERE time <= '2023-03-01T06:00:00Z' GROUP BY time(1h)",
+    "SELECT max(reqs) FROM cpu WHERE host = 'h2' AND time < '2023-03-01T05:00:00Z' "
+    "GROUP BY time(30m) fill(linear)",
     f"SELECT mean(free), mean(usage) FROM cpu, mem WHERE {W6} GROUP BY time(2h)",
     f"SELECT mean(usage) FROM cpu WHERE {W} GROUP BY time(1d) tz('America/Chicago')",
     f"SELECT count(reqs) FROM cpu WHERE {W} GROUP BY time(6h) tz('Asia/Kolkata')",
