@@ -404,3 +404,51 @@ def test_unimplemented_rpcs(flight_client: flight.FlightClient, auth_options: An
         list(flight_client.list_flights(options=auth_options))
     with pytest.raises(pa.ArrowNotImplementedError):
         flight_client.get_schema(flight.FlightDescriptor.for_path("x"), auth_options)
+
+
+def test_concurrent_doget_while_writing(standin: Any) -> None:
+    """Readers over gRPC see a growing table while writes are acknowledged, never an error."""
+    import threading
+
+    if standin.pipeline is None:
+        pytest.skip("the write pipeline is not part of this build")
+    db = "doget_concurrent"
+    standin.write_lp(db, "m,host=h0 v=0 0")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    seen: list[list[int]] = [[], [], []]
+
+    def reader(slot: int) -> None:
+        client = flight.FlightClient(standin.flight_uri)
+        options = flight.FlightCallOptions(
+            headers=[(b"authorization", f"Bearer {standin.token}".encode())]
+        )
+        ticket = flight.Ticket(json.dumps({"database": db, "sql_query": "SELECT * FROM m"}))
+        try:
+            while not stop.is_set():
+                seen[slot].append(client.do_get(ticket, options).read_all().num_rows)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(len(seen))]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(1, 21):
+            lines = "\n".join(f"m,host=h{i % 3} v={i * 10 + k} {i * 10 + k}" for k in range(10))
+            standin.write_lp(db, lines)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors
+    for counts in seen:
+        assert counts == sorted(counts)
+        assert all(1 <= c <= 201 for c in counts)
+    assert _get(
+        flight.FlightClient(standin.flight_uri),
+        {"database": db, "sql_query": "SELECT count(*) AS n FROM m"},
+        flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {standin.token}".encode())]),
+    ).to_pylist() == [{"n": 201}]
