@@ -472,3 +472,20 @@ def test_gapfill_with_no_rows_in_range_is_empty_with_schema() -> None:
     )
     assert reader.schema.names == ["t", "a"]
     assert reader.read_all().num_rows == 0
+
+
+def test_gapfill_with_origin(home: Engine) -> None:
+    out = q(
+        home,
+        "SELECT date_bin_gapfill(INTERVAL '1 hour', time, '1970-01-01T00:30:00Z') AS t,"
+        " count(temp) AS n FROM home WHERE time >= '2022-01-01T08:00:00Z'"
+        " AND time < '2022-01-01T11:00:00Z' GROUP BY t",
+    )
+    # bins start at half past: 07:30 holds 08:00, 08:30 holds 09:00, ...
+    assert [(t.hour, t.minute) for t in out.column("t").to_pylist()] == [
+        (7, 30),
+        (8, 30),
+        (9, 30),
+        (10, 30),
+    ]
+    assert out.column("n").to_pylist() == [2, 2, 2, 0]
