@@ -324,7 +324,15 @@ class InfluxFlightServer(fl.FlightServerBase):
                 from influx_flight.server.errors import DatabaseNotFound
 
                 raise DatabaseNotFound(request.database)
-            return execute(self.engine, request.database, request.query, request.params)
+            # system.queries lists InfluxQL queries too (query_type "influxql", as in Core)
+            record = self.engine._record_query(request.database, "influxql", request.query)
+            try:
+                reader = execute(self.engine, request.database, request.query, request.params)
+            except BaseException:
+                self.engine._finish_query(record, success=False)
+                raise
+            self.engine._finish_query(record, success=True)
+            return reader
         return self.engine.query_sql(request.database, request.query, request.params, hydrate=True)
 
     # -- delegated RPCs -------------------------------------------------------------------

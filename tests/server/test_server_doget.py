@@ -452,3 +452,19 @@ def test_concurrent_doget_while_writing(standin: Any) -> None:
         {"database": db, "sql_query": "SELECT count(*) AS n FROM m"},
         flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {standin.token}".encode())]),
     ).to_pylist() == [{"n": 201}]
+
+
+def test_system_queries_records_doget_queries(
+    flight_client: flight.FlightClient, auth_options: Any, home_db: str
+) -> None:
+    _get(flight_client, {"database": home_db, "sql_query": "SELECT 7 AS seven"}, auth_options)
+    rows = _get(
+        flight_client,
+        {
+            "database": home_db,
+            "sql_query": "SELECT query_type, query_text, success FROM system.queries"
+            " WHERE query_text = 'SELECT 7 AS seven'",
+        },
+        auth_options,
+    ).to_pylist()
+    assert rows == [{"query_type": "sql", "query_text": "SELECT 7 AS seven", "success": True}]
