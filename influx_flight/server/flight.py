@@ -350,7 +350,8 @@ class InfluxFlightServer(fl.FlightServerBase):
         handler = self._require_flightsql("DoAction")
         self._authorize(context)
         result = handler.do_action(context, action)
-        return iter(result) if result is not None else iter(())
+        # Drain here (results are small) so errors raised by a generator get their gRPC code.
+        return iter(list(result)) if result is not None else iter(())
 
     @_flight_errors
     def do_put(
