@@ -142,3 +142,18 @@ def test_hook_class_attributes_match_provider_info() -> None:
         entry["hook-class-name"]
         == f"{InfluxDB3FlightHook.__module__}.{InfluxDB3FlightHook.__name__}"
     )
+
+
+def test_uri_with_the_host_scheme_before_the_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The form ``Connection.get_uri()`` produces for a Host URL with a scheme."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INFLUX_SCHEMED",
+        "influxdb3-flight://http://:apiv3_tok@127.0.0.1:8181/docs"
+        "?write_url=http%3A%2F%2F127.0.0.1%3A8182",
+    )
+    cfg = InfluxDB3FlightHook("influx_schemed").get_config()
+    assert (cfg.host, cfg.database, cfg.write_url) == (
+        "http://127.0.0.1:8181",
+        "docs",
+        "http://127.0.0.1:8182",
+    )

@@ -346,3 +346,21 @@ def test_trigger_reports_permanent_errors(home_db: str, default_conn: Any) -> No
     payload = asyncio.run(first_event()).payload
     assert payload["status"] == "error"
     assert payload["message"].startswith("QueryError: ")
+
+
+def test_parquet_export_to_an_fsspec_url_airflow_has_no_filesystem_for(
+    home_db: str, default_conn: Any
+) -> None:
+    import fsspec
+    import pyarrow.parquet as pq
+
+    op = InfluxDB3ToParquetOperator(
+        task_id="export_mem",
+        query="SELECT * FROM home WHERE room = 'Kitchen'",
+        output_path="memory://af-exports/kitchen.parquet",
+    )
+    out = op.execute(context={"outlet_events": _OutletEvents()})
+    fs = fsspec.filesystem("memory")
+    with fs.open("/af-exports/kitchen.parquet", "rb") as f:
+        assert pq.read_table(f).num_rows == PER_ROOM == out["rows"]
+    fs.rm("/af-exports", recursive=True)
