@@ -364,3 +364,27 @@ def test_parquet_export_to_an_fsspec_url_airflow_has_no_filesystem_for(
     with fs.open("/af-exports/kitchen.parquet", "rb") as f:
         assert pq.read_table(f).num_rows == PER_ROOM == out["rows"]
     fs.rm("/af-exports", recursive=True)
+
+
+def test_downsample_raw_query_over_an_empty_interval_writes_nothing(
+    home_db: str, default_conn: Any
+) -> None:
+    op = InfluxDB3DownsampleOperator(
+        task_id="ds",
+        query="SELECT time, room, temp FROM home WHERE time >= $start AND time < $end",
+        target_measurement="nothing_here",
+        target_tags=["room"],
+        start="2030-01-01T00:00:00Z",
+        end="2030-01-01T01:00:00Z",
+    )
+    out = op.execute(context={})
+    assert (out["rows_read"], out["rows_written"]) == (0, 0)
+    assert (out["start"], out["end"]) == ("2030-01-01T00:00:00Z", "2030-01-01T01:00:00Z")
+
+
+def test_downsample_bad_start_says_what_format() -> None:
+    op = InfluxDB3DownsampleOperator(
+        task_id="ds", query="SELECT 1", target_measurement="x", start="yesterday", end="now"
+    )
+    with pytest.raises(ValueError, match=r"start='yesterday' is not an ISO-8601 date-time"):
+        op.execute(context={})

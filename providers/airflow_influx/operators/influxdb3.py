@@ -353,8 +353,8 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         self.chunk = chunk
 
     def _interval(self, context: Context) -> tuple[datetime, datetime]:
-        start = _as_datetime(self.start) or context.get("data_interval_start")
-        end = _as_datetime(self.end) or context.get("data_interval_end")
+        start = _as_datetime(self.start, "start") or context.get("data_interval_start")
+        end = _as_datetime(self.end, "end") or context.get("data_interval_end")
         if start is None or end is None:
             raise ValueError(
                 f"Task {self.task_id!r}: no interval to downsample; this run has no data "
@@ -436,16 +436,22 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         }
 
 
-def _as_datetime(value: datetime | str | None) -> datetime | None:
+def _as_datetime(value: datetime | str | None, name: str) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{name}={value!r} is not an ISO-8601 date-time; use e.g. '2024-01-01T00:00:00Z' or "
+            "'{{ data_interval_start | ts }}'"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _iso(value: datetime) -> str:
-
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
