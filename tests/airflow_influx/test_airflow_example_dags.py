@@ -190,11 +190,12 @@ def test_sql_checks_dag_fails_on_an_empty_hour(
 ) -> None:
     """Sanity of the checks: an hour without data fails them (sensors time out fast here)."""
     dag = _load_dag("example_influxdb3_sql_checks.py")
-    for task_id in ("wait_for_hour_deferrable", "wait_for_hour_sql_sensor"):
-        sensor = dag.get_task(task_id)
-        sensor.timeout, sensor.poke_interval, sensor.mode = 1, 0.2, "poke"
-        sensor.deferrable = False
+    deferred = dag.get_task("wait_for_hour_deferrable")  # stays deferrable: its trigger times out
+    deferred.timeout, deferred.poke_interval = 1, 0.2
+    sql_sensor = dag.get_task("wait_for_hour_sql_sensor")
+    sql_sensor.timeout, sql_sensor.poke_interval, sql_sensor.mode = 1, 0.2, "poke"
     dag_run = dag.test(logical_date=datetime(2022, 1, 2, 9, tzinfo=UTC))
     states = _task_states(dag_run)
     assert states["wait_for_hour_sql_sensor"] == "failed", states
+    assert states["wait_for_hour_deferrable"] == "failed", states
     assert states["hour_summary"] != "success"

@@ -388,3 +388,26 @@ def test_downsample_bad_start_says_what_format() -> None:
     )
     with pytest.raises(ValueError, match=r"start='yesterday' is not an ISO-8601 date-time"):
         op.execute(context={})
+
+
+def test_trigger_gives_up_after_its_timeout(home_db: str, default_conn: Any) -> None:
+    trigger = InfluxDB3SensorTrigger(
+        influxdb3_conn_id="influxdb3_flight_default",
+        query="SELECT * FROM home WHERE temp > 1000",
+        poke_interval=0.1,
+        timeout=0.5,
+    )
+
+    async def first_event() -> Any:
+        gen = trigger.run()
+        event = await asyncio.wait_for(gen.__anext__(), 30)
+        await gen.aclose()
+        return event
+
+    payload = asyncio.run(first_event()).payload
+    assert payload == {"status": "timeout", "message": "no matching data after 0.5 s"}
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    sensor = InfluxDB3Sensor(task_id="s", query="SELECT 1", deferrable=True)
+    with pytest.raises(AirflowSensorTimeout, match=r"timed out: no matching data after 0.5 s"):
+        sensor.execute_complete(context={}, event=payload)

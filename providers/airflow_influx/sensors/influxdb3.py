@@ -157,6 +157,7 @@ class InfluxDB3Sensor(BaseSensorOperator):
                 value_op=self.value_op,
                 value=self.value,
                 poke_interval=float(self.poke_interval),
+                timeout=float(self.timeout),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)),
@@ -164,8 +165,10 @@ class InfluxDB3Sensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: fail on its error, re-defer if ``check`` says no."""
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
+        if event.get("status") == "timeout":
+            raise AirflowSensorTimeout(f"InfluxDB3Sensor timed out: {event.get('message')}")
         if event.get("status") != "success":
             raise AirflowException(f"InfluxDB3Sensor failed: {event.get('message', event)}")
         if not self._passes_check(event.get("value")):

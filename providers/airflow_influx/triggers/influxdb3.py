@@ -8,6 +8,7 @@ row count and the first cell, never result sets.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -33,6 +34,9 @@ class InfluxDB3SensorTrigger(BaseTrigger):
     :param value_op: optional comparison of the first cell (see the sensor).
     :param value: the value ``value_op`` compares with.
     :param poke_interval: seconds between pokes.
+    :param timeout: seconds after which the trigger gives up with ``{"status": "timeout"}``.
+        Airflow's deferral timeout also applies; this one makes the wait end in ``dag.test()``
+        too, which runs triggers inline without enforcing deferral timeouts.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class InfluxDB3SensorTrigger(BaseTrigger):
         value_op: str | None = None,
         value: Any = None,
         poke_interval: float = 60.0,
+        timeout: float | None = None,
     ) -> None:
         super().__init__()
         self.influxdb3_conn_id = influxdb3_conn_id
@@ -58,6 +63,7 @@ class InfluxDB3SensorTrigger(BaseTrigger):
         self.value_op = value_op
         self.value = value
         self.poke_interval = poke_interval
+        self.timeout = timeout
         self._client: Any = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -74,6 +80,7 @@ class InfluxDB3SensorTrigger(BaseTrigger):
                 "value_op": self.value_op,
                 "value": self.value,
                 "poke_interval": self.poke_interval,
+                "timeout": self.timeout,
             },
         )
 
@@ -100,6 +107,7 @@ class InfluxDB3SensorTrigger(BaseTrigger):
             yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
             return
         language = self.language or settings.query_language
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         self._client = InfluxDB3Client(settings.config)
         try:
             while True:
@@ -137,6 +145,14 @@ class InfluxDB3SensorTrigger(BaseTrigger):
                         found.first_value,
                         self.poke_interval,
                     )
+                if deadline is not None and time.monotonic() + self.poke_interval > deadline:
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "message": f"no matching data after {self.timeout:g} s",
+                        }
+                    )
+                    return
                 await asyncio.sleep(self.poke_interval)
         finally:
             await self.cleanup_client()
