@@ -217,14 +217,23 @@ def _selector_sql(call: _Call) -> str:
     )
 
 
-def _zone_literal(tokens: Sequence[Tok], what: str) -> str:
+def _zone_literal(
+    tokens: Sequence[Tok], what: str, params: dict[str, pa.Scalar] | None = None
+) -> str:
+    """The IANA zone named by a string literal or a ``$param`` bound to a string."""
     toks = _strip(tokens)
-    if len(toks) != 1 or toks[0].kind != "str" or not toks[0].text.startswith("'"):
+    zone: str | None = None
+    if len(toks) == 1 and toks[0].kind == "str" and toks[0].text.startswith("'"):
+        zone = toks[0].text[1:-1].replace("''", "'")
+    elif len(toks) == 1 and toks[0].kind == "param" and params is not None:
+        value = params.get(toks[0].text[1:])
+        if value is not None and pa.types.is_string(value.type) and value.is_valid:
+            zone = value.as_py()
+    if zone is None:
         raise QueryPlanError(
-            f"Error during planning: {what} must be a string literal naming an IANA time zone"
-            " (the stand-in cannot take it from a parameter or column)"
+            f"Error during planning: {what} must be a string literal (or a string parameter)"
+            " naming an IANA time zone"
         )
-    zone = toks[0].text[1:-1].replace("''", "'")
     if zone.upper() == "UTC":
         return "UTC"
     try:
@@ -241,14 +250,18 @@ def _tz_type(zone: str) -> str:
     return f"'Timestamp(Nanosecond, Some(\"{zone}\"))'"
 
 
-def _tz_sql(call: _Call) -> str:
+def _tz_sql(call: _Call, params: dict[str, pa.Scalar] | None = None) -> str:
     if len(call.args) not in (1, 2):
         raise QueryPlanError(
             f"Error during planning: tz expects 1 or 2 arguments, got {len(call.args)}"
         )
     zone = (
-        _zone_literal(call.args[1], "the zone argument of tz()") if len(call.args) == 2 else "UTC"
+        _zone_literal(call.args[1], "the zone argument of tz()", params)
+        if len(call.args) == 2
+        else "UTC"
     )
+    if '"' in zone or "'" in zone:
+        raise QueryPlanError(f"Error during planning: invalid timezone {zone!r}")
     source = _text(call.args[0])
     return f"arrow_cast(arrow_cast(({source}), {_tz_type('UTC')}), {_tz_type(zone)})"
 
@@ -285,8 +298,11 @@ def _register_localize(ctx: SessionContext, zone: str) -> str:
 class _Rewriter:
     """Applies the function rewrites of one query, registering helper UDFs into ``ctx``."""
 
-    def __init__(self, ctx: SessionContext | None) -> None:
+    def __init__(
+        self, ctx: SessionContext | None, params: dict[str, pa.Scalar] | None = None
+    ) -> None:
         self.ctx = ctx
+        self.params = params
         self.zones: set[str] = set()
 
     def _wallclock_sql(self, call: _Call, fn_name: str = "date_bin") -> str:
@@ -311,7 +327,7 @@ class _Rewriter:
         return f"{name}({fn_name}({stride}, to_local_time({source}){origin}))"
 
     def rewrite(self, tokens: list[Tok]) -> list[Tok]:
-        tokens, _ = _replace_calls(tokens, {"tz"}, _tz_sql)
+        tokens, _ = _replace_calls(tokens, {"tz"}, lambda c: _tz_sql(c, self.params))
         tokens, _ = _replace_calls(tokens, SELECTORS, _selector_sql)
         tokens, _ = _replace_calls(tokens, {"date_bin_wallclock"}, self._wallclock_sql)
         return tokens
@@ -583,7 +599,7 @@ def plan(
                 f"Error during planning: {name} may only be used in the SELECT list of a"
                 " gap-filling query"
             )
-        rewriter = _Rewriter(ctx)
+        rewriter = _Rewriter(ctx, params)
         select = _outer_select(tokens)
         renames = _selector_names(ctx, select) if select is not None else {}
         df = ctx.sql(_text(rewriter.rewrite(tokens)), options=options, param_values=params or None)
@@ -726,12 +742,12 @@ def _plan_gapfill(
         raise QueryPlanError("Error during planning: gap-filling query is missing upper time bound")
     zone = None
     if gap_call.name == "date_bin_wallclock_gapfill":
-        src = tokenize(_text(_Rewriter(ctx).rewrite(list(gap_call.args[1]))))
+        src = tokenize(_text(_Rewriter(ctx, params).rewrite(list(gap_call.args[1]))))
         zone = _tz_zone_of(src)
         if zone == "UTC":
             zone = None
     # -- the aggregate query: gap functions -> date_bin, fillers -> their argument -----------
-    rewriter = _Rewriter(ctx)
+    rewriter = _Rewriter(ctx, params)
     items_sql: list[str] = []
     for index, item in enumerate(select.items):
         expr, _alias = _item_alias(item)

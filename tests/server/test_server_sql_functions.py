@@ -489,3 +489,16 @@ def test_gapfill_with_origin(home: Engine) -> None:
         (10, 30),
     ]
     assert out.column("n").to_pylist() == [2, 2, 2, 0]
+
+
+def test_tz_zone_from_a_parameter(home: Engine) -> None:
+    out = q(
+        home,
+        "SELECT tz(time, $zone) AS t FROM home WHERE room = $room LIMIT 1",
+        {"zone": "Asia/Tokyo", "room": "Kitchen"},
+    )
+    assert out.schema.field("t").type == pa.timestamp("ns", "Asia/Tokyo")
+    with pytest.raises(QueryPlanError, match="invalid timezone 'Nowhere'"):
+        q(home, "SELECT tz(time, $zone) FROM home", {"zone": "Nowhere"})
+    with pytest.raises(QueryPlanError, match="string parameter"):
+        q(home, "SELECT tz(time, $zone) FROM home", {"zone": 5})
