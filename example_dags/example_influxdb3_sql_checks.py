@@ -18,7 +18,7 @@ from airflow.providers.common.sql.operators.sql import (
     SQLValueCheckOperator,
 )
 from airflow.providers.common.sql.sensors.sql import SqlSensor
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronDataIntervalTimetable
 from airflow_influx.sensors.influxdb3 import InfluxDB3Sensor
 
 CONN_ID = "influxdb3_flight_default"
@@ -28,7 +28,9 @@ IN_HOUR = "time >= '{{ data_interval_start | ts }}' AND time < '{{ data_interval
 with DAG(
     dag_id="example_influxdb3_sql_checks",
     description="common.sql checks on an hour of InfluxDB 3 data",
-    schedule="@hourly",
+    # A data-interval timetable: each run covers [logical date, +1 h), also under
+    # `airflow dags test` (Airflow 3 maps a bare "@hourly" to a zero-length trigger interval).
+    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
     start_date=datetime(2022, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=["influxdb3", "common.sql", "example"],
