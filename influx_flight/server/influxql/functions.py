@@ -77,36 +77,22 @@ def selector_order(name: str, x: str) -> str:
         "last": "time DESC",
         "min": f"{x} ASC, time ASC",
         "max": f"{x} DESC, time ASC",
-        "percentile": f"{x} ASC, time ASC",
     }[name]
 
 
-def percentile_index(x: str, pct: float) -> str:
-    """1-based index of InfluxQL's percentile element (0 or past the end gives NULL)."""
-    return f"CAST(floor(count({x}) * {pct!r} / 100.0 + 0.5) AS BIGINT)"
-
-
-def selected(name: str, x: str, value: str, pct: float | None = None) -> str:
+def selected(name: str, x: str, value: str) -> str:
     """``value`` (a column or ``time``) of the row the selector ``name`` picks on ``x``.
 
     Ties: ``first``/``last`` keep the earliest/latest written row among equal times (as the
-    documented examples show); ``min``/``max`` the earliest time; ``percentile`` the earliest
-    row holding the selected value.
+    documented examples show); ``min``/``max`` the earliest time. (``percentile`` is planned
+    with window functions, see ``SelectPlanner._percentile_ctes``.)
     """
-    if name == "percentile":
-        assert pct is not None
-        xs = f"array_agg({x} ORDER BY {x} ASC, time ASC) FILTER (WHERE {x} IS NOT NULL)"
-        picked = f"array_element({xs}, {percentile_index(x, pct)})"
-        if value == x:
-            return picked
-        vs = f"array_agg({value} ORDER BY {x} ASC, time ASC) FILTER (WHERE {x} IS NOT NULL)"
-        return f"array_element({vs}, CAST(array_position({xs}, {picked}) AS BIGINT))"
     if name == "last":
         return f"last_value({value} ORDER BY time ASC) FILTER (WHERE {x} IS NOT NULL)"
     return f"first_value({value} ORDER BY {selector_order(name, x)}) FILTER (WHERE {x} IS NOT NULL)"
 
 
-def aggregate_sql(name: str, x: str, pct: float | None = None, distinct: bool = False) -> str:
+def aggregate_sql(name: str, x: str, distinct: bool = False) -> str:
     """SQL aggregate for ``name`` over the SQL expression ``x``.
 
     ``count`` returns NULL instead of 0 for a window without values so that fill() treats it
@@ -125,7 +111,6 @@ def aggregate_sql(name: str, x: str, pct: float | None = None, distinct: bool = 
         "last": lambda: selected("last", x, x),
         "min": lambda: f"min({x})",
         "max": lambda: f"max({x})",
-        "percentile": lambda: selected("percentile", x, x, pct),
     }
     return builders[name]()
 
@@ -137,7 +122,6 @@ __all__ = [
     "TRANSFORMS",
     "UNSUPPORTED",
     "aggregate_sql",
-    "percentile_index",
     "selected",
     "selector_order",
 ]

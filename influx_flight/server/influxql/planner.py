@@ -969,6 +969,7 @@ class SelectPlanner:
         agg_calls = [c for c in self.calls if c.name in fn.AGGREGATES | fn.SELECTORS]
         self._presence: dict[str, str] = {}
         agg_cols: list[str] = []  # the per-window aggregate columns (what fill() applies to)
+        pct_ctes: list[tuple[str, str, float, bool]] = []
         for i, c in enumerate(agg_calls):
             col = f"__a{i}"
             colmap[id(c)] = col
@@ -995,10 +996,11 @@ class SelectPlanner:
             if c.name == "mode":
                 mode_ctes.append((col, x))
                 continue
-            pct = None
             if c.name == "percentile":
                 pct = float(_strip(c.args[1]).value)  # type: ignore[attr-defined]
-            aggs.append(f"{fn.aggregate_sql(c.name, x, pct)} AS {col}")
+                pct_ctes.append((col, x, pct, c is self.lone_selector))
+                continue
+            aggs.append(f"{fn.aggregate_sql(c.name, x)} AS {col}")
             if c.name == "stddev":
                 # NULL for a window with one value; InfluxQL does not fill such a window
                 # (it fills only windows without values), so remember which had some.
@@ -1009,21 +1011,25 @@ class SelectPlanner:
         time_expr = win
         aux: dict[int, str] = {}
         sel = self.lone_selector
+        lone_pct = sel is not None and sel.name == "percentile"
+        if lone_pct:
+            # Time and the other columns come from the percentile's own CTE (below).
+            aux = {
+                j: f"__x{j}"
+                for j, f in enumerate(self.fields)
+                if isinstance(_strip(f.expr), ast.VarRef)
+            }
+            sel = None
         if sel is not None:
             x = self._value_sql(sel.args[0], schema)
-            pct = (
-                float(_strip(sel.args[1]).value)  # type: ignore[attr-defined]
-                if sel.name == "percentile"
-                else None
-            )
             if self.interval is None:
-                time_expr = fn.selected(sel.name, x, "time", pct)
+                time_expr = fn.selected(sel.name, x, "time")
             for j, f in enumerate(self.fields):
                 e = _strip(f.expr)
                 if isinstance(e, ast.VarRef):
                     v, _ = self._ref(e.name, schema, e.type_hint)
                     col = f"__x{j}"
-                    aggs.append(f"{fn.selected(sel.name, x, v, pct)} AS {col}")
+                    aggs.append(f"{fn.selected(sel.name, x, v)} AS {col}")
                     aux[j] = col
         group_by = ["1", *part]
         having = "" if (part or self.interval is not None) else " HAVING count(*) > 0"
@@ -1054,6 +1060,8 @@ class SelectPlanner:
                 f"agg{k + 1} AS (SELECT a.*, md{k}.{col} FROM {base} a LEFT JOIN md{k} ON {on})"
             )
             base = f"agg{k + 1}"
+        for k, (col, x, pct, lone) in enumerate(pct_ctes):
+            base = self._percentile_ctes(ctes, base, k, col, x, pct, schema, aux if lone else {})
         filled = base
         if self.interval is not None and self.stmt.fill != "none":
             aux_cols = list(aux.values()) + list(self._presence.values())
@@ -1102,6 +1110,62 @@ class SelectPlanner:
             ]
             body = f"WITH {', '.join(ctes)} SELECT {', '.join(head + proj)} FROM {filled}"
         return self._finish(body, m, out_cols, [])
+
+    def _percentile_ctes(
+        self,
+        ctes: list[str],
+        base: str,
+        k: int,
+        col: str,
+        x: str,
+        pct: float,
+        schema: Schema,
+        aux: dict[int, str],
+    ) -> str:
+        """percentile() by ranking rows in each window (window functions, no sorted arrays).
+
+        InfluxQL takes the element at ``floor(n * pct / 100 + 0.5)`` (1-based) of the sorted
+        values; the row reported (its time, the other selected columns) is the earliest row
+        holding that value: the first of its run, whose row number is the value's rank.
+        """
+        part = self._group_cols()
+        win = self._window_expr()
+        over = f"PARTITION BY {', '.join([win, *part])}"
+        extra = []
+        for j, name in aux.items():
+            e = _strip(self.fields[j].expr)
+            assert isinstance(e, ast.VarRef)
+            extra.append(f"{self._ref(e.name, schema, e.type_hint)[0]} AS {name}")
+        ctes.append(
+            f"pr{k} AS (SELECT {', '.join([f'{win} AS time', *part, f'{x} AS v', 'time AS t', *extra])}, "
+            f"row_number() OVER ({over} ORDER BY {x} ASC, time ASC) AS rn, "
+            f"rank() OVER ({over} ORDER BY {x} ASC) AS rk, "
+            f"count(*) OVER ({over}) AS n FROM src WHERE {x} IS NOT NULL)"
+        )
+        ctes.append(
+            f"pi{k} AS (SELECT {', '.join(['time', *part])}, rk FROM pr{k} "
+            f"WHERE rn = CAST(floor(n * {pct!r} / 100.0 + 0.5) AS BIGINT))"
+        )
+        keys = " AND ".join(
+            ["r.time = i.time", *[f"(r.{t} IS NOT DISTINCT FROM i.{t})" for t in part]]
+        )
+        picked = [f"r.v AS {col}", "r.t AS __pt", *[f"r.{n} AS {n}" for n in aux.values()]]
+        ctes.append(
+            f"pp{k} AS (SELECT {', '.join(['r.time', *[f'r.{t}' for t in part], *picked])} "
+            f"FROM pr{k} r JOIN pi{k} i ON {keys} AND r.rn = i.rk)"
+        )
+        on = " AND ".join(
+            [f"a.time = pp{k}.time", *[f"(a.{t} IS NOT DISTINCT FROM pp{k}.{t})" for t in part]]
+        )
+        lone_time = self.lone_selector is not None and self.lone_selector.name == "percentile"
+        if lone_time and self.interval is None:
+            # A lone selector reports the selected row's time.
+            cols = [f"COALESCE(pp{k}.__pt, a.time) AS time", *[f"a.{t}" for t in part]]
+        else:
+            cols = ["a.*"]
+        cols += [f"pp{k}.{col}", *[f"pp{k}.{n}" for n in aux.values()]]
+        ctes.append(f"pa{k} AS (SELECT {', '.join(cols)} FROM {base} a LEFT JOIN pp{k} ON {on})")
+        return f"pa{k}"
 
     def _check_numeric(self, c: ast.Call, a0: ast.Expr, schema: Schema) -> None:
         if c.name in ("count", "first", "last", "distinct", "mode"):
@@ -1156,21 +1220,10 @@ class SelectPlanner:
                 "SELECT arrow_cast(value, 'Timestamp(Nanosecond, None)') AS time "
                 f"FROM generate_series({start}, {end}, {self.interval})"
             )
+            ctes.append(f"wins AS ({wins})")
+            ctes.append("grid AS (SELECT wins.time, keys.* FROM wins CROSS JOIN keys)")
         else:
-            # Zone windows are not all equally long (DST): sample finely, keep distinct starts.
-            step = min(self.interval, 15 * 60 * _SECOND)
-            if (end - start) // step > MAX_WINDOWS:
-                raise QueryPlanError(
-                    "Error during planning: GROUP BY time() with tz() over this range is too "
-                    "large; narrow the time range"
-                )
-            wins = (
-                f"SELECT DISTINCT {self._window_expr('arrow_cast(value, ' + qs('Timestamp(Nanosecond, None)') + ')')} AS time "
-                f"FROM generate_series({start}, {end + self.interval}, {step})"
-            )
-            wins = f"SELECT time FROM ({wins}) AS w WHERE time <= {ts(end)}"
-        ctes.append(f"wins AS ({wins})")
-        ctes.append("grid AS (SELECT wins.time, keys.* FROM wins CROSS JOIN keys)")
+            self._tz_grid_ctes(ctes, base, start, end)
         on = " AND ".join(
             ["g.time = a.time", *[f"(g.{t} IS NOT DISTINCT FROM a.{t})" for t in part]]
         )
@@ -1238,6 +1291,53 @@ class SelectPlanner:
         exprs += aux
         ctes.append(f"filled AS (SELECT {', '.join(['time', *part, *exprs])} FROM joined)")
         return "filled"
+
+    def _tz_grid_ctes(self, ctes: list[str], base: str, start: int, end: int) -> None:
+        """The per-series window grid of a tz() query, as InfluxQL's fill iterator walks it.
+
+        Zone windows are not all equally long: the iterator steps by the interval (shifted at
+        offset changes, ``tz_fill_grid``). A window holding data that is off that grid (at a
+        change) is output too and takes the place of the next grid step.
+        """
+        assert self.interval is not None and self.zone is not None
+        part = self._group_cols()
+        grid = tz_fill_grid(start, end, self.interval, self.zone)
+        prev = [grid[0] - self.interval, *grid[:-1]]
+        table = "__influxql_tz_grid"
+        with contextlib.suppress(Exception):
+            self._session.deregister_table(table)
+        nanos = pa.timestamp("ns")
+        batch = pa.record_batch(
+            {
+                "time": pa.array(grid, pa.int64()).cast(nanos),
+                "prev": pa.array(prev, pa.int64()).cast(nanos),
+            }
+        )
+        self._session.register_record_batches(table, [[batch]])
+        keycols = ", ".join(f"a.{t}" for t in part)
+        ctes.append(
+            f"offgrid AS (SELECT {', '.join(['a.time', *([keycols] if part else [])])} "
+            f"FROM {base} a LEFT JOIN {table} s ON a.time = s.time "
+            f"WHERE s.time IS NULL AND a.time >= {ts(start)} AND a.time <= {ts(end)})"
+        )
+        match = " AND ".join(
+            [
+                "o.time > s.prev",
+                "o.time < s.time",
+                *[f"(o.{t} IS NOT DISTINCT FROM k.{t})" for t in part],
+            ]
+        )
+        kcols = [f"k.{t}" for t in part] if part else ["k.__k"]
+        ctes.append(
+            f"stepped AS (SELECT {', '.join(['s.time', *kcols])} FROM {table} s CROSS JOIN keys k "
+            f"LEFT JOIN offgrid o ON {match} WHERE o.time IS NULL)"
+        )
+        ocols = [f"o.{t}" for t in part] if part else ["1 AS __k"]
+        gcols = ", ".join(["time", *(part or ["__k"])])
+        ctes.append(
+            f"grid AS (SELECT {gcols} FROM stepped "
+            f"UNION SELECT {', '.join(['o.time', *ocols])} FROM offgrid o)"
+        )
 
     def _min_time(self, ctes: list[str], base: str) -> int | None:
         sql = f"WITH {', '.join(ctes)} SELECT CAST(min(time) AS BIGINT) AS t FROM {base}"
@@ -1358,6 +1458,36 @@ def tz_window_starts(t: pa.Array, interval: int, offset: int, zone: ZoneInfo) ->
     small = pc.and_(pc.not_equal(diff, 0), pc.less(pc.abs(diff), interval))
     start = pc.add(start, pc.if_else(small, diff, 0))
     return pc.add(start, offset)
+
+
+def tz_fill_grid(start: int, end: int, interval: int, zone: ZoneInfo) -> list[int]:
+    """The window starts InfluxQL's fill iterator visits from ``start`` to ``end`` in ``zone``.
+
+    It steps by ``interval`` and, when the zone's offset changed in between by less than the
+    interval, shifts by that change. One step per window (not per row); bounded by MAX_WINDOWS.
+    """
+
+    def offset_at(t: int) -> int:
+        off = datetime.fromtimestamp(t // _SECOND, zone).utcoffset()
+        return int(off.total_seconds()) * _SECOND if off else 0
+
+    if (end - start) // interval > MAX_WINDOWS:
+        raise QueryPlanError(
+            f"Error during planning: GROUP BY time() would create more than {MAX_WINDOWS} "
+            "windows; narrow the time range or widen the interval"
+        )
+    out: list[int] = []
+    t, current = start, offset_at(start)
+    while t <= end:
+        out.append(t)
+        t += interval
+        new = offset_at(t - 1)
+        if new != current:
+            diff = current - new
+            if abs(diff) < interval:
+                t += diff
+            current = new
+    return out
 
 
 def _contains_transform(expr: ast.Expr) -> bool:
