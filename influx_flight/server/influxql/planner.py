@@ -1130,17 +1130,19 @@ class SelectPlanner:
         """
         part = self._group_cols()
         win = self._window_expr()
-        over = f"PARTITION BY {', '.join([win, *part])}"
+        over = f"PARTITION BY {', '.join(['time', *part])}"
         extra = []
         for j, name in aux.items():
             e = _strip(self.fields[j].expr)
             assert isinstance(e, ast.VarRef)
             extra.append(f"{self._ref(e.name, schema, e.type_hint)[0]} AS {name}")
         ctes.append(
-            f"pr{k} AS (SELECT {', '.join([f'{win} AS time', *part, f'{x} AS v', 'time AS t', *extra])}, "
-            f"row_number() OVER ({over} ORDER BY {x} ASC, time ASC) AS rn, "
-            f"rank() OVER ({over} ORDER BY {x} ASC) AS rk, "
-            f"count(*) OVER ({over}) AS n FROM src WHERE {x} IS NOT NULL)"
+            f"pr{k} AS (SELECT *, "
+            f"row_number() OVER ({over} ORDER BY v ASC, t ASC) AS rn, "
+            f"rank() OVER ({over} ORDER BY v ASC) AS rk, "
+            f"count(*) OVER ({over}) AS n FROM (SELECT "
+            f"{', '.join([f'{win} AS time', *part, f'{x} AS v', 'time AS t', *extra])} "
+            f"FROM src WHERE {x} IS NOT NULL) AS w)"
         )
         ctes.append(
             f"pi{k} AS (SELECT {', '.join(['time', *part])}, rk FROM pr{k} "
