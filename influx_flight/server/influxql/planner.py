@@ -1027,9 +1027,12 @@ class SelectPlanner:
             for j, f in enumerate(self.fields):
                 e = _strip(f.expr)
                 if isinstance(e, ast.VarRef):
-                    v, _ = self._ref(e.name, schema, e.type_hint)
+                    v, kind = self._ref(e.name, schema, e.type_hint)
                     col = f"__x{j}"
-                    aggs.append(f"{fn.selected(sel.name, x, v)} AS {col}")
+                    if kind == "missing":
+                        aggs.append(f"{v} AS {col}")  # a typed NULL: nothing to select
+                    else:
+                        aggs.append(f"{fn.selected(sel.name, x, v)} AS {col}")
                     aux[j] = col
         group_by = ["1", *part]
         having = "" if (part or self.interval is not None) else " HAVING count(*) > 0"

@@ -13,8 +13,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from influx_flight.server.errors import DatabaseNotFound, QueryNotImplemented, QueryPlanError
+from influx_flight.server.errors import (
+    DatabaseNotFound,
+    QueryNotImplemented,
+    QueryPlanError,
+    ServerError,
+)
 from influx_flight.server.influxql import execute
 
 DB = "influxql_exec"
@@ -364,3 +371,86 @@ def test_oracle_skips_with_install_hint_without_influxd(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(pytest.skip.Exception, match="apt-get install influxdb"):
         next(start_influxd(tmp_path))
+
+
+_TOKENS = [
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP BY",
+    "time(1h)",
+    "time(1h, 5m)",
+    "fill(linear)",
+    "fill(0)",
+    "fill(previous)",
+    "ORDER BY time DESC",
+    "LIMIT 1",
+    "OFFSET 1",
+    "tz('UTC')",
+    "usage",
+    "reqs",
+    "host",
+    "region",
+    "free",
+    "nosuch",
+    "*",
+    "cpu",
+    "mem",
+    "/c/",
+    "mean(usage)",
+    "count(*)",
+    "max(reqs)",
+    "percentile(usage, 50)",
+    "mode(host)",
+    "distinct(reqs)",
+    "derivative(usage)",
+    "difference(mean(usage))",
+    "moving_average(usage, 2)",
+    "cumulative_sum(reqs)",
+    "last(*)",
+    "spread(/u/)",
+    ",",
+    "(",
+    ")",
+    "+",
+    "-",
+    "/",
+    "=",
+    "!=",
+    "=~",
+    "<",
+    ">=",
+    "AND",
+    "OR",
+    "'a'",
+    "1",
+    "2.5",
+    "1s",
+    "now()",
+    "time",
+    "$p",
+    "AS x",
+    "SHOW",
+    "TAG",
+    "KEYS",
+    "VALUES",
+    "WITH KEY",
+    "MEASUREMENTS",
+    "IN (host)",
+    f"'{BASE}'",
+]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tokens=st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=12))
+def test_any_input_fails_only_with_server_errors(srv: Any, tokens: list[str]) -> None:
+    """Whatever the text, execute() answers or raises one of the server's errors."""
+    text = " ".join(tokens)
+    if tokens[0] not in ("SELECT", "SHOW"):
+        text = "SELECT " + text
+    try:
+        execute(srv.engine, DB, text, {"p": "a"}).read_all()
+    except ServerError as exc:
+        assert str(exc)
