@@ -421,3 +421,39 @@ def test_string_literals_and_casts_are_utf8_not_utf8view(engine: Engine) -> None
         "db", "SELECT arrow_typeof('a') AS lit, arrow_typeof(CAST(1 AS VARCHAR)) AS cast"
     ).read_all()
     assert out.to_pylist() == [{"lit": "Utf8", "cast": "Utf8"}]
+
+
+def test_table_names_keep_their_case_and_punctuation(engine: Engine) -> None:
+    """Measurements like `homeAssistant` or `my.table` are named exactly as written."""
+    for name in ["homeAssistant", "my.table", "Mixed Space", "cpu"]:
+        engine.append("db", name, pa.record_batch({"v": [1.0], "time": _ts(1)}))
+    for sql in [
+        'SELECT count(*) AS n FROM "homeAssistant"',
+        'SELECT count(*) AS n FROM "my.table"',
+        'SELECT count(*) AS n FROM "Mixed Space"',
+        "SELECT count(*) AS n FROM CPU",  # unquoted identifiers are lowercased, as in Core
+    ]:
+        assert engine.query_sql("db", sql).read_all().to_pylist() == [{"n": 1}], sql
+    with pytest.raises(QueryPlanError, match=r"table 'public\.iox\.homeassistant' not found"):
+        engine.query_sql("db", "SELECT * FROM homeAssistant")
+    names = engine.query_sql(
+        "db", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'iox'"
+    ).read_all()
+    assert sorted(names.column(0).to_pylist()) == [
+        "Mixed Space",
+        "cpu",
+        "homeAssistant",
+        "my.table",
+    ]
+
+
+def test_queries_see_only_what_they_name_but_catalog_queries_see_all(engine: Engine) -> None:
+    for i in range(30):
+        engine.append("db", f"t{i}", pa.record_batch({"v": [float(i)], "time": _ts(i)}))
+    assert engine.query_sql(
+        "db", "SELECT a.v + b.v AS s FROM t3 a CROSS JOIN t4 b"
+    ).read_all().to_pylist() == [{"s": 7.0}]
+    shown = engine.query_sql("db", "SHOW TABLES").read_all()
+    assert sum(1 for s in shown.column("table_schema").to_pylist() if s == "iox") == 30
+    columns = engine.query_sql("db", "DESCRIBE t29").read_all()
+    assert columns.column(0).to_pylist() == ["time", "v"]
