@@ -74,6 +74,11 @@ def test_dagbag_imports_all_examples_without_errors(airflow_db: None) -> None:
     for dag_id in ours:
         dag = bag.get_dag(dag_id)
         assert dag.tags and "influxdb3" in dag.tags
+        # Each run covers a whole hour whatever [scheduler] create_cron_data_intervals says
+        # (a plain "@hourly" would give zero-length intervals under Airflow 3's defaults).
+        from airflow.sdk import CronDataIntervalTimetable
+
+        assert isinstance(dag.timetable, CronDataIntervalTimetable), dag_id
 
 
 def _check_downsample_run(

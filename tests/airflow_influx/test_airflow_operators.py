@@ -411,3 +411,10 @@ def test_trigger_gives_up_after_its_timeout(home_db: str, default_conn: Any) -> 
     sensor = InfluxDB3Sensor(task_id="s", query="SELECT 1", deferrable=True)
     with pytest.raises(AirflowSensorTimeout, match=r"timed out: no matching data after 0.5 s"):
         sensor.execute_complete(context={}, event=payload)
+
+
+def test_downsample_empty_data_interval_points_to_the_timetable() -> None:
+    op = InfluxDB3DownsampleOperator(task_id="ds", query="SELECT 1", target_measurement="x")
+    instant = datetime(2022, 1, 1, 9, tzinfo=UTC)
+    with pytest.raises(ValueError, match=r"data interval is empty.*CronDataIntervalTimetable"):
+        op.execute(context={"data_interval_start": instant, "data_interval_end": instant})

@@ -360,7 +360,14 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
                 f"Task {self.task_id!r}: no interval to downsample; this run has no data "
                 "interval (manual run without a timetable?), so pass start= and end="
             )
-        if end <= start:
+        if end == start:
+            raise ValueError(
+                f"Task {self.task_id!r}: the run's data interval is empty ({start}); Airflow 3 "
+                "turns a cron string like '@hourly' into a trigger timetable without data "
+                "intervals. Schedule the DAG with CronDataIntervalTimetable('@hourly', "
+                "timezone='UTC') or pass start= and end="
+            )
+        if end < start:
             raise ValueError(f"Task {self.task_id!r}: end {end} is not after start {start}")
         return start, end
 
