@@ -265,17 +265,6 @@ def dedupe(names: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- planner
 @dataclass
-class AggSpec:
-    """One aggregate/selector call, computed as column ``col`` of the per-window table."""
-
-    col: str
-    name: str
-    arg: str  # SQL over source rows
-    pct: float | None = None
-    distinct: bool = False
-
-
-@dataclass
 class TransformSpec:
     col: str
     name: str
@@ -311,6 +300,7 @@ class SelectPlanner:
 
     # -- entry -----------------------------------------------------------------------------
     def run(self) -> pa.RecordBatchReader:
+        """Resolve measurements, analyse the statement, plan one SQL query each, stream."""
         stmt = self.stmt
         if stmt.slimit is not None or stmt.soffset is not None:
             raise not_implemented("SLIMIT or SOFFSET")
@@ -384,6 +374,7 @@ class SelectPlanner:
             ) from exc
 
     def _dimensions(self) -> None:
+        """GROUP BY: the time interval/offset and the (sorted) tag keys that group."""
         self.interval: int | None = None
         self.offset = 0
         group: set[str] = set()
@@ -462,6 +453,7 @@ class SelectPlanner:
         return [f]
 
     def _projection(self) -> None:
+        """Expand the SELECT list, name its columns and classify the query (raw/aggregate/...)."""
         fields: list[ast.Field] = []
         self.time_alias = "time"
         for f in self.stmt.fields:
@@ -531,6 +523,7 @@ class SelectPlanner:
                 )
 
     def _validate(self, expr: ast.Expr, calls: list[ast.Call], top: bool, inside: str = "") -> None:
+        """Check one SELECT expression and collect its function calls (outermost first)."""
         expr = _strip(expr)
         if isinstance(expr, ast.BinaryExpr):
             if expr.op in ("AND", "OR", "=", "!=", "<", "<=", ">", ">=", "=~", "!~"):
@@ -580,6 +573,7 @@ class SelectPlanner:
             raise QueryPlanError(f"Error during planning: unsupported SELECT expression {expr}")
 
     def _check_args(self, c: ast.Call) -> None:
+        """Argument count and kinds per function, with InfluxQL's messages."""
         n = len(c.args)
         name = c.name
 
@@ -624,6 +618,7 @@ class SelectPlanner:
         return "NULL", "missing"
 
     def _cond_sql(self, expr: ast.Expr, schema: Schema) -> str:
+        """WHERE (without time bounds) as SQL: NULL comparisons count as false, as InfluxQL."""
         expr = _strip(expr)
         if isinstance(expr, ast.BinaryExpr):
             if expr.op in ("AND", "OR"):
@@ -704,6 +699,7 @@ class SelectPlanner:
         raise QueryPlanError(f"Error during planning: unsupported expression {expr}")
 
     def _arith(self, expr: ast.BinaryExpr, sub: Any) -> str:
+        """Arithmetic; ``/`` is always float division in InfluxQL."""
         op = expr.op
         lhs, rhs = sub(expr.lhs), sub(expr.rhs)
         if op == "/":
@@ -715,6 +711,7 @@ class SelectPlanner:
         raise QueryPlanError(f"Error during planning: invalid operator {op} in an expression")
 
     def _math(self, expr: ast.Call, sub: Any) -> str:
+        """Math functions; ``log(x, base)`` keeps InfluxQL's argument order."""
         args = [sub(a) for a in expr.args]
         if expr.name == "log":
             if len(args) != 2:
@@ -723,6 +720,7 @@ class SelectPlanner:
         return f"{fn.MATH[expr.name]}({', '.join(args)})"
 
     def _referenced_fields(self, expr: ast.Expr, schema: Schema, out: list[str]) -> None:
+        """Fields of this measurement used by ``expr`` (rows need at least one non-NULL)."""
         expr = _strip(expr)
         if isinstance(expr, ast.VarRef):
             _, kind = self._ref(expr.name, schema, expr.type_hint)
@@ -736,6 +734,7 @@ class SelectPlanner:
                 self._referenced_fields(a, schema, out)
 
     def _where(self, schema: Schema) -> list[str]:
+        """SQL predicates: the time bounds, then the rest of the WHERE clause."""
         preds = []
         if self.range.lower is not None:
             preds.append(f"time >= {ts(self.range.lower)}")
@@ -745,6 +744,7 @@ class SelectPlanner:
         return preds
 
     def _measurement_sql(self, m: str, schema: Schema, session: Any) -> str | None:
+        """The SQL answering the statement for measurement ``m`` (None: no series there)."""
         refs: list[str] = []
         for f in self.fields:
             self._referenced_fields(f.expr, schema, refs)
@@ -775,6 +775,7 @@ class SelectPlanner:
         return self._raw_sql(m, schema, src)
 
     def _group_cols(self) -> list[str]:
+        """Quoted GROUP BY tag columns (as in the source CTE)."""
         return [qi(t) for t in self.group_tags]
 
     def _head(self, m: str) -> list[str]:
@@ -810,6 +811,7 @@ class SelectPlanner:
 
     # -- raw -------------------------------------------------------------------------------
     def _raw_sql(self, m: str, schema: Schema, src: str) -> str:
+        """Raw rows: the selected expressions, rows having at least one selected field."""
         head = self._head(m)
         proj = [
             f"{self._value_sql(f.expr, schema)} AS {qi(n)}"
@@ -843,6 +845,7 @@ class SelectPlanner:
 
     # -- transforms ------------------------------------------------------------------------
     def _transform_specs(self) -> list[TransformSpec]:
+        """Column names, units and window sizes of the transformations."""
         specs = []
         for i, c in enumerate(self.transforms):
             unit = None
@@ -895,6 +898,7 @@ class SelectPlanner:
         return f"SELECT time, {', '.join([*part, *outer])} FROM ({inner}) AS w"
 
     def _raw_transform_sql(self, m: str, schema: Schema, src: str) -> str:
+        """Transformations of a raw field, per series in time order."""
         specs = self._transform_specs()
         arg = self._value_sql(specs[0].arg, schema)
         tr = self._transform_cte("src", arg, specs)
@@ -960,6 +964,7 @@ class SelectPlanner:
         return t - (t - self.offset) % self.interval
 
     def _aggregate_sql(self, m: str, schema: Schema, src: str) -> str:
+        """Aggregates/selectors per window and GROUP BY tags, gap filling, transformations."""
         part = self._group_cols()
         win = self._window_expr()
         aggs: list[str] = []
@@ -1173,6 +1178,7 @@ class SelectPlanner:
         return f"pa{k}"
 
     def _check_numeric(self, c: ast.Call, a0: ast.Expr, schema: Schema) -> None:
+        """Numeric aggregates refuse string/boolean fields and tags, naming the column."""
         if c.name in ("count", "first", "last", "distinct", "mode"):
             return
         if isinstance(a0, ast.VarRef) and a0.name in schema.fields:
@@ -1345,6 +1351,7 @@ class SelectPlanner:
         )
 
     def _min_time(self, ctes: list[str], base: str) -> int | None:
+        """Earliest window with data: where gap filling starts without a lower bound."""
         sql = f"WITH {', '.join(ctes)} SELECT CAST(min(time) AS BIGINT) AS t FROM {base}"
         tbl = self._session.sql(sql).to_arrow_table()
         v = tbl.column(0)[0].as_py() if tbl.num_rows else None
@@ -1352,6 +1359,7 @@ class SelectPlanner:
 
     # -- distinct --------------------------------------------------------------------------
     def _distinct_sql(self, m: str, schema: Schema, src: str) -> str:
+        """distinct(): one row per value and window, in order of first appearance."""
         call = _strip(self.fields[0].expr)
         assert isinstance(call, ast.Call)
         x = self._value_sql(call.args[0], schema)
@@ -1371,6 +1379,7 @@ class SelectPlanner:
 
     # -- output ----------------------------------------------------------------------------
     def _stream(self, frames: list[Any]) -> pa.RecordBatchReader:
+        """One schema over all measurements; batches flow measurement after measurement."""
         if not frames:
             fields = [
                 pa.field(MEASUREMENT, pa.string()),
@@ -1425,6 +1434,7 @@ class SelectPlanner:
         return pa.timestamp("ns", tz=self.stmt.tz) if self.stmt.tz else pa.timestamp("ns")
 
     def _metadata(self, fields: list[pa.Field]) -> dict[bytes, bytes]:
+        """``iox::influxql::group_key::metadata`` as pbjson writes it (defaults omitted)."""
         names = [f.name for f in fields]
         projected = self._proj_names()
         keys = []
