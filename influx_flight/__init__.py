@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "DatabaseNotFoundError": "._exceptions",
     "DownsampleResult": "._downsample",
     "DownsampleSpec": "._downsample",
+    "EncodingError": "._lineprotocol",
     "ExportError": "._exceptions",
     "ExportResult": "._sinks",
     "InfluxDB3Client": "._client",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._exceptions import ServerUnavailableError as ServerUnavailableError
     from ._exceptions import TransportError as TransportError
     from ._exceptions import WriteError as WriteError
+    from ._lineprotocol import EncodingError as EncodingError
     from ._results import QueryResult as QueryResult
     from ._retry import RetryPolicy as RetryPolicy
     from ._sinks import ExportResult as ExportResult

@@ -815,3 +815,6 @@ def encode_table(
             )
         )
     )
+
+
+EncodingError.__module__ = "influx_flight"

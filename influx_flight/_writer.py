@@ -441,12 +441,16 @@ def _rejection_error(
         parts.append(f"  ... and {len(result.rejected) - _MAX_LISTED} more (see .rejected_lines)")
     if refused:
         spans = ", ".join(f"{o.first_row}..{o.last_row}" for o in refused[:_MAX_LISTED])
+        reasons = sorted({o.refused_whole for o in refused if o.refused_whole})
         parts.append(
-            f"{len(refused)} request(s) were refused as a whole (accept_partial=False or the v2 "
-            f"endpoint), so none of their {result.unwritten_rows} line(s) were written: input "
-            f"rows {spans}."
+            f"{len(refused)} request(s) were refused as a whole, so none of their "
+            f"{result.unwritten_rows} line(s) were written (input rows {spans}); the server "
+            f"said: {'; '.join(reasons) or 'no reason given'}."
         )
-    parts.append("Fix the rejected rows (e.g. field type conflicts) and write them again.")
+    if result.rejected:
+        parts.append("Fix the rejected rows (e.g. field type conflicts) and write them again.")
+    else:
+        parts.append("Fix what the server named (database name, endpoint options) and retry.")
     statuses = [o.status for o in refused] + [None]
     err = WriteError(
         "\n".join(parts),

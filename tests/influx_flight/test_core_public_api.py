@@ -15,6 +15,7 @@ PUBLIC = [
     "DatabaseNotFoundError",
     "DownsampleResult",
     "DownsampleSpec",
+    "EncodingError",
     "ExportError",
     "ExportResult",
     "InfluxDB3Client",

@@ -192,3 +192,22 @@ def test_property_round_trip_through_standin(
         assert g.get(fld + "_s") == r[2]
         assert g.get(fld + "_i") == r[3]
         assert g.get(fld + "_b") == r[4]
+
+
+def test_a_request_refused_whole_says_what_the_server_said(standin: Any) -> None:
+    """A bad database name is refused by the server: the error carries its reason."""
+    import pyarrow as pa
+
+    from influx_flight import InfluxDB3Config, WriteError
+    from influx_flight._writer import write_arrow
+
+    config = InfluxDB3Config(
+        host=standin.flight_uri.replace("grpc+tcp://", "http://"),
+        database="bad db!",
+        token=standin.token,
+        write_url=standin.http_url,
+    )
+    table = pa.table({"time": pa.array([1], pa.timestamp("s")), "v": [1.0]})
+    with pytest.raises(WriteError, match="invalid character in database") as info:
+        write_arrow(config, table, measurement="x")
+    assert standin.token not in str(info.value)
