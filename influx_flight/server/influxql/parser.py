@@ -42,6 +42,8 @@ def not_implemented(feature: str) -> QueryNotImplemented:
 
 
 class Parser:
+    """One-token look-ahead parser over a :class:`Lexer`."""
+
     def __init__(self, text: str) -> None:
         self.lexer = Lexer(text)
         self._peeked: Token | None = None
@@ -127,6 +129,7 @@ class Parser:
         return stmt
 
     def statement(self) -> ast.Statement:
+        """Dispatch on the first keyword; name statements the stand-in lacks."""
         tok = self.peek()
         if self.at_keyword("SELECT"):
             return self.select()
@@ -144,6 +147,7 @@ class Parser:
         raise syntax_error(tok, "SELECT, SHOW")
 
     def select(self) -> ast.SelectStatement:
+        """SELECT ... FROM ... [WHERE] [GROUP BY] [fill] [ORDER BY] [LIMIT/OFFSET] [tz]."""
         self.expect_keyword("SELECT")
         fields = [self.field()]
         while self.accept_op(","):
@@ -203,6 +207,7 @@ class Parser:
         return self.measurement()
 
     def measurement(self) -> ast.Measurement:
+        """``[db.][rp.]name`` or ``[db.][rp.]/regex/``."""
         parts: list[str | None] = []
         while True:
             if self.at_regex():
@@ -238,6 +243,7 @@ class Parser:
         return dims
 
     def dimension(self) -> ast.Dimension:
+        """One GROUP BY item: ``time(interval[, offset])``, a tag, ``/regex/`` or ``*``."""
         if self.at_op("*"):
             self.advance()
             return ast.WildcardDimension()
@@ -261,6 +267,7 @@ class Parser:
         return ast.TagDimension(name)
 
     def fill(self, stmt: ast.SelectStatement) -> None:
+        """``fill(null|none|previous|linear|<number>)``."""
         self.expect_op("(")
         tok = self.advance()
         stmt.fill_given = True
@@ -292,6 +299,7 @@ class Parser:
 
     # -- SHOW --------------------------------------------------------------------------------
     def show(self) -> ast.Statement:
+        """SHOW statements; unsupported ones come back as ``ast.Unsupported``."""
         self.advance()
         tok = self.advance()
         word = tok.value.upper() if tok.kind in ("KEYWORD", "IDENT") else ""
@@ -400,6 +408,7 @@ class Parser:
 
     # -- expressions ---------------------------------------------------------------------
     def expr(self, min_prec: int = 1) -> ast.Expr:
+        """Precedence climbing; the right side of ``=~``/``!~`` is scanned as a regex."""
         lhs = self.unary()
         while True:
             tok = self.peek()
@@ -444,6 +453,7 @@ class Parser:
         return self.primary()
 
     def primary(self) -> ast.Expr:
+        """Literals, identifiers (with ``::type``), calls, ``*``, regexes, parentheses."""
         tok = self.peek()
         if tok.kind == "OP" and tok.value == "(":
             self.advance()
