@@ -34,7 +34,7 @@ VENV_BIN = Path(sys.executable).parent
 #: 1.55 million raw points.
 DEMO_DAYS = 5
 DATABASE = "demo"
-AIRFLOW_RUNS = ["2024-01-01T06:00:00+00:00", "2024-01-01T07:00:00+00:00"]
+AIRFLOW_RUNS = ["2024-01-01T07:00:00+00:00", "2024-01-01T08:00:00+00:00"]  # hours 06:00 and 07:00
 DAGSTER_HOURS = ["2024-01-01-06:00", "2024-01-01-07:00", "2024-01-01-08:00"]
 DAGSTER_DAY = "2024-01-01"
 SQL_DAG = "example_influxdb3_downsample_sql"
@@ -243,7 +243,15 @@ def summarise(settings: dict) -> dict:
                 continue
             name = row["table_name"]
             count = client.query(f'SELECT count(*) AS n FROM "{name}"').to_table()
-            tables[name] = count.column("n")[0].as_py()
+            columns = client.query(f'SHOW COLUMNS FROM "{name}"').to_table().to_pylist()
+            # a point is one field value: every column but time and the tags (Dictionary)
+            fields = [
+                c
+                for c in columns
+                if c["column_name"] != "time" and "Dictionary" not in c["data_type"]
+            ]
+            rows = count.column("n")[0].as_py()
+            tables[name] = (rows, rows * len(fields))
     files = sorted(
         (path.relative_to(OUT), path.stat().st_size)
         for path in OUT.rglob("*.parquet")
@@ -261,8 +269,8 @@ def draw_chart(settings: dict) -> Path:
     window = {"start": "2024-01-01T06:00:00Z", "end": "2024-01-01T09:00:00Z"}
     with _client(settings) as client:
         raw = client.query(
-            "SELECT time, temperature FROM sensors WHERE room = 'Kitchen' AND sensor = 's1' "
-            "AND time >= $start::timestamp AND time < $end::timestamp ORDER BY time",
+            "SELECT time, avg(temperature) AS temperature FROM sensors WHERE room = 'Kitchen' "
+            "AND time >= $start::timestamp AND time < $end::timestamp GROUP BY time ORDER BY time",
             params=window,
         ).to_table()
         rolled = client.query(
@@ -276,14 +284,14 @@ def draw_chart(settings: dict) -> Path:
         raw.column("temperature").to_pylist(),
         linewidth=0.6,
         alpha=0.6,
-        label="raw (10 s, sensor s1)",
+        label="raw: every 10 s (mean of the room's sensors)",
     )
     axes.step(
         rolled.column("time").to_pylist(),
         rolled.column("temperature_mean").to_pylist(),
         where="post",
         linewidth=2,
-        label="sensors_5m: mean per 5 min (all sensors)",
+        label="sensors_5m: mean per 5 minutes (Dagster asset)",
     )
     axes.set_title("Kitchen temperature: raw vs downsampled (Dagster partitions 06:00-09:00 UTC)")
     axes.set_ylabel("temperature")
@@ -298,9 +306,9 @@ def draw_chart(settings: dict) -> Path:
 
 def print_summary(summary: dict, took: float) -> None:
     print("\n==================== what the demo produced ====================")
-    print(f"{'table':<24}{'rows':>12}")
-    for name, rows in sorted(summary["tables"].items()):
-        print(f"{name:<24}{rows:>12,}")
+    print(f"{'table':<24}{'rows':>12}{'points':>14}")
+    for name, (rows, points) in sorted(summary["tables"].items()):
+        print(f"{name:<24}{rows:>12,}{points:>14,}")
     print(f"\n{'Parquet file':<64}{'bytes':>10}")
     for path, size in summary["files"]:
         print(f"{path!s:<64}{size:>10,}")
@@ -308,19 +316,28 @@ def print_summary(summary: dict, took: float) -> None:
 
 
 def print_ui_hints(settings: dict) -> None:
-    env_lines = "\n".join(
-        f"  export {key}='{value}'" for key, value in settings["env"].items() if key != "PATH"
+    connection = json.dumps(
+        {
+            "conn_type": "influxdb3_flight",
+            "host": "http://127.0.0.1",
+            "port": 8181,
+            "schema": DATABASE,
+            "password": "demo-token",
+            "extra": {"write_url": "http://127.0.0.1:8182"},
+        }
     )
     print(
-        "\nTo explore in the UIs, keep a server running in one terminal:\n"
-        "  .venv/bin/influx-flight serve --demo --demo-days 5\n"
-        "paste the settings it prints (they look like these):\n"
-        f"{env_lines}\n"
-        "then, in another terminal:\n"
-        "  Airflow: AIRFLOW__CORE__DAGS_FOLDER=example_dags .venv/bin/airflow standalone"
-        "   -> http://localhost:8080\n"
+        "\nThe demo's server has stopped. To explore in the UIs, run one with a fixed token:\n"
+        f"  .venv/bin/influx-flight serve --demo --demo-days {DEMO_DAYS} --token demo-token\n"
+        "  (Flight on 127.0.0.1:8181, HTTP on 127.0.0.1:8182; it prints these settings too)\n"
+        "then, in each terminal you start a UI from:\n"
+        f"  export INFLUXDB3_HOST_URL=http://127.0.0.1:8181 INFLUXDB3_DATABASE_NAME={DATABASE}\n"
+        "  export INFLUXDB3_AUTH_TOKEN=demo-token INFLUXDB3_WRITE_URL=http://127.0.0.1:8182\n"
+        f"  export AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT='{connection}'\n"
+        "  Airflow: AIRFLOW__CORE__DAGS_FOLDER=$PWD/example_dags .venv/bin/airflow standalone"
+        "  -> http://localhost:8080\n"
         "  Dagster: .venv/bin/dagster dev -m example_dags.dagster_example"
-        "   -> http://localhost:3000"
+        "  -> http://localhost:3000"
     )
 
 
