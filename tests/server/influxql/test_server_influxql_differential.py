@@ -213,6 +213,9 @@ CORPUS = [
     f"SELECT mean(usage) FROM cpu WHERE {W} GROUP BY time(1d) tz('America/Chicago')",
     f"SELECT count(reqs) FROM cpu WHERE {W} GROUP BY time(6h) tz('Asia/Kolkata')",
     f"SELECT usage FROM cpu WHERE {W6} AND host = 'h1' tz('Europe/Paris')",
+    "SELECT count(usage) FROM cpu WHERE time >= '2023-03-01 06:00:00' "
+    "AND time < '2023-03-01 07:00:00' tz('America/Chicago')",
+    "SELECT usage FROM cpu WHERE time >= '2023-03-01T06:00:00.5Z' AND time < '2023-03-01T06:30:00+01:00'",
     # windows across daylight-saving changes
     "SELECT sum(v), count(v) FROM dst WHERE time >= '2023-03-10T00:00:00Z' "
     "AND time < '2023-03-14T00:00:00Z' GROUP BY time(1d) tz('America/Chicago')",
