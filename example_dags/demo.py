@@ -26,7 +26,7 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "demo-output"
+OUT = Path(os.environ.get("INFLUX_DEMO_OUTPUT") or REPO / "demo-output")
 VENV_BIN = Path(sys.executable).parent
 
 #: The demo data: 4 rooms x 2 sensors at 10 s over 5 days = 345,600 rows of `sensors`
@@ -117,6 +117,8 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C must stop the demo even when started with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with ExitStack() as cleanup:
         cleanup.callback(procs.stop_all)
         step(1, total, f"Starting the stand-in server with {DEMO_DAYS} days of sensor data")
@@ -216,7 +218,7 @@ def main() -> int:
         summary = summarise(settings)
         step(5, total, "Chart")
         chart = draw_chart(settings)
-        print(f"      {chart.relative_to(REPO)}")
+        print(f"      {chart}")
         print_summary(summary, time.monotonic() - started)
         print_ui_hints(settings)
     return 0
@@ -312,7 +314,7 @@ def print_summary(summary: dict, took: float) -> None:
     print(f"\n{'Parquet file':<64}{'bytes':>10}")
     for path, size in summary["files"]:
         print(f"{path!s:<64}{size:>10,}")
-    print(f"\ntime taken: {took:.1f} s; outputs under {OUT.relative_to(REPO)}/")
+    print(f"\ntime taken: {took:.1f} s; outputs under {OUT}/")
 
 
 def print_ui_hints(settings: dict) -> None:
