@@ -164,7 +164,11 @@ def v1_to_v3(
     4. With ``ORDER BY time DESC`` 1.x also lists the series in descending tag order; 3.x
        keeps measurements and GROUP BY tags ascending and only reverses time. The series are
        put back in ascending order here (the rows inside each series keep 1.x's order).
-    5. SHOW statements: 1.x names the series ``measurements`` (SHOW MEASUREMENTS) or by the
+    5. Rows of different series that share a time (same measurement, time and GROUP BY tags)
+       come in storage order in 1.x and in projected-tag order in 3.x; ``compare_tables``
+       compares such ties as sorted groups. Everything else (values, types as numbers,
+       columns, row count, the order of keys) must be equal.
+    6. SHOW statements: 1.x names the series ``measurements`` (SHOW MEASUREMENTS) or by the
        measurement; the same mapping to ``iox::measurement`` applies. 1.x omits ``time``
        for SHOW, as 3.x does.
 
