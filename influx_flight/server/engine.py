@@ -668,9 +668,9 @@ class Engine:
             df = self._dataframe(database, sql, params, snap)
             reader = _pure_scan_reader(df, snap) if hydrate else None
             if reader is None:
+                reader = _stream_reader(_hydrated_dataframe(df) if hydrate else df)
                 if hydrate:
-                    df = _hydrated_dataframe(df)
-                reader = _stream_reader(df)
+                    reader = hydrate_reader(reader)  # a no-op when DataFusion already cast
         except ServerError:
             self._finish_query(record, success=False)
             raise
@@ -907,9 +907,14 @@ def _hydrated_dataframe(df: Any) -> Any:
             else expr
             for expr, f in zip(columns, schema, strict=True)
         ]
-        return df.select(*exprs)
+        hydrated = df.select(*exprs)
+        # DataFusion may run the cast on round-robin partitions; merging them again loses the
+        # order of an ORDER BY. A single-partition plan keeps one: the caller casts per batch.
+        if df.execution_plan().partition_count == 1 < hydrated.execution_plan().partition_count:
+            return df
+        return hydrated
     except Exception:
-        return df  # the per-batch cast in the Flight layer still hydrates
+        return df  # the caller casts per batch instead
 
 
 __all__ = [

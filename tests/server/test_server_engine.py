@@ -457,3 +457,27 @@ def test_queries_see_only_what_they_name_but_catalog_queries_see_all(engine: Eng
     assert sum(1 for s in shown.column("table_schema").to_pylist() if s == "iox") == 30
     columns = engine.query_sql("db", "DESCRIBE t29").read_all()
     assert columns.column(0).to_pylist() == ["time", "v"]
+
+
+def test_order_by_survives_hydration_of_tag_columns() -> None:
+    """ORDER BY over a tag column's table: casting tags to strings must not reorder batches."""
+    engine = Engine()
+    rows = 100_000  # several 32768-row batches
+    tag = pa.array([f"k{i % 10}" for i in range(rows)]).dictionary_encode()
+    engine.append(
+        "db",
+        "big",
+        pa.record_batch(
+            {
+                "time": pa.array(range(rows), pa.timestamp("ns")),
+                "k": tag.cast(pa.dictionary(pa.int32(), pa.string())),
+                "v": pa.array(range(rows), pa.int64()),
+            }
+        ),
+        tags=["k"],
+    )
+    for _ in range(10):
+        reader = engine.query_sql("db", "SELECT k, v FROM big ORDER BY v DESC", hydrate=True)
+        values = [v for batch in reader for v in batch.column("v").to_pylist()]
+        assert values == list(range(rows - 1, -1, -1))
+        assert reader.schema.field("k").type == pa.string()
