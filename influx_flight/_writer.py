@@ -188,6 +188,7 @@ class _Sender:
         self.endpoint = endpoint
         self.use_gzip = use_gzip
         self.accept_partial = accept_partial and endpoint == "v3"
+        self.concurrency = concurrency
         self.retry = retry
         base = config.write_base_url.rstrip("/")
         if endpoint == "v3":
@@ -523,22 +524,30 @@ def write_arrow(
         batch_rows=batch_rows,
         threads=min(2, os.cpu_count() or 1),
     )
-    sender = _Sender(
-        config,
-        database=db,
-        precision=prec,
-        endpoint=endpoint,
-        use_gzip=gzip,
-        accept_partial=accept_partial,
-        no_sync=no_sync,
-        concurrency=concurrency,
-        retry=retry,
+    return _send(
+        _Sender(
+            config,
+            database=db,
+            precision=prec,
+            endpoint=endpoint,
+            use_gzip=gzip,
+            accept_partial=accept_partial,
+            no_sync=no_sync,
+            concurrency=concurrency,
+            retry=retry,
+        ),
+        chunks,
+        max_body_bytes,
     )
+
+
+def _send(sender: _Sender, chunks: Iterable[EncodedChunk], max_body_bytes: int) -> WriteResult:
+    """Cut ``chunks`` into request bodies and send them with ``sender``'s concurrency."""
     counts = {"rows": 0, "skipped": 0}
     return _run(
         sender,
         _split_bodies(chunks, max_body_bytes, counts),
-        concurrency=concurrency,
+        concurrency=sender.concurrency,
         counts=counts,
     )
 
@@ -606,21 +615,18 @@ def write_line_protocol(
         max_body_bytes=max_body_bytes,
     )
     chunk = _lines_chunk(lines)
-    sender = _Sender(
-        config,
-        database=db,
-        precision=prec,
-        endpoint=endpoint,
-        use_gzip=gzip,
-        accept_partial=accept_partial,
-        no_sync=no_sync,
-        concurrency=concurrency,
-        retry=retry,
-    )
-    counts = {"rows": 0, "skipped": 0}
-    return _run(
-        sender,
-        _split_bodies([chunk], max_body_bytes, counts),
-        concurrency=concurrency,
-        counts=counts,
+    return _send(
+        _Sender(
+            config,
+            database=db,
+            precision=prec,
+            endpoint=endpoint,
+            use_gzip=gzip,
+            accept_partial=accept_partial,
+            no_sync=no_sync,
+            concurrency=concurrency,
+            retry=retry,
+        ),
+        [chunk],
+        max_body_bytes,
     )
