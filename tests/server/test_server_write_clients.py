@@ -79,6 +79,26 @@ def test_influxdb3_python_writes_v2_and_reads_back(client_factory: Any, gzip: bo
     assert str(table.column("time")[2]) == "2022-01-01 09:00:00"
 
 
+def test_influxdb3_python_queries_influxql_with_default_compression(client_factory: Any) -> None:
+    """InfluxQL through the official client, nothing changed but host, token and database."""
+    client = client_factory("wc_py_influxql")
+    client.write(
+        record=[
+            "home,room=Kitchen temp=21.0 1641024000000000000",
+            "home,room=Kitchen temp=23.0 1641027600000000000",
+            "home,room=Office temp=19.0 1641024000000000000",
+        ]
+    )
+    table = client.query(
+        "SELECT mean(temp) FROM home WHERE time >= '2022-01-01T08:00:00Z' "
+        "AND time < '2022-01-01T10:00:00Z' GROUP BY room",
+        language="influxql",
+    )
+    assert table.column_names[:2] == ["iox::measurement", "time"]
+    got = dict(zip(table.column("room").to_pylist(), table.column("mean").to_pylist(), strict=True))
+    assert got == {"Kitchen": 22.0, "Office": 19.0}
+
+
 def test_influxdb3_python_v2_errors_surface(client_factory: Any) -> None:
     client = client_factory("wc_py_err")
     client.write(record="m v=1i 1")
