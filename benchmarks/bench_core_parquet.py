@@ -32,13 +32,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from influx_flight._sinks import DEFAULT_ROW_GROUP_SIZE
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKEN = "apiv3_bench-token"
 DATABASE = "bench"
 QUERY = "SELECT * FROM sensors"
 VARIANTS = ("raw", "client", "influxdb3-python")
 COMPRESSION = "zstd"
-ROW_GROUP = 1_000_000
+ROW_GROUP = DEFAULT_ROW_GROUP_SIZE  # every variant writes row groups of the core's default size
 
 
 # --- child: one export, measured ------------------------------------------------------------------

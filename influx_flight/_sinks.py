@@ -42,8 +42,9 @@ __all__ = [
 ]
 
 DEFAULT_COMPRESSION = "zstd"
-#: Rows per Parquet row group, whatever the server's batch size (readers like ~1M-row groups).
-DEFAULT_ROW_GROUP_SIZE = 1_000_000
+#: Rows per Parquet row group, whatever the server's batch size. pyarrow buffers a whole row
+#: group before writing it, so this bounds an export's memory (about 13 MiB of sensor rows).
+DEFAULT_ROW_GROUP_SIZE = 262_144
 _COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h|d|w)\s*$")
 _UNIT_NS = {
