@@ -241,10 +241,11 @@ def _ns_rfc3339(ns: int) -> str:
 
 def _query(client: InfluxDB3Client, spec: DownsampleSpec, params: dict[str, str]) -> pa.Table:
     """The spec's aggregates over the window, without writing them."""
-    table = client.query(spec.query(), language=spec.language, params=params).to_table()
-    if "iox::measurement" in table.column_names:
-        table = table.drop_columns(["iox::measurement"])
-    return table
+    from influx_flight._downsample import drop_measurement_column
+
+    return drop_measurement_column(
+        client.query(spec.query(), language=spec.language, params=params).to_table()
+    )
 
 
 def _read_back(

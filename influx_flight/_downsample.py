@@ -613,6 +613,17 @@ class DownsampleResult:
     dry_run: bool = False
 
 
+#: The column InfluxQL results start with: it names the source measurement and is not data.
+MEASUREMENT_COLUMN = "iox::measurement"
+
+
+def drop_measurement_column(data: Any) -> Any:
+    """A table or batch without InfluxQL's ``iox::measurement`` column (unchanged if absent)."""
+    if MEASUREMENT_COLUMN in data.schema.names:
+        return data.drop_columns([MEASUREMENT_COLUMN])
+    return data
+
+
 def _strip_batches(
     batches: Iterator[pa.RecordBatch], counter: list[int]
 ) -> Iterator[pa.RecordBatch]:
@@ -620,9 +631,7 @@ def _strip_batches(
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        idx = batch.schema.get_field_index("iox::measurement")
-        if idx >= 0:
-            batch = batch.drop_columns(["iox::measurement"])
+        batch = drop_measurement_column(batch)
         counter[0] += batch.num_rows
         yield batch
 

@@ -417,11 +417,12 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         def batches() -> Any:
             # Streams from the query straight into the writer; InfluxQL's
             # ``iox::measurement`` column is not data and is dropped.
+            from influx_flight._downsample import drop_measurement_column
+
             for batch in result:
                 if batch.num_rows == 0:
                     continue
-                if "iox::measurement" in batch.schema.names:
-                    batch = batch.drop_columns(["iox::measurement"])
+                batch = drop_measurement_column(batch)
                 rows_read[0] += batch.num_rows
                 yield batch
 
