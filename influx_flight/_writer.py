@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -188,7 +188,6 @@ class _Sender:
         self.endpoint = endpoint
         self.use_gzip = use_gzip
         self.accept_partial = accept_partial and endpoint == "v3"
-        self.concurrency = concurrency
         self.retry = retry
         base = config.write_base_url.rstrip("/")
         if endpoint == "v3":
@@ -504,6 +503,49 @@ def write_arrow(
     Raises WriteError (with ``rejected_lines`` mapped to input rows and ``write_result``) after
     all requests are done if the server rejected lines; AuthenticationError & co. at once.
     """
+
+    def encode(prec: str) -> Iterable[EncodedChunk]:
+        return iter_encode(
+            data,
+            measurement=measurement,
+            tags=tags,
+            time_column=time_column,
+            precision=prec,
+            field_columns=field_columns,
+            batch_rows=batch_rows,
+            threads=min(2, os.cpu_count() or 1),
+        )
+
+    return _write(
+        config,
+        encode,
+        database=database,
+        precision=precision,
+        concurrency=concurrency,
+        endpoint=endpoint,
+        gzip=gzip,
+        accept_partial=accept_partial,
+        no_sync=no_sync,
+        max_body_bytes=max_body_bytes,
+        retry=retry,
+    )
+
+
+def _write(
+    config: InfluxDB3Config,
+    encode: Callable[[str], Iterable[EncodedChunk]],
+    *,
+    database: str | None,
+    precision: str,
+    concurrency: int,
+    endpoint: Literal["v3", "v2"],
+    gzip: bool,
+    accept_partial: bool,
+    no_sync: bool,
+    max_body_bytes: int,
+    retry: RetryPolicy,
+) -> WriteResult:
+    """Validate the options (before anything is encoded), then encode, cut into bodies, send."""
     prec = normalize_precision(precision)
     db = _check_options(
         config,
@@ -514,40 +556,22 @@ def write_arrow(
         no_sync=no_sync,
         max_body_bytes=max_body_bytes,
     )
-    chunks = iter_encode(
-        data,
-        measurement=measurement,
-        tags=tags,
-        time_column=time_column,
+    sender = _Sender(
+        config,
+        database=db,
         precision=prec,
-        field_columns=field_columns,
-        batch_rows=batch_rows,
-        threads=min(2, os.cpu_count() or 1),
+        endpoint=endpoint,
+        use_gzip=gzip,
+        accept_partial=accept_partial,
+        no_sync=no_sync,
+        concurrency=concurrency,
+        retry=retry,
     )
-    return _send(
-        _Sender(
-            config,
-            database=db,
-            precision=prec,
-            endpoint=endpoint,
-            use_gzip=gzip,
-            accept_partial=accept_partial,
-            no_sync=no_sync,
-            concurrency=concurrency,
-            retry=retry,
-        ),
-        chunks,
-        max_body_bytes,
-    )
-
-
-def _send(sender: _Sender, chunks: Iterable[EncodedChunk], max_body_bytes: int) -> WriteResult:
-    """Cut ``chunks`` into request bodies and send them with ``sender``'s concurrency."""
     counts = {"rows": 0, "skipped": 0}
     return _run(
         sender,
-        _split_bodies(chunks, max_body_bytes, counts),
-        concurrency=sender.concurrency,
+        _split_bodies(encode(prec), max_body_bytes, counts),
+        concurrency=concurrency,
         counts=counts,
     )
 
@@ -604,29 +628,16 @@ def write_line_protocol(
     """Write raw line protocol: a text (split on newlines) or an iterable of lines (each item one
     line; use this form when string fields contain newlines). Rejected lines carry ``row`` = the
     0-based input line."""
-    prec = normalize_precision(precision)
-    db = _check_options(
+    return _write(
         config,
+        lambda _prec: [_lines_chunk(lines)],
         database=database,
+        precision=precision,
         concurrency=concurrency,
         endpoint=endpoint,
+        gzip=gzip,
         accept_partial=accept_partial,
         no_sync=no_sync,
         max_body_bytes=max_body_bytes,
-    )
-    chunk = _lines_chunk(lines)
-    return _send(
-        _Sender(
-            config,
-            database=db,
-            precision=prec,
-            endpoint=endpoint,
-            use_gzip=gzip,
-            accept_partial=accept_partial,
-            no_sync=no_sync,
-            concurrency=concurrency,
-            retry=retry,
-        ),
-        [chunk],
-        max_body_bytes,
+        retry=retry,
     )
