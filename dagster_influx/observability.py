@@ -12,7 +12,7 @@ All queries are parameterised (`$start`, `$end`) and identifiers quoted by the c
 """
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -208,6 +208,48 @@ def _check_partitions(
     return partitions_def
 
 
+def _window_check(
+    asset: CoercibleToAssetKey | AssetsDefinition,
+    *,
+    name: str,
+    description: str,
+    table: str,
+    select: str,
+    evaluate: Callable[[dict[str, Any], dict[str, Any], str], AssetCheckResult],
+    partitions_def: PartitionsDefinition | None,
+    time_column: str,
+    resource_key: str,
+    database: str | None,
+    blocking: bool,
+) -> AssetChecksDefinition:
+    """An asset check running `SELECT <select> FROM <table>` over the partition's window.
+
+    `evaluate(row, metadata, sql)` turns the query's single row (empty when the table does not
+    exist yet) and the window's metadata into the result; the query, the window and the
+    resource handling live here once for every check.
+    """
+    partitions = _check_partitions(partitions_def)
+
+    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        where, params, meta = _window(context, partitions is not None, time_column)
+        sql = f"SELECT {select} FROM {quote_ident(table)}{where}"
+        result = _run(context, resource_key, sql, params, database)
+        row: dict[str, Any] = {}
+        if result is not None and result.num_rows:
+            row = {col: result.column(col)[0].as_py() for col in result.column_names}
+        return evaluate(row, meta, sql)
+
+    with _quiet_beta():  # partitioned asset checks are in preview in Dagster 1.13
+        return asset_check(
+            asset=asset,
+            name=name,
+            description=description,
+            blocking=blocking,
+            required_resource_keys={resource_key},
+            partitions_def=partitions,
+        )(_check)
+
+
 def build_partition_has_data_check(
     asset: CoercibleToAssetKey | AssetsDefinition,
     *,
@@ -229,24 +271,11 @@ def build_partition_has_data_check(
         min_rows: Fewest rows that count as "arrived".
         blocking: Stop downstream assets of the same run when the check fails.
     """
-    partitions = _check_partitions(partitions_def)
     if min_rows < 1:
         raise ValueError(f"min_rows must be at least 1, got {min_rows}.")
 
-    check_kwargs: dict[str, Any] = dict(
-        asset=asset,
-        name=name,
-        description=f"At least {min_rows} row(s) of {table!r} in the partition's window.",
-        blocking=blocking,
-        required_resource_keys={resource_key},
-        partitions_def=partitions,
-    )
-
-    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        where, params, meta = _window(context, partitions is not None, time_column)
-        sql = f"SELECT count(*) AS n FROM {quote_ident(table)}{where}"
-        result = _run(context, resource_key, sql, params, database)
-        rows = int(result.column(0)[0].as_py()) if result is not None and result.num_rows else 0
+    def evaluate(row: dict[str, Any], meta: dict[str, Any], sql: str) -> AssetCheckResult:
+        rows = int(row.get("n") or 0)
         return AssetCheckResult(
             passed=rows >= min_rows,
             metadata={
@@ -257,8 +286,19 @@ def build_partition_has_data_check(
             },
         )
 
-    with _quiet_beta():  # partitioned asset checks are in preview in Dagster 1.13
-        return asset_check(**check_kwargs)(_check)
+    return _window_check(
+        asset,
+        name=name,
+        description=f"At least {min_rows} row(s) of {table!r} in the partition's window.",
+        table=table,
+        select="count(*) AS n",
+        evaluate=evaluate,
+        partitions_def=partitions_def,
+        time_column=time_column,
+        resource_key=resource_key,
+        database=database,
+        blocking=blocking,
+    )
 
 
 def build_no_nulls_check(
@@ -279,35 +319,28 @@ def build_no_nulls_check(
     InfluxDB stores a row for a timestamp even when only some fields were written, so a field
     missing from some points shows up as nulls here.
     """
-    partitions = _check_partitions(partitions_def)
 
-    check_kwargs: dict[str, Any] = dict(
-        asset=asset,
-        name=name or f"no_nulls_{column}",
-        description=f"Column {column!r} of {table!r} has no nulls in the partition's window.",
-        blocking=blocking,
-        required_resource_keys={resource_key},
-        partitions_def=partitions,
-    )
-
-    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        where, params, meta = _window(context, partitions is not None, time_column)
-        sql = (
-            f"SELECT count(*) AS n, count({quote_ident(column)}) AS non_null"
-            f" FROM {quote_ident(table)}{where}"
-        )
-        result = _run(context, resource_key, sql, params, database)
-        rows = non_null = 0
-        if result is not None and result.num_rows:
-            rows, non_null = (int(result.column(i)[0].as_py() or 0) for i in (0, 1))
+    def evaluate(row: dict[str, Any], meta: dict[str, Any], _sql: str) -> AssetCheckResult:
+        rows, non_null = int(row.get("n") or 0), int(row.get("non_null") or 0)
         return AssetCheckResult(
             passed=rows == non_null,
             severity=severity,
             metadata={**meta, "rows": rows, "null_rows": rows - non_null, "column": column},
         )
 
-    with _quiet_beta():  # partitioned asset checks are in preview in Dagster 1.13
-        return asset_check(**check_kwargs)(_check)
+    return _window_check(
+        asset,
+        name=name or f"no_nulls_{column}",
+        description=f"Column {column!r} of {table!r} has no nulls in the partition's window.",
+        table=table,
+        select=f"count(*) AS n, count({quote_ident(column)}) AS non_null",
+        evaluate=evaluate,
+        partitions_def=partitions_def,
+        time_column=time_column,
+        resource_key=resource_key,
+        database=database,
+        blocking=blocking,
+    )
 
 
 def build_value_range_check(
@@ -329,7 +362,6 @@ def build_value_range_check(
 
     Reports how many rows fall outside and the observed minimum and maximum.
     """
-    partitions = _check_partitions(partitions_def)
     if min_value is None and max_value is None:
         raise ValueError("build_value_range_check needs min_value, max_value or both.")
     if min_value is not None and max_value is not None and min_value > max_value:
@@ -345,32 +377,27 @@ def build_value_range_check(
     )
     bounds = f"[{'-inf' if min_value is None else min_value}, {'inf' if max_value is None else max_value}]"
 
-    check_kwargs: dict[str, Any] = dict(
-        asset=asset,
-        name=name or f"{column}_in_range",
-        description=f"Values of {column!r} in {table!r} lie within {bounds}.",
-        blocking=blocking,
-        required_resource_keys={resource_key},
-        partitions_def=partitions,
-    )
-
-    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        where, params, meta = _window(context, partitions is not None, time_column)
-        sql = (
-            f"SELECT count(*) AS n, sum(CASE WHEN {outside} THEN 1 ELSE 0 END) AS outside,"
-            f" min({col}) AS lo, max({col}) AS hi FROM {quote_ident(table)}{where}"
-        )
-        result = _run(context, resource_key, sql, params, database)
-        rows = bad = 0
-        lo = hi = None
-        if result is not None and result.num_rows:
-            row = {name: result.column(name)[0].as_py() for name in result.column_names}
-            rows, bad, lo, hi = int(row["n"] or 0), int(row["outside"] or 0), row["lo"], row["hi"]
+    def evaluate(row: dict[str, Any], meta: dict[str, Any], _sql: str) -> AssetCheckResult:
+        rows, bad = int(row.get("n") or 0), int(row.get("outside") or 0)
         metadata: dict[str, Any] = {**meta, "rows": rows, "rows_outside": bad, "range": bounds}
-        if lo is not None:
-            metadata["observed_min"] = float(lo)
-            metadata["observed_max"] = float(hi)
+        if row.get("lo") is not None:
+            metadata["observed_min"] = float(row["lo"])
+            metadata["observed_max"] = float(row["hi"])
         return AssetCheckResult(passed=bad == 0, severity=severity, metadata=metadata)
 
-    with _quiet_beta():  # partitioned asset checks are in preview in Dagster 1.13
-        return asset_check(**check_kwargs)(_check)
+    return _window_check(
+        asset,
+        name=name or f"{column}_in_range",
+        description=f"Values of {column!r} in {table!r} lie within {bounds}.",
+        table=table,
+        select=(
+            f"count(*) AS n, sum(CASE WHEN {outside} THEN 1 ELSE 0 END) AS outside,"
+            f" min({col}) AS lo, max({col}) AS hi"
+        ),
+        evaluate=evaluate,
+        partitions_def=partitions_def,
+        time_column=time_column,
+        resource_key=resource_key,
+        database=database,
+        blocking=blocking,
+    )
