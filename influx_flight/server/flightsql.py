@@ -41,6 +41,7 @@ from influx_flight.server.errors import (
     ServerError,
     Unimplemented,
 )
+from influx_flight.server.regex import Pattern, compile_regex
 
 __all__ = [
     "DATABASE_HEADERS",
@@ -400,8 +401,9 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-def _like_to_regex(pattern: str) -> re.Pattern[str]:
-    """A SQL LIKE pattern (``%``, ``_``, ``\\`` escapes) as an anchored regex."""
+def _like_to_regex(pattern: str) -> Pattern:
+    """A SQL LIKE pattern (``%``, ``_``, ``\\`` escapes) as a regex to ``fullmatch`` (RE2:
+    a client's ``%a%a%a...`` must not backtrack for seconds)."""
     out: list[str] = []
     escaped = False
     for ch in pattern:
@@ -416,7 +418,7 @@ def _like_to_regex(pattern: str) -> re.Pattern[str]:
             out.append(".")
         else:
             out.append(re.escape(ch))
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+    return compile_regex("".join(out), dotall=True)
 
 
 def _serialize_schema(schema: pa.Schema) -> bytes:
@@ -686,7 +688,7 @@ class FlightSqlHandler:
                 else None
             )
             for schema_name in self._schema_names(database):
-                if pattern is None or pattern.match(schema_name):
+                if pattern is None or pattern.fullmatch(schema_name):
                     rows.append((CATALOG, schema_name))
         return pa.RecordBatch.from_pydict(
             {"catalog_name": [r[0] for r in rows], "db_schema_name": [r[1] for r in rows]},
@@ -730,10 +732,10 @@ class FlightSqlHandler:
             rows = self._list_tables(database, ctx, base_table_type)
         if cmd.HasField("db_schema_filter_pattern"):
             pattern = _like_to_regex(cmd.db_schema_filter_pattern)
-            rows = [r for r in rows if pattern.match(r[0])]
+            rows = [r for r in rows if pattern.fullmatch(r[0])]
         if cmd.HasField("table_name_filter_pattern"):
             pattern = _like_to_regex(cmd.table_name_filter_pattern)
-            rows = [r for r in rows if pattern.match(r[1])]
+            rows = [r for r in rows if pattern.fullmatch(r[1])]
         if cmd.table_types:
             wanted = set(cmd.table_types)
             rows = [r for r in rows if r[2] in wanted]

@@ -26,6 +26,7 @@ from influx_flight.server.errors import QueryPlanError, ServerError
 from influx_flight.server.influxql import ast
 from influx_flight.server.influxql import functions as fn
 from influx_flight.server.influxql.parser import not_implemented
+from influx_flight.server.regex import Pattern, compile_regex
 
 GROUP_KEY_METADATA = b"iox::influxql::group_key::metadata"
 MEASUREMENT = "iox::measurement"
@@ -365,13 +366,8 @@ class SelectPlanner:
         return self._stream(frames)
 
     # -- analysis --------------------------------------------------------------------------
-    def _regex(self, pattern: str) -> re.Pattern[str]:
-        try:
-            return re.compile(pattern)
-        except re.error as exc:
-            raise QueryPlanError(
-                f"Error during planning: invalid regex /{pattern}/: {exc}"
-            ) from exc
+    def _regex(self, pattern: str) -> Pattern:
+        return compile_regex(pattern)
 
     def _dimensions(self) -> None:
         """GROUP BY: the time interval/offset and the (sorted) tag keys that group."""

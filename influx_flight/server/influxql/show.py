@@ -7,12 +7,10 @@ for a data scan; SHOW TAG VALUES always scans. A scan without a time condition l
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pyarrow as pa
 
-from influx_flight.server.errors import QueryPlanError
 from influx_flight.server.influxql import ast
 from influx_flight.server.influxql.parser import not_implemented
 from influx_flight.server.influxql.planner import (
@@ -27,15 +25,12 @@ from influx_flight.server.influxql.planner import (
     split_condition,
     ts,
 )
+from influx_flight.server.regex import compile_regex
 
 METADATA_CUTOFF_NS = 24 * 3600 * 1_000_000_000
 
 
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise QueryPlanError(f"Error during planning: invalid regex /{pattern}/: {exc}") from exc
+_regex = compile_regex
 
 
 def _select_measurements(tables: dict[str, Schema], sources: list[ast.Measurement]) -> list[str]:
