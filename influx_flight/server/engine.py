@@ -39,6 +39,8 @@ from influx_flight.server.errors import (
     QueryPlanError,
     ResourcesExhausted,
     ServerError,
+    TableAlreadyExists,
+    TableNotFound,
     WriteRejected,
 )
 
@@ -97,6 +99,27 @@ def validate_database_name(name: str) -> None:
             "/",
         )
         raise InvalidDatabaseName(f"invalid character in database or rp name: {bad}")
+
+
+def table_definition_batch(
+    table: str, tags: Sequence[str], fields: Mapping[str, pa.DataType] | None = None
+) -> pa.RecordBatch:
+    """An empty batch with the columns of a table definition; raises WriteRejected if bad."""
+    if not isinstance(table, str) or not table:
+        raise WriteRejected("table name cannot be empty")
+    fields = dict(fields or {})
+    names = [TIME_COLUMN, *tags, *fields]
+    if not all(isinstance(n, str) and n for n in names):
+        raise WriteRejected(f"table '{table}': tag and field names must be non-empty strings")
+    if len(set(names)) != len(names):
+        raise WriteRejected(f"table '{table}': tag and field names must be distinct and not 'time'")
+    for name, dtype in fields.items():
+        if dtype not in FIELD_TYPES:
+            raise WriteRejected(f"field '{name}' has unsupported type {dtype}")
+    columns = {TIME_COLUMN: pa.array([], TIME_TYPE)}
+    columns.update({t: pa.array([], TAG_TYPE) for t in tags})
+    columns.update({n: pa.array([], d) for n, d in fields.items()})
+    return pa.RecordBatch.from_pydict(columns)
 
 
 def _kind_name(kind: str, dtype: pa.DataType) -> str:
@@ -507,6 +530,38 @@ class Engine:
         if db is None:
             raise DatabaseNotFound(database)
         return db
+
+    def create_table(
+        self,
+        database: str,
+        table: str,
+        tags: Sequence[str],
+        fields: Mapping[str, pa.DataType] | None = None,
+    ) -> None:
+        """Create an empty table with ``tags`` and typed ``fields`` (Core's table create).
+
+        Raises DatabaseNotFound, TableAlreadyExists, or WriteRejected for a bad definition.
+        """
+        batch = table_definition_batch(table, tags, fields)
+        with self._lock:
+            db = self._db(database)
+            if table in db.tables:
+                raise TableAlreadyExists(database, table)
+            t = _Table(table)
+            t.append(batch)
+            db.tables[table] = t
+
+    def delete_table(self, database: str, table: str) -> None:
+        """Drop a table and its data; raises DatabaseNotFound / TableNotFound."""
+        with self._lock:
+            db = self._db(database)
+            if db.tables.pop(table, None) is None:
+                raise TableNotFound(database, table)
+
+    def has_table(self, database: str, table: str) -> bool:
+        with self._lock:
+            db = self._dbs.get(database)
+            return db is not None and table in db.tables
 
     def tables(self, database: str) -> dict[str, TableSchema]:
         """Table name -> TableSchema (tags, field types) for ``database``."""
@@ -928,6 +983,7 @@ __all__ = [
     "hydrate_schema",
     "param_to_scalar",
     "placeholders",
+    "table_definition_batch",
     "translate_datafusion_error",
     "validate_database_name",
 ]

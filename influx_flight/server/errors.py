@@ -122,6 +122,30 @@ class DatabaseAlreadyExists(ServerError):
         self.database = database
 
 
+class TableNotFound(ServerError):
+    """Delete of a table that does not exist (HTTP 404, as Core's catalog NotFound)."""
+
+    grpc_code = GrpcCode.NOT_FOUND
+    http_status = 404
+
+    def __init__(self, database: str, table: str) -> None:
+        super().__init__(f"table not found: {table} in database {database}")
+        self.database = database
+        self.table = table
+
+
+class TableAlreadyExists(ServerError):
+    """Create of a table that exists already (HTTP 409)."""
+
+    grpc_code = GrpcCode.ALREADY_EXISTS
+    http_status = 409
+
+    def __init__(self, database: str, table: str) -> None:
+        super().__init__(f"attempted to create resource that already exists: {table}")
+        self.database = database
+        self.table = table
+
+
 class InvalidDatabaseName(ServerError):
     """A database name breaking Core's ``validate_db_name`` rules (HTTP 400)."""
 
@@ -188,6 +212,8 @@ __all__ = [
     "QueryPlanError",
     "ResourcesExhausted",
     "ServerError",
+    "TableAlreadyExists",
+    "TableNotFound",
     "Unauthenticated",
     "Unimplemented",
     "WriteRejected",

@@ -23,6 +23,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,14 @@ _CONTENT_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 _V1_TOKEN_PATHS = {"/write", "/query"}
+#: Field types of ``POST /api/v3/configure/table`` (Core's ``FieldDataType`` names).
+_TABLE_FIELD_TYPES = {
+    "utf8": pa.utf8(),
+    "int64": pa.int64(),
+    "uint64": pa.uint64(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+}
 
 
 class _HttpError(Exception):
@@ -656,6 +665,78 @@ class _Api:
         await asyncio.wrap_future(self.pipeline.delete_database(name))
         return web.Response(status=200)
 
+    # -- tables ---------------------------------------------------------------------------
+
+    async def create_table(self, request: web.Request) -> web.Response:
+        """``POST /api/v3/configure/table``: ``{"db","table","tags":[...],"fields":[...]}``."""
+        content_type = request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise _HttpError(415, "unacceptable content-type, expected: application/json")
+        try:
+            data = json.loads(await request.read() or b"null")
+        except json.JSONDecodeError as exc:
+            raise _HttpError(400, f"the request body is not valid JSON: {exc}") from None
+        usage = (
+            'the request body must be {"db": "<name>", "table": "<name>", "tags": ["<tag>", ...],'
+            ' "fields": [{"name": "<field>", "type": "utf8|int64|uint64|float64|bool"}, ...]}'
+        )
+        if not isinstance(data, dict):
+            raise _HttpError(400, usage)
+        database, table = data.get("db"), data.get("table")
+        tags, fields = data.get("tags"), data.get("fields", [])
+        if not isinstance(database, str) or not isinstance(table, str) or not table:
+            raise _HttpError(400, usage)
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise _HttpError(400, usage)
+        if not isinstance(fields, list):
+            raise _HttpError(400, usage)
+        field_types: dict[str, pa.DataType] = {}
+        for item in fields:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise _HttpError(400, usage)
+            dtype = _TABLE_FIELD_TYPES.get(str(item.get("type")))
+            if dtype is None:
+                raise _HttpError(
+                    400,
+                    f"field '{item['name']}' has unknown type {item.get('type')!r}: use utf8,"
+                    " int64, uint64, float64 or bool",
+                )
+            field_types[item["name"]] = dtype
+        try:
+            future = self.pipeline.create_table(database, table, tags, field_types)
+            await asyncio.wrap_future(future)
+        except DatabaseNotFound as exc:
+            raise _json_error(404, f"database not found: {exc.database}") from None
+        except ServerError as exc:
+            raise _json_error(exc.http_status, exc.message) from None
+        return web.Response(status=200)
+
+    async def delete_table(self, request: web.Request) -> web.Response:
+        """``DELETE /api/v3/configure/table?db=&table=[&hard_delete_at=]``."""
+        database, table = request.query.get("db"), request.query.get("table")
+        if not database:
+            raise _HttpError(400, "missing query parameter 'db'")
+        if not table:
+            raise _HttpError(400, "missing query parameter 'table'")
+        hard = request.query.get("hard_delete_at", "")
+        if hard not in ("", "now", "never", "default"):
+            try:
+                datetime.fromisoformat(hard.replace("Z", "+00:00"))
+            except ValueError:
+                raise _HttpError(
+                    400,
+                    f"invalid hard_delete_at {hard!r}: use now, never, default or an RFC3339 time",
+                ) from None
+        if not self.engine.has_database(database):
+            raise _json_error(404, f"database not found: {database}")
+        if not self.engine.has_table(database, table):
+            raise _json_error(404, f"table not found: {table}")
+        try:
+            await asyncio.wrap_future(self.pipeline.delete_table(database, table))
+        except ServerError as exc:
+            raise _json_error(exc.http_status, exc.message) from None
+        return web.Response(status=200)
+
     # -- health ---------------------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
@@ -711,6 +792,8 @@ def build_app(
     app.router.add_post("/api/v3/configure/database", api.create_database)
     app.router.add_get("/api/v3/configure/database", api.list_databases, allow_head=False)
     app.router.add_delete("/api/v3/configure/database", api.delete_database)
+    app.router.add_post("/api/v3/configure/table", api.create_table)
+    app.router.add_delete("/api/v3/configure/table", api.delete_table)
     app.router.add_get("/health", api.health, allow_head=False)
     app.router.add_get("/api/v1/health", api.health, allow_head=False)
     app.router.add_get("/ping", api.ping, allow_head=False)

@@ -47,10 +47,14 @@ _LEN = struct.Struct("<Q")
 
 @dataclass
 class WalRecord:
-    """One logged operation: a write of per-table batches, or a database create/delete."""
+    """One logged operation: a write of per-table batches, or a database/table create/delete.
+
+    ``create_table`` carries the new table as an empty batch (its schema) plus its tag names;
+    ``delete_table`` carries the table's name with an empty batch.
+    """
 
     seq: int
-    op: str  # "write" | "create_db" | "delete_db"
+    op: str  # "write" | "create_db" | "delete_db" | "create_table" | "delete_table"
     database: str
     tables: dict[str, tuple[pa.RecordBatch, list[str]]] = field(default_factory=dict)
 
@@ -170,8 +174,8 @@ class WriteAheadLog:
                     engine.create_database(name)
                 for table in db["tables"]:
                     data = pq.read_table(snap / table["file"])
-                    if data.num_rows:
-                        engine.append(name, table["name"], data, tags=table["tags"])
+                    # an empty table (created through the API) keeps its schema
+                    engine.append(name, table["name"], data, tags=table["tags"])
         for segment in self.segments():
             for record in _read_frames(segment):
                 if record.seq <= self.snapshot_seq:
@@ -199,6 +203,14 @@ class WriteAheadLog:
         elif record.op == "delete_db":
             if engine.has_database(record.database):
                 engine.delete_database(record.database)
+        elif record.op == "create_table":
+            for table, (batch, tags) in record.tables.items():
+                if not engine.has_table(record.database, table):
+                    engine.append(record.database, table, batch, tags=tags)
+        elif record.op == "delete_table":
+            for table in record.tables:
+                if engine.has_table(record.database, table):
+                    engine.delete_table(record.database, table)
         else:
             for table, (batch, tags) in record.tables.items():
                 engine.append(record.database, table, batch, tags=tags)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from influx_flight.server.errors import ServerError
+from influx_flight.server.errors import DatabaseNotFound, ServerError, TableAlreadyExists
 from influx_flight.server.line_protocol import (
     KIND_TO_ARROW,
     LineError,
@@ -178,17 +178,49 @@ class WritePipeline:
         """Log and apply a database deletion (acknowledged at the next flush)."""
         return self._submit_op("delete_db", database)
 
-    def _submit_op(self, op: str, database: str) -> Future[None]:
+    def create_table(
+        self, database: str, table: str, tags: list[str], fields: dict[str, pa.DataType]
+    ) -> Future[None]:
+        """Log and apply a table creation (acknowledged at the next flush).
+
+        The definition is checked against the engine at once (DatabaseNotFound,
+        TableAlreadyExists, WriteRejected), so a bad request never reaches the log.
+        """
+        from influx_flight.server.engine import table_definition_batch
+
+        batch = table_definition_batch(table, tags, fields)
+        if not self.engine.has_database(database):
+            raise DatabaseNotFound(database)
+        with self._lock:
+            pending = (database, table) in self._overlay
+        if pending or self.engine.has_table(database, table):
+            raise TableAlreadyExists(database, table)
+        return self._submit_op("create_table", database, {table: (batch, list(tags))})
+
+    def delete_table(self, database: str, table: str) -> Future[None]:
+        """Log and apply a table deletion (acknowledged at the next flush)."""
+        empty = pa.RecordBatch.from_pydict({})
+        return self._submit_op("delete_table", database, {table: (empty, [])})
+
+    def _submit_op(
+        self,
+        op: str,
+        database: str,
+        tables: dict[str, tuple[pa.RecordBatch, list[str]]] | None = None,
+    ) -> Future[None]:
         future: Future[None] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the write pipeline is closed")
             self._seq += 1
-            record = WalRecord(self._seq, op, database)
+            record = WalRecord(self._seq, op, database, dict(tables or {}))
             self._pending.append(_Pending(record, future, None, sync=True))
             if op == "delete_db":
                 for key in [k for k in self._overlay if k[0] == database]:
                     del self._overlay[key]
+            elif op == "delete_table":
+                for table in record.tables:
+                    self._overlay.pop((database, table), None)
         self._wake.set()  # catalog changes need not wait for the interval
         return future
 
