@@ -9,8 +9,12 @@ Layout of a data directory::
 
 A segment is a sequence of frames ``MAGIC | payload length (u64) | crc32 (u32) | payload``; the
 payload is a JSON header (sequence number, operation, database, tables) followed by one Arrow
-IPC stream per table. A torn or corrupt frame ends the replay of its segment: it was never
-acknowledged, because a write is acknowledged only after the frame is fsynced.
+IPC stream per table. A write is acknowledged only after its frame is fsynced, and a failed
+append (a full disk, an I/O error) is cut off again before anything else is appended: the log is
+truncated back to its last good frame or, when even that fails, closed and continued in a new
+segment. So a torn frame can only sit at the true tail of a segment. Replay still resynchronises
+on the next valid frame after a corrupt one (logs written before this rule existed could hold
+acknowledged frames after a torn one), so nothing intact is ever skipped.
 
 Compaction rotates to a new segment (under the writer's lock, so the engine snapshot holds
 exactly the records up to the rotation), writes the Parquet files and the manifest into a
@@ -107,21 +111,47 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _frame_at(data: bytes, pos: int) -> bytes | None:
+    """The payload of the intact frame starting at ``pos``, or None."""
+    if pos + _FRAME.size > len(data):
+        return None
+    magic, length, crc = _FRAME.unpack_from(data, pos)
+    start = pos + _FRAME.size
+    if magic != _MAGIC or start + length > len(data):
+        return None
+    payload = data[start : start + length]
+    return payload if zlib.crc32(payload) == crc else None
+
+
 def _read_frames(path: Path) -> Iterator[WalRecord]:
-    """Records of one segment, stopping quietly at a torn or corrupt frame."""
+    """Records of one segment; a torn or corrupt frame is skipped up to the next intact one."""
     data = path.read_bytes()
     pos = 0
-    while pos + _FRAME.size <= len(data):
-        magic, length, crc = _FRAME.unpack_from(data, pos)
-        start = pos + _FRAME.size
-        payload = data[start : start + length]
-        if magic != _MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
-            log.warning(
-                "WAL segment %s: torn or corrupt frame at byte %d, ignoring the rest", path, pos
+    while pos < len(data):
+        payload = _frame_at(data, pos)
+        if payload is None:
+            resume = data.find(_MAGIC, pos + 1)
+            while resume != -1 and _frame_at(data, resume) is None:
+                resume = data.find(_MAGIC, resume + 1)
+            if resume == -1:
+                log.warning(
+                    "WAL segment %s: torn frame at its tail (byte %d of %d): never acknowledged,"
+                    " ignored",
+                    path,
+                    pos,
+                    len(data),
+                )
+                return
+            log.error(
+                "WAL segment %s: corrupt bytes %d-%d skipped, replay resumes at the next frame",
+                path,
+                pos,
+                resume,
             )
-            return
+            pos = resume
+            continue
         yield WalRecord.decode(payload)
-        pos = start + length
+        pos += _FRAME.size + len(payload)
 
 
 class WriteAheadLog:
@@ -139,6 +169,9 @@ class WriteAheadLog:
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO | None = None
         self._segment: Path | None = None
+        self._good_size = 0  # bytes of the current segment that end on an intact frame
+        self._broken = False  # a failed append could not be cut off yet: accept nothing
+        self._last_seq = 0  # highest sequence number appended or replayed (names new segments)
         self.snapshot_seq = 0
         self.replayed_rows = 0  # rows (and catalog changes) replayed from the log at recovery
 
@@ -191,6 +224,7 @@ class WriteAheadLog:
         # stale temporary snapshot directories from an interrupted compaction
         for tmp in self.snap_dir.glob("*.tmp"):
             shutil.rmtree(tmp, ignore_errors=True)
+        self._last_seq = last_seq
         self._open_segment(last_seq + 1)
         return last_seq
 
@@ -219,22 +253,74 @@ class WriteAheadLog:
 
     def _open_segment(self, first_seq: int) -> None:
         if self._file is not None:
-            self._file.close()
-        self._segment = self.wal_dir / f"{first_seq:020d}.wal"
-        self._file = open(self._segment, "ab")  # noqa: SIM115 - kept open across flushes
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        segment = self.wal_dir / f"{first_seq:020d}.wal"
+        # Unbuffered: a failed write must not leave bytes in a user-space buffer that a later
+        # flush would put after the torn frame.
+        self._file = open(segment, "ab", buffering=0)  # noqa: SIM115 - kept open
+        self._segment = segment
+        self._good_size = os.fstat(self._file.fileno()).st_size
         _fsync_dir(self.wal_dir)
 
-    def append(self, frames: list[bytes], sync: bool) -> None:
-        """Append encoded records; fsync once when `sync` (the group commit)."""
+    def append(self, frames: list[bytes], sync: bool, last_seq: int = 0) -> None:
+        """Append encoded records; fsync once when `sync` (the group commit).
+
+        `last_seq` is the highest sequence number among `frames`. On any error nothing of
+        `frames` stays in the log: the segment is truncated back to its last intact frame (or
+        abandoned for a new segment) before the error propagates, so a later acknowledged
+        record is always reachable by replay.
+        """
+        if self._broken or self._file is None:
+            self._repair()
         assert self._file is not None
-        self._file.write(b"".join(frames))
-        self._file.flush()
-        if sync:
+        self._last_seq = max(self._last_seq, last_seq)
+        data = memoryview(b"".join(frames))
+        fd = self._file.fileno()
+        try:
+            while data:
+                written = os.write(fd, data)
+                data = data[written:]
+            if sync:
+                os.fsync(fd)
+        except BaseException:
+            self._cut_failed_append()
+            raise
+        self._good_size = os.fstat(fd).st_size
+
+    def _cut_failed_append(self) -> None:
+        """Remove a partly written append; on failure, mark the log broken (see `_repair`)."""
+        assert self._file is not None
+        try:
+            os.ftruncate(self._file.fileno(), self._good_size)
             os.fsync(self._file.fileno())
+        except OSError as exc:
+            log.error(
+                "WAL segment %s could not be truncated after a failed write: %s", self._segment, exc
+            )
+            self._broken = True
+            with contextlib.suppress(OSError):
+                self._repair()
+
+    def _repair(self) -> None:
+        """Continue in a fresh segment after a segment whose torn tail could not be cut off.
+
+        Replay reads the abandoned segment up to its torn tail, then the new one. Raises
+        OSError (nothing is accepted) while even that is impossible.
+        """
+        if self._file is not None and not self._broken:
+            return
+        first = self._last_seq + 1
+        if self._segment is not None:
+            first = max(first, int(self._segment.stem) + 1)
+        self._open_segment(first)
+        self._broken = False
 
     def rotate(self, next_seq: int) -> list[Path]:
         """Start a new segment for records >= next_seq; returns the segments now closed."""
         old = self.segments()
+        self._last_seq = max(self._last_seq, next_seq - 1)
         self._open_segment(next_seq)
         return [p for p in old if p != self._segment]
 
@@ -248,25 +334,11 @@ class WriteAheadLog:
         final = self.snap_dir / name
         tmp = self.snap_dir / f"{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        manifest: dict[str, Any] = {"seq": seq, "databases": []}
-        n = 0
-        for db_name, tables in sorted(databases.items()):
-            entry: dict[str, Any] = {"name": db_name, "tables": []}
-            for table_name, (data, tags) in sorted(tables.items()):
-                file_name = f"{n}.parquet"
-                n += 1
-                path = tmp / file_name
-                pq.write_table(data, path, compression="zstd")
-                with open(path, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                entry["tables"].append({"name": table_name, "tags": tags, "file": file_name})
-            manifest["databases"].append(entry)
-        man_path = tmp / "MANIFEST.json"
-        man_path.write_text(json.dumps(manifest))
-        with open(man_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        try:
+            _write_snapshot_files(seq, databases, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not stay full of it
+            raise
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -292,3 +364,28 @@ class WriteAheadLog:
             os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
+
+
+def _write_snapshot_files(
+    seq: int, databases: dict[str, dict[str, tuple[pa.Table, list[str]]]], tmp: Path
+) -> None:
+    """The Parquet files and manifest of one snapshot, fsynced, in directory `tmp`."""
+    tmp.mkdir(parents=True)
+    manifest: dict[str, Any] = {"seq": seq, "databases": []}
+    n = 0
+    for db_name, tables in sorted(databases.items()):
+        entry: dict[str, Any] = {"name": db_name, "tables": []}
+        for table_name, (data, tags) in sorted(tables.items()):
+            file_name = f"{n}.parquet"
+            n += 1
+            path = tmp / file_name
+            pq.write_table(data, path, compression="zstd")
+            with open(path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            entry["tables"].append({"name": table_name, "tags": tags, "file": file_name})
+        manifest["databases"].append(entry)
+    man_path = tmp / "MANIFEST.json"
+    man_path.write_text(json.dumps(manifest))
+    with open(man_path, "rb+") as fh:
+        os.fsync(fh.fileno())
+    _fsync_dir(tmp)

