@@ -287,6 +287,10 @@ class _Table:
     def _key_names(self) -> list[str]:
         return [n for n, (k, _t) in self.kinds.items() if k in ("tag", "time")]
 
+    def _key_indices(self) -> list[int]:
+        keys = set(self._key_names())
+        return [i for i, n in enumerate(self.schema.names) if n in keys]
+
     def _note_keys(self, batch: pa.RecordBatch) -> None:
         """Mark the table for deduplication when ``batch`` may rewrite an existing point."""
         times = batch.column(TIME_COLUMN).view(pa.int64())
@@ -296,7 +300,7 @@ class _Table:
             if self.max_time is not None and low <= self.max_time:
                 self.needs_dedup = True
             elif batch.num_rows > 1:
-                keys = pa.Table.from_batches([batch]).select(self._key_names())
+                keys = _positional(pa.Table.from_batches([batch]).select(self._key_indices()))
                 distinct = keys.group_by(keys.column_names, use_threads=False).aggregate([])
                 self.needs_dedup = distinct.num_rows < batch.num_rows
         self.max_time = high if self.max_time is None else max(self.max_time, high)
@@ -313,13 +317,18 @@ class _Table:
         if not self.batches:
             return
         table = pa.Table.from_batches(self.batches, schema=self.schema).unify_dictionaries()
-        keys = self._key_names()
-        fields = [n for n in self.schema.names if n not in keys]
+        # Acero reads "a.b", ".t" or "[0]" as nested field paths: group by positional names.
+        names = self.schema.names
+        table = _positional(table)
+        key_set = set(self._key_indices())
+        keys = [f"c{i}" for i in range(len(names)) if i in key_set]
+        fields = [f"c{i}" for i in range(len(names)) if i not in key_set]
         grouped = table.group_by(keys, use_threads=False).aggregate(
             [(f, "last", pc.ScalarAggregateOptions(skip_nulls=True)) for f in fields]
         )
-        renamed = {f"{f}_last": f for f in fields}
-        grouped = grouped.rename_columns([renamed.get(n, n) for n in grouped.column_names])
+        original = {f"c{i}": n for i, n in enumerate(names)}
+        original.update({f"c{i}_last": n for i, n in enumerate(names)})
+        grouped = grouped.rename_columns([original[n] for n in grouped.column_names])
         columns = {n: grouped.column(n).combine_chunks() for n in grouped.column_names}
         for fld in self.schema:
             if fld.name in columns and columns[fld.name].type != fld.type:
@@ -341,6 +350,11 @@ class _Table:
             return
         merged = pa.Table.from_batches(self.batches[-tail:], schema=self.schema).combine_chunks()
         self.batches[-tail:] = merged.to_batches()
+
+
+def _positional(table: pa.Table) -> pa.Table:
+    """``table`` with columns renamed ``c0, c1, ...``: safe names for Acero's field paths."""
+    return table.rename_columns([f"c{i}" for i in range(table.num_columns)])
 
 
 @dataclass

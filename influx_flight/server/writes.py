@@ -22,7 +22,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from influx_flight.server.errors import DatabaseNotFound, ServerError, TableAlreadyExists
+from influx_flight.server.errors import (
+    DatabaseNotFound,
+    ServerError,
+    TableAlreadyExists,
+    WriteRejected,
+)
 from influx_flight.server.line_protocol import (
     KIND_TO_ARROW,
     LineError,
@@ -274,7 +279,7 @@ class WritePipeline:
                 try:
                     self._apply(p.record)
                 except Exception as exc:
-                    p.future.set_exception(exc)
+                    p.future.set_exception(_apply_error(exc))
                     continue
                 self._rows_since_snapshot += p.record.rows
                 p.future.set_result(p.outcome)
@@ -313,7 +318,7 @@ class WritePipeline:
                         try:
                             self._apply(p.record)
                         except Exception as exc:
-                            p.future.set_exception(exc)
+                            p.future.set_exception(_apply_error(exc))
                             continue
                         p.future.set_result(p.outcome)
             seq = self._seq
@@ -369,6 +374,14 @@ def _wal_error(exc: BaseException) -> ServerError:
         os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else type(exc).__name__
     )
     return ServerError(f"the write-ahead log could not be written ({reason}): nothing was stored")
+
+
+def _apply_error(exc: Exception) -> ServerError:
+    """A write the engine refused: its own ServerError, or a 400 without internals."""
+    if isinstance(exc, ServerError):
+        return exc
+    log.error("the engine could not store a write: %r", exc)
+    return WriteRejected("the write could not be stored: nothing of this request was written")
 
 
 def _kind_of(dtype: pa.DataType) -> str:

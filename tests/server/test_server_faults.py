@@ -244,3 +244,79 @@ def test_replay_resumes_after_a_torn_frame_in_the_middle(tmp_path: Path) -> None
         assert n == [{"n": 2 * POINTS}]
     finally:
         pipeline2.close()
+
+
+# -- 2. names -------------------------------------------------------------------------------
+
+#: Valid line-protocol keys that Arrow, Acero, Parquet or a file system could misread.
+ODD_NAMES = [
+    ".t",
+    "../t",
+    "t.",
+    "a.b",
+    "[0]",
+    "t[0]",
+    ".",
+    "..",
+    "é",
+    "日本",
+    "emoji😀",
+    "a'b",
+    'a"b',
+]
+
+
+def _escape(name: str) -> str:
+    return name.replace(" ", "\\ ").replace(",", "\\,").replace("=", "\\=")
+
+
+def test_odd_names_round_trip_through_snapshot_and_restart(
+    tmp_path: Path, standin_factory: object
+) -> None:
+    """`m,.t=x f=1 1` twice once bricked the data directory (Acero read `.t` as a path)."""
+    import pyarrow.flight as fl
+
+    server = standin_factory(tokens=[TOKEN], data_dir=str(tmp_path))  # type: ignore[operator]
+    lines = []
+    for i, name in enumerate(ODD_NAMES):
+        key = _escape(name)
+        lines += [
+            f"m,{key}=x{i} f={i} {i}",  # as a tag, twice with the same time: an upsert
+            f"m,{key}=x{i} f={i + 100} {i}",
+            f"{key},k=y {key}={i}i {i}",  # as a table and a field name
+            f"{key},k=z {key}={i}i {i}",
+        ]
+    url = f"{server.http_url}/api/v3/write_lp?db=names&precision=ns"
+    status, body = http("POST", url, "\n".join(lines).encode())
+    assert status == 204, body
+    other = f"{server.http_url}/api/v3/write_lp?db=unrelated&precision=ns"
+    assert http("POST", other, b"cpu v=1 1")[0] == 204
+
+    def state(srv: object) -> dict[str, object]:
+        engine = srv.engine  # type: ignore[attr-defined]
+        out: dict[str, object] = {"tables": engine.tables("names")}
+        for table in engine.tables("names"):
+            quoted = '"' + table.replace('"', '""') + '"'
+            out[table] = sorted(
+                map(
+                    str, engine.query_sql("names", f"SELECT * FROM {quoted}").read_all().to_pylist()
+                )
+            )
+        return out
+
+    before = state(server)
+    assert sorted(before["tables"]) == sorted({"m", *ODD_NAMES})  # type: ignore[call-overload]
+    assert before["m"] and len(before["m"]) == len(ODD_NAMES)  # type: ignore[arg-type]
+    server.stop()  # snapshot: the step that used to fail
+    server.start()
+    assert state(server) == before
+    assert server.engine.list_databases() == ["names", "unrelated"]
+    # and over Flight, a quoted odd name as any client would send it
+    client = fl.FlightClient(server.flight_uri)
+    options = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+    ticket = json.dumps(
+        {"database": "names", "sql_query": 'SELECT ".t", f FROM m WHERE ".t" = \'x0\''}
+    )
+    got = client.do_get(fl.Ticket(ticket.encode()), options).read_all().to_pylist()
+    assert got == [{".t": "x0", "f": 100.0}]
+    client.close()
