@@ -21,6 +21,7 @@ TRANSFORMS = frozenset(
         "non_negative_difference",
         "moving_average",
         "cumulative_sum",
+        "elapsed",
     }
 )
 # Known to InfluxQL but not provided by the stand-in: named as not implemented, never misread.
@@ -30,7 +31,6 @@ UNSUPPORTED = frozenset(
         "bottom",
         "sample",
         "integral",
-        "elapsed",
         "holt_winters",
         "holt_winters_with_fit",
         "exponential_moving_average",
@@ -45,6 +45,8 @@ UNSUPPORTED = frozenset(
         "sum_hll",
     }
 )
+# Functions that take fields of any type (the others skip non-numeric fields of a wildcard).
+ANY_TYPE = frozenset({"count", "first", "last", "distinct", "mode", "elapsed"})
 MATH = {
     "abs": "abs",
     "sin": "sin",
@@ -56,6 +58,7 @@ MATH = {
     "atan2": "atan2",
     "exp": "exp",
     "ln": "ln",
+    "log": "log",
     "log2": "log2",
     "log10": "log10",
     "sqrt": "sqrt",
@@ -64,6 +67,12 @@ MATH = {
     "ceil": "ceil",
     "round": "round",
 }
+
+# Functions taking two arguments, and how their call reads (for the arity error).
+MATH_ARITY = {"atan2": 2, "pow": 2, "log": 2}
+MATH_FORMS = {"atan2": "atan2(y, x)", "pow": "pow(x, y)", "log": "log(x, base)"}
+# May give NaN outside their domain; InfluxQL returns no value there.
+MATH_NAN_PRONE = frozenset({"ln", "log2", "log10", "asin", "acos", "pow"})
 
 
 def _dbl(x: str) -> str:
@@ -117,7 +126,11 @@ def aggregate_sql(name: str, x: str, distinct: bool = False) -> str:
 
 __all__ = [
     "AGGREGATES",
+    "ANY_TYPE",
     "MATH",
+    "MATH_ARITY",
+    "MATH_FORMS",
+    "MATH_NAN_PRONE",
     "SELECTORS",
     "TRANSFORMS",
     "UNSUPPORTED",

@@ -271,7 +271,8 @@ class TransformSpec:
     name: str
     arg: ast.Expr
     n: int | None = None  # moving_average window
-    unit: int | None = None  # derivative unit (ns)
+    unit: int | None = None  # derivative/elapsed unit (ns)
+    group: int = 0  # transformations of the same argument share one window pass
 
 
 class SelectPlanner:
@@ -428,22 +429,25 @@ class SelectPlanner:
                 names += [(n, "tag") for n in tags]
             names.sort()
             return [ast.Field(ast.VarRef(n, h)) for n, h in names if rx is None or rx.search(n)]
-        if (
-            isinstance(expr, ast.Call)
-            and expr.args
-            and isinstance(_strip(expr.args[0]), ast.Wildcard | ast.RegexLit)
-        ):
-            a0 = _strip(expr.args[0])
-            rx = self._regex(a0.pattern) if isinstance(a0, ast.RegexLit) else None
+        inner = _strip(expr.args[0]) if isinstance(expr, ast.Call) and expr.args else None
+        nested = isinstance(inner, ast.Call) and bool(inner.args)
+        pattern = _strip(inner.args[0]) if nested else inner  # type: ignore[union-attr]
+        if isinstance(pattern, ast.Wildcard | ast.RegexLit):
+            # fn(*), fn(/re/) and transform(agg(*)): one column per matching field, named
+            # fn_<field> (the outer function's name, as InfluxQL).
+            assert isinstance(expr, ast.Call)
+            rx = self._regex(pattern.pattern) if isinstance(pattern, ast.RegexLit) else None
+            applied = inner.name if nested else expr.name  # type: ignore[union-attr]
             out = []
             for n in sorted(u.fields):
                 if rx is not None and not rx.search(n):
                     continue
-                if expr.name not in ("count", "first", "last", "distinct", "mode") and not _numeric(
-                    u.fields[n]
-                ):
+                if applied not in fn.ANY_TYPE and not _numeric(u.fields[n]):
                     continue
-                call = ast.Call(expr.name, (ast.VarRef(n), *expr.args[1:]))
+                ref: ast.Expr = ast.VarRef(n)
+                if nested:
+                    ref = ast.Call(inner.name, (ref, *inner.args[1:]))  # type: ignore[union-attr]
+                call = ast.Call(expr.name, (ref, *expr.args[1:]))
                 out.append(ast.Field(call, f"{expr.name}_{n}"))
             return out
         return [f]
@@ -505,18 +509,11 @@ class SelectPlanner:
             raise QueryPlanError(
                 "Error during planning: GROUP BY requires at least one aggregate function"
             )
-        if self.transforms:
-            args = {t.args[0] for t in self.transforms}
-            if len(args) > 1:
-                raise not_implemented(
-                    "transformations of different arguments in one query; "
-                    "run one query per transformed expression"
-                )
-            if self.has_agg and self.interval is None:
-                raise QueryPlanError(
-                    f"Error during planning: {self.transforms[0].name} aggregate requires a "
-                    "GROUP BY interval"
-                )
+        if self.transforms and self.has_agg and self.interval is None:
+            raise QueryPlanError(
+                f"Error during planning: {self.transforms[0].name} aggregate requires a "
+                "GROUP BY interval"
+            )
 
     def _validate(self, expr: ast.Expr, calls: list[ast.Call], top: bool, inside: str = "") -> None:
         """Check one SELECT expression and collect its function calls (outermost first)."""
@@ -584,9 +581,11 @@ class SelectPlanner:
                 raise bad("expected moving_average(field, N) with an integer N")
             if _strip(c.args[1]).value < 2:  # type: ignore[attr-defined]
                 raise bad("moving_average window must be greater than 1")
-        elif name in ("derivative", "non_negative_derivative"):
+        elif name in ("derivative", "non_negative_derivative", "elapsed"):
             if n not in (1, 2) or (n == 2 and not isinstance(_strip(c.args[1]), ast.DurationLit)):
-                raise bad("expected derivative(field[, unit]) with a duration unit")
+                raise bad(f"expected {name}(field[, unit]) with a duration unit")
+            if n == 2 and _strip(c.args[1]).ns <= 0:  # type: ignore[attr-defined]
+                raise bad("the unit must be a positive duration")
         elif n != 1:
             raise bad("expected one argument")
         a0 = _strip(c.args[0])
@@ -707,13 +706,29 @@ class SelectPlanner:
         raise QueryPlanError(f"Error during planning: invalid operator {op} in an expression")
 
     def _math(self, expr: ast.Call, sub: Any) -> str:
-        """Math functions; ``log(x, base)`` keeps InfluxQL's argument order."""
+        """Math functions; ``log(x, base)`` keeps InfluxQL's argument order.
+
+        Outside a function's domain (``sqrt(-1)``, ``ln(0)``'s neighbours, ``asin(2)``) InfluxQL
+        gives no value (1.x returns null where Go's math gives NaN); DataFusion would raise
+        for ``sqrt`` of a negative and give NaN elsewhere, so both become NULL here.
+        """
         args = [sub(a) for a in expr.args]
+        arity = fn.MATH_ARITY.get(expr.name, 1)
+        if len(args) != arity:
+            form = fn.MATH_FORMS.get(expr.name, f"{expr.name}(x)")
+            raise QueryPlanError(
+                f"Error during planning: invalid number of arguments for {expr.name}, "
+                f"expected {arity}, got {len(args)}: use {form}"
+            )
         if expr.name == "log":
-            if len(args) != 2:
-                raise QueryPlanError("Error during planning: log() expects log(x, base)")
-            return f"log({args[1]}, {args[0]})"
-        return f"{fn.MATH[expr.name]}({', '.join(args)})"
+            return f"nanvl(log(CAST({args[1]} AS DOUBLE), CAST({args[0]} AS DOUBLE)), NULL)"
+        if expr.name == "sqrt":
+            x = f"CAST({args[0]} AS DOUBLE)"
+            return f"sqrt(CASE WHEN {x} >= 0 THEN {x} END)"
+        call = f"{fn.MATH[expr.name]}({', '.join(args)})"
+        if expr.name in fn.MATH_NAN_PRONE:
+            return f"nanvl({call}, NULL)"
+        return call
 
     def _referenced_fields(self, expr: ast.Expr, schema: Schema, out: list[str]) -> None:
         """Fields of this measurement used by ``expr`` (rows need at least one non-NULL)."""
@@ -843,18 +858,56 @@ class SelectPlanner:
     def _transform_specs(self) -> list[TransformSpec]:
         """Column names, units and window sizes of the transformations."""
         specs = []
+        groups: dict[ast.Expr, int] = {}
         for i, c in enumerate(self.transforms):
             unit = None
             n = None
-            if c.name in ("derivative", "non_negative_derivative"):
+            if c.name in ("derivative", "non_negative_derivative", "elapsed"):
                 if len(c.args) == 2:
                     unit = _strip(c.args[1]).ns  # type: ignore[attr-defined]
+                elif c.name == "elapsed":
+                    unit = 1
                 else:
                     unit = self.interval if self.has_agg and self.interval else _SECOND
             if c.name == "moving_average":
                 n = _strip(c.args[1]).value  # type: ignore[attr-defined]
-            specs.append(TransformSpec(f"__t{i}", c.name, c.args[0], n=n, unit=unit))
+            group = groups.setdefault(c.args[0], len(groups))
+            specs.append(TransformSpec(f"__t{i}", c.name, c.args[0], n=n, unit=unit, group=group))
         return specs
+
+    @staticmethod
+    def _spec_groups(specs: list[TransformSpec]) -> list[list[TransformSpec]]:
+        """The specs per transformed argument, in order of first appearance."""
+        out: dict[int, list[TransformSpec]] = {}
+        for s in specs:
+            out.setdefault(s.group, []).append(s)
+        return list(out.values())
+
+    def _transform_join(self, ctes: list[str], specs: list[TransformSpec]) -> str:
+        """One row per time and series where any transformation has a value.
+
+        Each argument has its own pass (``tr<k>``: its rows are those where it is not NULL);
+        the passes are joined on time and the GROUP BY tags.
+        """
+        part = self._group_cols()
+        groups = self._spec_groups(specs)
+        if len(groups) == 1:
+            return "tr0"
+        keys = ", ".join(["time", *part])
+        union = " UNION ".join(f"SELECT {keys} FROM tr{k}" for k in range(len(groups)))
+        ctes.append(f"trk AS ({union})")
+        joins = []
+        for k in range(len(groups)):
+            on = " AND ".join(
+                [f"k.time = tr{k}.time", *[f"(k.{t} IS NOT DISTINCT FROM tr{k}.{t})" for t in part]]
+            )
+            joins.append(f"LEFT JOIN tr{k} ON {on}")
+        cols = [f"tr{s.group}.{s.col}" for s in specs]
+        ctes.append(
+            f"trall AS (SELECT {', '.join([*[f'k.{c}' for c in ['time', *part]], *cols])} "
+            f"FROM trk k {' '.join(joins)})"
+        )
+        return "trall"
 
     def _transform_cte(self, base: str, value_sql: str, specs: list[TransformSpec]) -> str:
         """Window functions over the rows of ``base`` where the argument is not NULL."""
@@ -871,6 +924,8 @@ class SelectPlanner:
                 )
             elif s.name in ("difference", "non_negative_difference"):
                 e = f"(__v - {lag_v})"
+            elif s.name == "elapsed":
+                e = f"CAST((CAST(time AS BIGINT) - {lag_t}) / {int(s.unit or 1)} AS BIGINT)"
             elif s.name == "moving_average":
                 e = (
                     f"CASE WHEN row_number() OVER ({over}) >= {s.n} THEN "
@@ -896,15 +951,18 @@ class SelectPlanner:
     def _raw_transform_sql(self, m: str, schema: Schema, src: str) -> str:
         """Transformations of a raw field, per series in time order."""
         specs = self._transform_specs()
-        arg = self._value_sql(specs[0].arg, schema)
-        tr = self._transform_cte("src", arg, specs)
+        ctes = [f"src AS ({src})"]
+        for k, group in enumerate(self._spec_groups(specs)):
+            arg = self._value_sql(group[0].arg, schema)
+            ctes.append(f"tr{k} AS ({self._transform_cte('src', arg, group)})")
+        tr = self._transform_join(ctes, specs)
         head = self._head(m)
         proj = [
             f"{self._post_sql(f.expr, {id(c): s.col for c, s in zip(self.transforms, specs, strict=True)})} AS {qi(n)}"
             for f, n in zip(self.fields, self.names, strict=True)
         ]
         any_value = " OR ".join(f"{s.col} IS NOT NULL" for s in specs)
-        body = f"WITH src AS ({src}), tr AS ({tr}) SELECT {', '.join(head + proj)} FROM tr WHERE {any_value}"
+        body = f"WITH {', '.join(ctes)} SELECT {', '.join(head + proj)} FROM {tr} WHERE {any_value}"
         out_cols = [MEASUREMENT, self.time_alias, *self.unprojected, *self.names]
         self._final_cols = set(out_cols)
         return self._finish(body, m, out_cols, [])
@@ -1079,8 +1137,11 @@ class SelectPlanner:
         self._final_cols = set(out_cols)
         if self.transforms:
             specs = self._transform_specs()
-            value_sql = self._post_sql(specs[0].arg, final_cols)
-            ctes.append(f"tr AS ({self._transform_cte(filled, value_sql, specs)})")
+            for k, group in enumerate(self._spec_groups(specs)):
+                value_sql = self._post_sql(group[0].arg, final_cols)
+                ctes.append(f"tr{k} AS ({self._transform_cte(filled, value_sql, group)})")
+            trname = self._transform_join(ctes, specs)
+            ctes.append(f"tr AS (SELECT * FROM {trname})")
             on = " AND ".join(
                 ["f.time = tr.time", *[f"(f.{t} IS NOT DISTINCT FROM tr.{t})" for t in part]]
             )
