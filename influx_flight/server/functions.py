@@ -603,8 +603,28 @@ def plan(
         select = _outer_select(tokens)
         renames = _selector_names(ctx, select) if select is not None else {}
         df = ctx.sql(_text(rewriter.rewrite(tokens)), options=options, param_values=params or None)
-        return _rename(df, renames)
-    return _plan_gapfill(ctx, tokens, options, params)
+        return _settle_set_operations(ctx, _rename(df, renames), tokens)
+    return _settle_set_operations(ctx, _plan_gapfill(ctx, tokens, options, params), tokens)
+
+
+_SET_OPERATIONS = {"UNION", "INTERSECT", "EXCEPT"}
+
+
+def _settle_set_operations(ctx: SessionContext, df: Any, tokens: Sequence[Tok]) -> Any:
+    """``df`` re-based on its optimized plan when the query has a set operation.
+
+    DataFusion 55 reports a UNION's column types from its first input before type coercion
+    (``SUM(...) UNION ALL MIN(float)`` says Int64) while execution yields the coerced type
+    (Float64), so a stream that announces ``df.schema()`` would cast 16.9 to int64 and fail.
+    The optimized plan carries the coerced types.
+    """
+    if not any(t.kind == "word" and t.upper in _SET_OPERATIONS for t in tokens):
+        return df
+    try:
+        settled = ctx.create_dataframe_from_logical_plan(df.optimized_logical_plan())
+    except Exception:
+        return df  # execution reports the error
+    return settled
 
 
 def _selector_names(ctx: SessionContext, select: _Select) -> dict[int, str]:
