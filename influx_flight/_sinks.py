@@ -18,7 +18,9 @@ import contextlib
 import datetime as dt
 import os
 import posixpath
+import queue
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_COMPRESSION",
+    "DEFAULT_ENCODE_QUEUE",
     "DEFAULT_ROW_GROUP_SIZE",
     "ExportResult",
     "ExportedFile",
@@ -45,6 +48,9 @@ DEFAULT_COMPRESSION = "zstd"
 #: Rows per Parquet row group, whatever the server's batch size. pyarrow buffers a whole row
 #: group before writing it, so this bounds an export's memory (about 13 MiB of sensor rows).
 DEFAULT_ROW_GROUP_SIZE = 262_144
+#: Full row groups waiting for the encoder thread while the next ones are received. Receiving
+#: and encoding overlap; memory stays at about (this + 2) row groups per export.
+DEFAULT_ENCODE_QUEUE = 2
 _COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h|d|w)\s*$")
 _UNIT_NS = {
@@ -171,6 +177,75 @@ def _resolve(
     return _Target(fs, path, destination)
 
 
+# --- the encoder thread ---------------------------------------------------------------------------
+
+
+class _Encoder:
+    """Encodes row groups on one background thread while the caller receives the next batches.
+
+    The caller's thread keeps the source iterator (so cancellation and error translation stay
+    where they were); full row groups travel through a bounded queue, so a slow destination
+    slows the receiving instead of growing memory. Parquet encoding and compression release the
+    GIL, so the two overlap on two cores.
+    """
+
+    _STOP = object()
+
+    def __init__(self, depth: int = DEFAULT_ENCODE_QUEUE) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._error: BaseException | None = None
+        self._failed = False
+        self._abandon = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="influx-parquet-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            if self._failed or self._abandon.is_set():
+                continue  # drain without work so that the caller never blocks on a dead thread
+            file, table = item
+            del item
+            try:
+                file.write_row_groups(table)
+            except BaseException as exc:  # handed to the caller's thread
+                self._failed = True
+                self._error = exc
+            del file, table
+
+    def _raise_if_failed(self) -> None:
+        # Hand the error over and drop our reference: the traceback holds this thread's frame,
+        # and a reference cycle through it would leave pyarrow's file objects to the cyclic GC.
+        error, self._error = self._error, None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error  # this frame would otherwise keep the cycle alive
+
+    def submit(self, file: _AtomicParquetFile, table: pa.Table) -> None:
+        """Queue a table of whole row groups; blocks while the queue is full."""
+        self._raise_if_failed()
+        self._queue.put((file, table))
+
+    def close(self) -> None:
+        """Wait until everything queued is written; re-raise the encoder's error, if any."""
+        self._queue.put(self._STOP)
+        self._thread.join()
+        self._raise_if_failed()
+
+    def abandon(self) -> None:
+        """Stop after the row group being encoded; drop the rest (the files get aborted)."""
+        self._abandon.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._queue.put(self._STOP)
+        self._thread.join()
+
+
 # --- one atomic file ------------------------------------------------------------------------------
 
 
@@ -185,10 +260,12 @@ class _AtomicParquetFile:
         compression: str,
         row_group_size: int,
         parquet_options: Mapping[str, Any],
+        encoder: _Encoder | None = None,
     ) -> None:
         import pyarrow.parquet as pq
 
         self.target = target
+        self._encoder = encoder
         self.schema = schema
         self.row_group_size = row_group_size
         split = os.path.split if target.is_local else posixpath.split
@@ -249,12 +326,16 @@ class _AtomicParquetFile:
             else (table.num_rows // self.row_group_size) * self.row_group_size
         )
         if full:
-            self._write_table(table.slice(0, full))
+            if self._encoder is not None:
+                self._encoder.submit(self, table.slice(0, full))
+            else:
+                self.write_row_groups(table.slice(0, full))
         rest = table.slice(full)
         self._pending = rest.to_batches() if rest.num_rows else []
         self._pending_rows = rest.num_rows
 
-    def _write_table(self, table: pa.Table) -> None:
+    def write_row_groups(self, table: pa.Table) -> None:
+        """Encode and write ``table`` as row groups (on the encoder thread when pipelined)."""
         assert self._writer is not None
         try:
             self._writer.write_table(table, row_group_size=self.row_group_size)
@@ -263,8 +344,16 @@ class _AtomicParquetFile:
         self.rows += table.num_rows
         self.row_groups += -(-table.num_rows // self.row_group_size)
 
+    def flush_last(self) -> None:
+        """Hand over the last partial row group (then wait for the encoder and ``finish()``)."""
+        self._flush(final=True)
+
     def finish(self) -> None:
-        """Write the last partial row group and close the temporary file (not yet visible)."""
+        """Write the last partial row group and close the temporary file (not yet visible).
+
+        Call it after the encoder has drained: what is still pending is written right here.
+        """
+        self._encoder = None
         self._flush(final=True)
         try:
             assert self._writer is not None
@@ -415,8 +504,13 @@ def write_parquet(
     time_column: str = "time",
     on_progress: ProgressCallback | None = None,
     parquet_options: Mapping[str, Any] | None = None,
+    encode_queue: int = DEFAULT_ENCODE_QUEUE,
 ) -> ExportResult:
     """Stream record batches into Parquet; publish atomically; leave nothing behind on failure.
+
+    Receiving and encoding overlap: full row groups are encoded on a background thread while
+    the next batches arrive, through a queue of ``encode_queue`` row groups (0 encodes in the
+    caller's thread, one step after the other).
 
     Args:
         batches: The record batches (consumed once, never held all at once).
@@ -433,6 +527,8 @@ def write_parquet(
         time_column: The column that ``split_by`` windows.
         on_progress: Called as ``on_progress(rows, bytes)`` after each written batch.
         parquet_options: Extra ``pyarrow.parquet.ParquetWriter`` options.
+        encode_queue: Row groups that may wait for the encoder; memory is about
+            ``(encode_queue + 2) * row_group_size`` rows.
 
     Raises:
         ExportError: the destination cannot be written (the message names it and says why).
@@ -452,6 +548,10 @@ def write_parquet(
     ):
         raise ExportError(
             f"row_group_size: expected a positive number of rows, got {row_group_size!r}"
+        )
+    if isinstance(encode_queue, bool) or not isinstance(encode_queue, int) or encode_queue < 0:
+        raise ExportError(
+            f"encode_queue: expected a number of row groups >= 0, got {encode_queue!r}"
         )
     target = _resolve(destination, filesystem, storage_options)
     options = dict(parquet_options or {})
@@ -484,12 +584,15 @@ def write_parquet(
                 compression=compression,
                 row_group_size=row_group_size,
                 parquet_options=options,
+                encoder=encoder,
             )
             open_files[window] = f
         return f
 
     rows = 0
+    encoder: _Encoder | None = None
     try:
+        encoder = _Encoder(encode_queue) if encode_queue else None
         if window_ns is None:
             file_for(None)
         for batch in batches:
@@ -503,6 +606,11 @@ def write_parquet(
             rows += batch.num_rows
             if on_progress is not None:
                 on_progress(rows, sum(f.bytes_written for f in open_files.values()))
+        if encoder is not None:
+            for f in open_files.values():
+                f.flush_last()
+            encoder, running = None, encoder
+            running.close()
         for f in open_files.values():
             f.finish()
         exported: list[ExportedFile] = []
@@ -518,6 +626,8 @@ def write_parquet(
                 )
             )
     except BaseException as exc:
+        if encoder is not None:
+            encoder.abandon()
         for f in open_files.values():
             f.abort()
         if isinstance(exc, InfluxDB3Error | KeyboardInterrupt | SystemExit | GeneratorExit):
