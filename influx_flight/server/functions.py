@@ -17,9 +17,11 @@ SQL before planning, which keeps them vectorised in Rust:
   bounds are then filled with numpy/pyarrow (no per-row Python), and any ORDER BY / LIMIT is
   applied by DataFusion over the filled result.
 
-Only the outermost SELECT of a query may gap-fill. Unaliased selector and gap-fill columns get
-names built from the text of their arguments (``selector_max(temp,time)``) rather than
-DataFusion's qualified display names.
+Only the outermost SELECT of a query may gap-fill. Output columns are named as IOx names them:
+DataFusion plans the query once more with each rewritten call replaced by a stand-in function of
+the same name shape (``_iox_names``), so aliases in any form and unaliased calls anywhere
+(nested, in CTEs and subqueries) get DataFusion's own names, e.g.
+``selector_max(home.temp,home.time)[value]``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datafusion import SessionContext, SQLOptions, udf
+from datafusion import Accumulator, SessionContext, SQLOptions, udaf, udf
 
 from influx_flight.server.errors import QueryPlanError
 
@@ -600,9 +602,20 @@ def plan(
                 " gap-filling query"
             )
         rewriter = _Rewriter(ctx, params)
-        select = _outer_select(tokens)
-        renames = _selector_names(ctx, select) if select is not None else {}
         df = ctx.sql(_text(rewriter.rewrite(tokens)), options=options, param_values=params or None)
+        names = _iox_names(ctx, tokens, options, params)
+        if names is None:
+            select = _outer_select(tokens)
+            renames = _selector_names(ctx, select) if select is not None else {}
+        else:
+            current = df.schema().names
+            renames = {
+                i: name
+                for i, (name, now) in enumerate(zip(names, current, strict=False))
+                if name != now
+            }
+            if len(names) != len(current):
+                renames = {}
         return _settle_set_operations(ctx, _rename(df, renames), tokens)
     return _settle_set_operations(ctx, _plan_gapfill(ctx, tokens, options, params), tokens)
 
@@ -625,6 +638,106 @@ def _settle_set_operations(ctx: SessionContext, df: Any, tokens: Sequence[Tok]) 
     except Exception:
         return df  # execution reports the error
     return settled
+
+
+# -- output names ---------------------------------------------------------------------------
+
+#: Functions the stand-in rewrites, whose output columns must still be named as IOx names them.
+_NAMED = SELECTORS | {"tz", "date_bin_wallclock"}
+#: Value types tried, in order, for a probe selector's arguments (numbers coerce to Float64).
+_PROBE_TYPES = (pa.float64(), pa.utf8(), pa.bool_(), pa.timestamp("ns"))
+_PROBE_PREFIX = "__iox_name_probe_"
+_PROBE_CALL = re.compile(r"'?(" + _PROBE_PREFIX + r"\d+)'?")
+
+
+class _NameProbe(Accumulator):
+    """Accumulator of the naming probe: never executed, only planned."""
+
+    def state(self) -> list[pa.Scalar]:  # pragma: no cover - planning only
+        return [pa.scalar(None, pa.null())]
+
+    def update(self, *values: pa.Array) -> None:  # pragma: no cover
+        pass
+
+    def merge(self, states: list[pa.Array]) -> None:  # type: ignore[override]  # pragma: no cover
+        pass
+
+    def evaluate(self) -> pa.Scalar:  # pragma: no cover
+        return pa.scalar(None, pa.null())
+
+
+def _iox_names(
+    ctx: SessionContext,
+    tokens: list[Tok],
+    options: SQLOptions,
+    params: dict[str, pa.Scalar] | None,
+) -> list[str] | None:
+    """The output column names IOx gives this query, from DataFusion's own planner.
+
+    IOx's selectors, ``tz`` and ``date_bin_wallclock`` are real functions there, so DataFusion
+    names every output column (aliases in any form, nesting, CTEs, subqueries) from the call
+    as written: ``selector_max(home.temp,home.time)[value]``. The stand-in rewrites those
+    calls, so it plans the query once more with each call renamed to a unique stand-in
+    function of the same arity (``__iox_name_probe_N``) and reads the names off that plan's
+    schema, putting the real function names back. Nothing executes. Returns None when there
+    is nothing to name or the probe cannot be planned (the caller's names then stand).
+    """
+    calls: list[tuple[str, int]] = []  # per probe function: (IOx name, arity)
+
+    def build(call: _Call) -> str:
+        n = len(calls)
+        calls.append((call.name, len(call.args)))
+        return f"{_PROBE_PREFIX}{n}(" + ", ".join(_text(a) for a in call.args) + ")"
+
+    probe_tokens, _ = _replace_calls(list(tokens), _NAMED, build)
+    if not calls:
+        return None
+    probe_sql = _text(probe_tokens)
+    choice = [0] * len(calls)  # index into _PROBE_TYPES per call
+    for _attempt in range(len(calls) * len(_PROBE_TYPES)):
+        for n, (name, arity) in enumerate(calls):
+            _register_probe(ctx, n, name, arity, _PROBE_TYPES[choice[n]])
+        try:
+            names = ctx.sql(probe_sql, options=options, param_values=params or None).schema().names
+        except Exception as exc:
+            failing = _PROBE_CALL.search(str(exc))
+            if failing is None:
+                return None
+            n = int(failing.group(1).removeprefix(_PROBE_PREFIX))
+            if choice[n] + 1 >= len(_PROBE_TYPES):
+                return None
+            choice[n] += 1
+            continue
+        return [
+            re.sub(
+                _PROBE_PREFIX + r"(\d+)\(",
+                lambda m: calls[int(m.group(1))][0] + "(",
+                name,
+            )
+            for name in names
+        ]
+    return None
+
+
+def _register_probe(
+    ctx: SessionContext, n: int, name: str, arity: int, value_type: pa.DataType
+) -> None:
+    probe = f"{_PROBE_PREFIX}{n}"
+    if name in SELECTORS:
+        inputs = [value_type, pa.timestamp("ns")] + [value_type] * max(0, arity - 2)
+        fields = [("value", value_type), ("time", pa.timestamp("ns"))]
+        fields += [(f"other_{i}", value_type) for i in range(1, arity - 1)]
+        ctx.register_udaf(
+            udaf(_NameProbe, inputs, pa.struct(fields), [pa.null()], "immutable", probe)
+        )
+        return
+    if name == "tz":
+        inputs = [pa.timestamp("ns"), pa.utf8()][:arity] or [pa.timestamp("ns")]
+        returns = pa.timestamp("ns")  # names do not depend on the zone
+    else:  # date_bin_wallclock(stride, time[, origin])
+        inputs = [pa.month_day_nano_interval(), pa.timestamp("ns"), pa.timestamp("ns")][:arity]
+        returns = pa.timestamp("ns")
+    ctx.register_udf(udf(lambda *a: a[0], inputs, returns, "immutable", probe))
 
 
 def _selector_names(ctx: SessionContext, select: _Select) -> dict[int, str]:
