@@ -25,10 +25,10 @@ TRANSFORMS = frozenset(
     }
 )
 # Known to InfluxQL but not provided by the stand-in: named as not implemented, never misread.
+# Selectors of N rows per group (not usable with other functions).
+TOP_BOTTOM = frozenset({"top", "bottom"})
 UNSUPPORTED = frozenset(
     {
-        "top",
-        "bottom",
         "sample",
         "integral",
         "holt_winters",
@@ -132,6 +132,7 @@ __all__ = [
     "MATH_FORMS",
     "MATH_NAN_PRONE",
     "SELECTORS",
+    "TOP_BOTTOM",
     "TRANSFORMS",
     "UNSUPPORTED",
     "aggregate_sql",

@@ -468,12 +468,25 @@ class SelectPlanner:
             raise QueryPlanError(
                 "Error during planning: statement must have at least one field in select clause"
             )
+        fields = _with_selected_tags(fields)
         self.fields = fields
         self.names = dedupe([f.alias or column_name(f.expr) for f in fields])
         calls: list[ast.Call] = []
         for f in fields:
             self._validate(f.expr, calls, top=True)
         self.calls = calls
+        self.top_call: ast.Call | None = next((c for c in calls if c.name in fn.TOP_BOTTOM), None)
+        if self.top_call is not None:
+            if len(calls) > 1:
+                raise QueryPlanError(
+                    f"Error during planning: selector function {self.top_call.name}() cannot be "
+                    "combined with other functions"
+                )
+            if not any(_strip(f.expr) is self.top_call for f in fields):
+                raise QueryPlanError(
+                    f"Error during planning: {self.top_call.name}() cannot be used inside an "
+                    "expression"
+                )
         self.has_agg = any(c.name in fn.AGGREGATES | fn.SELECTORS for c in calls)
         self.transforms = [c for c in calls if c.name in fn.TRANSFORMS]
         self.is_distinct = any(
@@ -505,7 +518,7 @@ class SelectPlanner:
                 "Error during planning: aggregate function distinct() cannot be combined with "
                 "other functions or fields"
             )
-        if self.interval is not None and not self.has_agg:
+        if self.interval is not None and not self.has_agg and self.top_call is None:
             raise QueryPlanError(
                 "Error during planning: GROUP BY requires at least one aggregate function"
             )
@@ -535,7 +548,7 @@ class SelectPlanner:
                 return
             if name == "now":
                 raise not_implemented("now() outside of WHERE time conditions")
-            if name not in fn.AGGREGATES | fn.SELECTORS | fn.TRANSFORMS:
+            if name not in fn.AGGREGATES | fn.SELECTORS | fn.TRANSFORMS | fn.TOP_BOTTOM:
                 raise QueryPlanError(f"Error during planning: Invalid function '{name}'")
             if inside and name in fn.TRANSFORMS:
                 raise QueryPlanError(
@@ -586,6 +599,14 @@ class SelectPlanner:
                 raise bad(f"expected {name}(field[, unit]) with a duration unit")
             if n == 2 and _strip(c.args[1]).ns <= 0:  # type: ignore[attr-defined]
                 raise bad("the unit must be a positive duration")
+        elif name in fn.TOP_BOTTOM:
+            last = _strip(c.args[-1]) if n else None
+            if n < 2 or not isinstance(last, ast.IntegerLit):
+                raise bad(f"expected {name}(field[, tag, ...], N) with an integer N")
+            if last.value <= 0:
+                raise bad(f"N must be a positive integer, got {last.value}")
+            if not all(isinstance(_strip(a), ast.VarRef) for a in c.args[1:-1]):
+                raise bad("only tag keys may come between the field and N")
         elif n != 1:
             raise bad("expected one argument")
         a0 = _strip(c.args[0])
@@ -779,6 +800,8 @@ class SelectPlanner:
         self._session = session
         if self.is_distinct:
             return self._distinct_sql(m, schema, src)
+        if self.top_call is not None:
+            return self._top_sql(m, schema, src)
         if self.has_agg:
             return self._aggregate_sql(m, schema, src)
         if self.transforms:
@@ -1434,6 +1457,62 @@ class SelectPlanner:
         body = body.replace(f"v AS {qi(name)} FROM", f"v AS {qi(name)}, __first FROM")
         return self._finish(body, m, out_cols, ["__first", qi(name)])
 
+    # -- top / bottom ----------------------------------------------------------------------
+    def _top_sql(self, m: str, schema: Schema, src: str) -> str:
+        """top()/bottom(): the N largest/smallest values per series (and window), ranked with
+        window functions; with tag arguments, the best row per tag combination first.
+
+        Ties go to the earliest time (the documented rule). Rows are the selected points with
+        their own time (also with ``GROUP BY time()``), in time order; fill() does not apply.
+        """
+        call = self.top_call
+        assert call is not None
+        x = self._value_sql(call.args[0], schema)
+        self._check_numeric(call, _strip(call.args[0]), schema)
+        n = _strip(call.args[-1]).value  # type: ignore[attr-defined]
+        order = "DESC" if call.name == "top" else "ASC"
+        part = self._group_cols()
+        window = [f"{self._window_expr()} AS __w"] if self.interval is not None else []
+        by = ["__w"] if window else []
+        by += part
+        tag_keys = [
+            self._ref(_strip(a).name, schema, "tag")[0]  # type: ignore[attr-defined]
+            for a in call.args[1:-1]
+        ]
+        cols = ["time", *window, *part, f"{x} AS __v"]
+        cols += [f"{k} AS __g{i}" for i, k in enumerate(tag_keys)]
+        proj = []
+        for j, (f, name) in enumerate(zip(self.fields, self.names, strict=True)):
+            e = _strip(f.expr)
+            if e is call:
+                proj.append(f"__v AS {qi(name)}")
+            else:
+                cols.append(f"{self._value_sql(e, schema)} AS __x{j}")
+                proj.append(f"__x{j} AS {qi(name)}")
+        rank = f"ORDER BY __v {order}, time ASC"
+        over = (f"PARTITION BY {', '.join(by)} " if by else "") + rank
+        ctes = [
+            f"src AS ({src})",
+            f"r AS (SELECT {', '.join(cols)} FROM src WHERE {x} IS NOT NULL)",
+        ]
+        base = "r"
+        if tag_keys:
+            per_tag = ", ".join([*by, *[f"__g{i}" for i in range(len(tag_keys))]])
+            ctes.append(
+                f"rt AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {per_tag} "
+                f"{rank}) AS __tr FROM r) AS t WHERE __tr = 1)"
+            )
+            base = "rt"
+        ctes.append(f"rk AS (SELECT *, row_number() OVER ({over}) AS __rk FROM {base})")
+        head = self._head(m)
+        body = (
+            f"WITH {', '.join(ctes)} SELECT {', '.join([*head, *proj])}, __rk FROM rk "
+            f"WHERE __rk <= {int(n)}"
+        )
+        out_cols = [MEASUREMENT, self.time_alias, *self.unprojected, *self.names]
+        self._final_cols = set(out_cols)
+        return self._finish(body, m, out_cols, ["__rk"])
+
     # -- output ----------------------------------------------------------------------------
     def _stream(self, frames: list[Any]) -> pa.RecordBatchReader:
         """One schema over all measurements; batches flow measurement after measurement."""
@@ -1559,6 +1638,17 @@ def tz_fill_grid(start: int, end: int, interval: int, zone: ZoneInfo) -> list[in
             if abs(diff) < interval:
                 t += diff
             current = new
+    return out
+
+
+def _with_selected_tags(fields: list[ast.Field]) -> list[ast.Field]:
+    """``top(x, tag1, tag2, N)`` also outputs the tags, as columns right after it."""
+    out = []
+    for f in fields:
+        out.append(f)
+        e = _strip(f.expr)
+        if isinstance(e, ast.Call) and e.name in fn.TOP_BOTTOM and len(e.args) > 2:
+            out += [ast.Field(_strip(a)) for a in e.args[1:-1] if isinstance(_strip(a), ast.VarRef)]
     return out
 
 

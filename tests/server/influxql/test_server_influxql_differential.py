@@ -249,6 +249,18 @@ CORPUS = [
     f"SELECT moving_average(mean(usage), 2) FROM cpu WHERE {W6} GROUP BY time(1h)",
     f"SELECT cumulative_sum(count(reqs)) FROM cpu WHERE {W6} GROUP BY time(2h), region",
     f"SELECT mean(usage), difference(mean(usage)) FROM cpu WHERE {W6} GROUP BY time(1h)",
+    # top() / bottom()
+    "SELECT top(usage, 3) FROM cpu",
+    "SELECT bottom(reqs, 5) FROM cpu",
+    "SELECT top(reqs, host, 2), region FROM cpu",
+    "SELECT top(usage, host, region, 3) FROM cpu",
+    "SELECT bottom(usage, 2), reqs FROM cpu GROUP BY host",
+    "SELECT top(free, 500) FROM mem WHERE host = 'h1' AND time < '2023-03-01T03:00:00Z'",
+    "SELECT bottom(free, host, 5) FROM mem",
+    f"SELECT top(usage, 3) FROM cpu WHERE {W6} GROUP BY time(1h)",
+    f"SELECT bottom(reqs, 2) FROM cpu WHERE {W6} GROUP BY time(2h), region",
+    f"SELECT top(usage, 2) FROM cpu WHERE {W6} GROUP BY time(1h) fill(0)",
+    "SELECT top(usage, 2) FROM cpu, mem",
     # transformations of several arguments, wildcards and regexes; elapsed()
     "SELECT derivative(*) FROM cpu WHERE host = 'h1'",
     "SELECT non_negative_derivative(*, 1m) FROM cpu GROUP BY host",
@@ -301,6 +313,12 @@ HOME_CORPUS = [
     "SELECT MAX(co), room FROM home",
     "SELECT SUM(co) FROM home WHERE time >= '2022-01-01T08:00:00Z' "
     "AND time <= '2022-01-01T20:00:00Z' GROUP BY time(4h), room fill(0)",
+    # documented InfluxDB 3 selector examples (also checked in test_server_influxql_docs.py)
+    "SELECT BOTTOM(temp, 3) FROM home",
+    "SELECT BOTTOM(temp, room, 2) FROM home",
+    "SELECT TOP(temp, 3) FROM home",
+    "SELECT TOP(temp, room, 2) FROM home",
+    "SELECT TOP(temp, 2), hum FROM home GROUP BY room",
 ]
 
 

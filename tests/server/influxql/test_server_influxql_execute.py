@@ -228,7 +228,7 @@ def test_bound_parameters(srv: Any) -> None:
     ("text", "error", "message"),
     [
         ("SHOW DATABASES", QueryNotImplemented, "This feature is not implemented: SHOW DATABASES"),
-        ("SELECT top(usage, 2) FROM cpu", QueryNotImplemented, r"not implemented: top\(\)"),
+        ("SELECT sample(usage, 2) FROM cpu", QueryNotImplemented, r"not implemented: sample\(\)"),
         ("SELECT usage FROM cpu SLIMIT 1", QueryNotImplemented, "SLIMIT or SOFFSET"),
         ("SELECT usage FROM db.rp.cpu", QueryNotImplemented, "database prefix"),
         ("SELECT a FROM (SELECT usage AS a FROM cpu)", QueryNotImplemented, "subqueries"),
