@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-AGGREGATES = frozenset({"count", "sum", "mean", "median", "mode", "spread", "stddev", "distinct"})
+AGGREGATES = frozenset(
+    {"count", "sum", "mean", "median", "mode", "spread", "stddev", "distinct", "integral"}
+)
 SELECTORS = frozenset({"first", "last", "min", "max", "percentile"})
 TRANSFORMS = frozenset(
     {
@@ -30,7 +32,6 @@ TOP_BOTTOM = frozenset({"top", "bottom"})
 UNSUPPORTED = frozenset(
     {
         "sample",
-        "integral",
         "holt_winters",
         "holt_winters_with_fit",
         "exponential_moving_average",

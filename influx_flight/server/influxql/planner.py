@@ -594,7 +594,7 @@ class SelectPlanner:
                 raise bad("expected moving_average(field, N) with an integer N")
             if _strip(c.args[1]).value < 2:  # type: ignore[attr-defined]
                 raise bad("moving_average window must be greater than 1")
-        elif name in ("derivative", "non_negative_derivative", "elapsed"):
+        elif name in ("derivative", "non_negative_derivative", "elapsed", "integral"):
             if n not in (1, 2) or (n == 2 and not isinstance(_strip(c.args[1]), ast.DurationLit)):
                 raise bad(f"expected {name}(field[, unit]) with a duration unit")
             if n == 2 and _strip(c.args[1]).ns <= 0:  # type: ignore[attr-defined]
@@ -1046,6 +1046,7 @@ class SelectPlanner:
         win = self._window_expr()
         aggs: list[str] = []
         mode_ctes: list[tuple[str, str]] = []
+        integral_ctes: list[tuple[str, str, int]] = []
         colmap: dict[int, str] = {}
         counts: set[str] = set()
         agg_calls = [c for c in self.calls if c.name in fn.AGGREGATES | fn.SELECTORS]
@@ -1077,6 +1078,10 @@ class SelectPlanner:
                 continue
             if c.name == "mode":
                 mode_ctes.append((col, x))
+                continue
+            if c.name == "integral":
+                unit = _strip(c.args[1]).ns if len(c.args) == 2 else _SECOND  # type: ignore[attr-defined]
+                integral_ctes.append((col, x, unit))
                 continue
             if c.name == "percentile":
                 pct = float(_strip(c.args[1]).value)  # type: ignore[attr-defined]
@@ -1147,8 +1152,16 @@ class SelectPlanner:
             base = f"agg{k + 1}"
         for k, (col, x, pct, lone) in enumerate(pct_ctes):
             base = self._percentile_ctes(ctes, base, k, col, x, pct, schema, aux if lone else {})
+        for k, (col, x, unit) in enumerate(integral_ctes):
+            base = self._integral_ctes(ctes, base, k, col, x, unit, schema)
         filled = base
-        if self.interval is not None and self.stmt.fill != "none":
+        # Queries whose only aggregate is integral() are not gap filled (InfluxQL, InfluxDB 3).
+        only_integral = bool(integral_ctes) and all(c.name == "integral" for c in agg_calls)
+        if (
+            self.interval is not None
+            and self.stmt.fill != "none"
+            and not (only_integral and self.stmt.fill == "null")
+        ):
             aux_cols = list(aux.values()) + list(self._presence.values())
             filled = self._gapfill_ctes(ctes, base, agg_cols, counts, aux_cols)
 
@@ -1256,6 +1269,56 @@ class SelectPlanner:
         cols += [f"pp{k}.{col}", *[f"pp{k}.{n}" for n in aux.values()]]
         ctes.append(f"pa{k} AS (SELECT {', '.join(cols)} FROM {base} a LEFT JOIN pp{k} ON {on})")
         return f"pa{k}"
+
+    def _integral_ctes(
+        self, ctes: list[str], base: str, k: int, col: str, x: str, unit: int, schema: Schema
+    ) -> str:
+        """integral(): the trapezoidal area under each series, per window, in ``unit``.
+
+        As InfluxQL's integral reducer: points in time order (of equal times the last counts);
+        a segment that crosses a window boundary is split there, the value at the boundary
+        interpolated linearly, each part counting for its own window. All in window functions.
+        """
+        part = self._group_cols()
+        others = [qi(t) for t in schema.tags if t not in self.group_tags]
+        last = f"last_value(v ORDER BY {', '.join(others)})" if others else "last_value(v)"
+        keys = ", ".join(["t", *part])
+        over = (f"PARTITION BY {', '.join(part)} " if part else "") + "ORDER BY t"
+        ctes.append(
+            f"ip{k} AS (SELECT {keys}, {last} AS v FROM (SELECT time AS t, "
+            f"{', '.join([*part, *others, f'CAST({x} AS DOUBLE) AS v'])} FROM src "
+            f"WHERE {x} IS NOT NULL) "
+            f"AS p GROUP BY {keys})"
+        )
+        wt, wp = self._window_expr("t"), self._window_expr("pt")
+        ctes.append(
+            f"is{k} AS (SELECT {keys}, v, {wt} AS wt, {wp} AS wp, CAST(t AS BIGINT) AS tb, "
+            f"CAST(pt AS BIGINT) AS pb, pv FROM (SELECT {keys}, v, lag(t) OVER ({over}) AS pt, "
+            f"lag(v) OVER ({over}) AS pv FROM ip{k}) AS s)"
+        )
+        step = self.interval or 0
+        edge = f"(CAST(wp AS BIGINT) + {step})"  # the end of the previous point's window
+        at_edge = f"(pv + (v - pv) * CAST({edge} - pb AS DOUBLE) / CAST(tb - pb AS DOUBLE))"
+        same = f"0.5 * (v + pv) * CAST(tb - pb AS DOUBLE) / {unit}"
+        after = f"0.5 * (v + {at_edge}) * CAST(tb - {edge} AS DOUBLE) / {unit}"
+        before = f"0.5 * ({at_edge} + pv) * CAST({edge} - pb AS DOUBLE) / {unit}"
+        pcols = ", ".join(part)
+        sep = ", " if part else ""
+        ctes.append(
+            f"ic{k} AS (SELECT wt AS time{sep}{pcols}, CASE WHEN pb IS NULL THEN 0.0 "
+            f"WHEN wt = wp THEN {same} ELSE {after} END AS c FROM is{k} "
+            f"UNION ALL SELECT wp AS time{sep}{pcols}, {before} AS c FROM is{k} "
+            f"WHERE pb IS NOT NULL AND wt <> wp)"
+        )
+        ctes.append(
+            f"ia{k} AS (SELECT time{sep}{pcols}, sum(c) AS {col} FROM ic{k} "
+            f"GROUP BY {', '.join(['time', *part])})"
+        )
+        on = " AND ".join(
+            [f"a.time = ia{k}.time", *[f"(a.{t} IS NOT DISTINCT FROM ia{k}.{t})" for t in part]]
+        )
+        ctes.append(f"ig{k} AS (SELECT a.*, ia{k}.{col} FROM {base} a LEFT JOIN ia{k} ON {on})")
+        return f"ig{k}"
 
     def _check_numeric(self, c: ast.Call, a0: ast.Expr, schema: Schema) -> None:
         """Numeric aggregates refuse string/boolean fields and tags, naming the column."""
@@ -1676,7 +1739,7 @@ def _missing_agg(name: str, t: pa.DataType | None) -> str:
     """The NULL an aggregate of a field absent from this measurement yields, typed."""
     if name == "count":
         return "CAST(NULL AS BIGINT)"
-    if name in ("mean", "median", "stddev") or t is None:
+    if name in ("mean", "median", "stddev", "integral") or t is None:
         return "CAST(NULL AS DOUBLE)"
     return f"CAST(NULL AS {_sql_type(t)})"
 

@@ -177,9 +177,18 @@ def v1_to_v3(
     """
     columns: list[str] | None = None
     rows: list[Row] = []
-    all_series = list(result.get("series", []))
-    if order_desc:
-        all_series.sort(key=lambda s: (s["name"], sorted((s.get("tags") or {}).items())))
+    all_series: list[dict[str, Any]] = []
+    for series in result.get("series", []):
+        # 7. 1.x's streaming reducers (integral) can emit one series in several chunks (the
+        #    last window comes after the other series); 3.x has one run of rows per series.
+        key = (series["name"], sorted((series.get("tags") or {}).items()))
+        same = [s for s in all_series if (s["name"], sorted((s.get("tags") or {}).items())) == key]
+        if same and same[0]["columns"] == series["columns"]:
+            same[0]["values"] = same[0].get("values", []) + series.get("values", [])
+            continue
+        all_series.append(dict(series))
+    # 4. (and integral(), whose 1.x reducer lists series in descending tag order)
+    all_series.sort(key=lambda s: (s["name"], sorted((s.get("tags") or {}).items())))
     for series in all_series:
         cols = list(series["columns"])
         tags = series.get("tags") or {}

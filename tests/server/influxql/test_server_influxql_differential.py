@@ -249,6 +249,17 @@ CORPUS = [
     f"SELECT moving_average(mean(usage), 2) FROM cpu WHERE {W6} GROUP BY time(1h)",
     f"SELECT cumulative_sum(count(reqs)) FROM cpu WHERE {W6} GROUP BY time(2h), region",
     f"SELECT mean(usage), difference(mean(usage)) FROM cpu WHERE {W6} GROUP BY time(1h)",
+    # integral(): windows hold points close enough that no segment skips a window
+    "SELECT integral(usage) FROM cpu WHERE host = 'h1'",
+    "SELECT integral(*) FROM mem",
+    "SELECT integral(reqs, 1h) FROM cpu GROUP BY host",
+    f"SELECT integral(usage, 1h) FROM cpu WHERE {W6} GROUP BY time(1h), host",
+    f"SELECT integral(usage), mean(usage) FROM cpu WHERE {W6} GROUP BY time(2h)",
+    f"SELECT integral(/u/, 1m) FROM cpu WHERE {W6} GROUP BY time(3h) fill(none)",
+    # (1.x splits its data in 7-day shards, one starting 2023-03-02: a segment across that
+    # boundary is lost there, so windows next to it are not compared)
+    "SELECT integral(pct, 10m) FROM mem WHERE time >= '2023-03-01T00:00:00Z' "
+    "AND time < '2023-03-01T18:00:00Z' GROUP BY time(6h), host",
     # top() / bottom()
     "SELECT top(usage, 3) FROM cpu",
     "SELECT bottom(reqs, 5) FROM cpu",
