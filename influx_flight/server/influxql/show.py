@@ -13,18 +13,16 @@ import pyarrow as pa
 
 from influx_flight.server.influxql import ast
 from influx_flight.server.influxql.parser import not_implemented
-from influx_flight.server.influxql.planner import (
+from influx_flight.server.influxql.planner import SelectPlanner
+from influx_flight.server.influxql.schema import (
     GROUP_KEY_METADATA,
     MEASUREMENT,
     Schema,
-    SelectPlanner,
-    _field_type_name,
     engine_tables,
-    plan_error,
-    qi,
-    split_condition,
-    ts,
+    field_type_name,
 )
+from influx_flight.server.influxql.sql import plan_error, qi, ts
+from influx_flight.server.influxql.timerange import split_condition
 from influx_flight.server.regex import compile_regex
 
 METADATA_CUTOFF_NS = 24 * 3600 * 1_000_000_000
@@ -142,7 +140,7 @@ def show(engine: Any, database: str, stmt: ast.Statement, now_ns: int) -> pa.Rec
             for name, typ in rows:
                 ms.append(m)
                 keys.append(name)
-                types.append(_field_type_name(typ))
+                types.append(field_type_name(typ))
         schema = pa.schema(
             [(MEASUREMENT, pa.string()), ("fieldKey", pa.string()), ("fieldType", pa.string())]
         )

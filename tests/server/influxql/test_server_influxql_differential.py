@@ -249,6 +249,24 @@ CORPUS = [
     f"SELECT moving_average(mean(usage), 2) FROM cpu WHERE {W6} GROUP BY time(1h)",
     f"SELECT cumulative_sum(count(reqs)) FROM cpu WHERE {W6} GROUP BY time(2h), region",
     f"SELECT mean(usage), difference(mean(usage)) FROM cpu WHERE {W6} GROUP BY time(1h)",
+    # subqueries
+    "SELECT sum(max) FROM (SELECT max(usage) FROM cpu GROUP BY host)",
+    "SELECT mean(difference) FROM (SELECT difference(usage) FROM cpu WHERE host = 'h1')",
+    f"SELECT spread(m) FROM (SELECT mean(usage) AS m FROM cpu WHERE {W} GROUP BY time(1h)) "
+    "WHERE m > 25",
+    f"SELECT derivative(mean) FROM (SELECT mean(usage) FROM cpu WHERE {W6} "
+    "GROUP BY time(1h), host) GROUP BY host",
+    "SELECT max(usage) FROM (SELECT usage, host FROM cpu) GROUP BY host",
+    "SELECT max FROM (SELECT max(usage) FROM cpu GROUP BY host) GROUP BY host",
+    f"SELECT mean(c) FROM (SELECT count(reqs) AS c FROM cpu WHERE {W6} GROUP BY time(30m), region)",
+    f"SELECT sum(c) FROM (SELECT count(reqs) AS c FROM cpu WHERE {W} GROUP BY time(1h), host) "
+    "GROUP BY time(6h) fill(none)",
+    "SELECT min(usage), max(usage) FROM (SELECT usage FROM cpu WHERE usage > 50) WHERE "
+    "time >= '2023-03-01T06:00:00Z' AND time < '2023-03-01T18:00:00Z'",
+    "SELECT max(d) FROM (SELECT derivative(usage, 1m) AS d FROM cpu GROUP BY host) GROUP BY host",
+    "SELECT top(s, 2) FROM (SELECT sum(reqs) AS s FROM cpu GROUP BY host)",
+    "SELECT mean(m) FROM (SELECT max(x) AS m FROM (SELECT usage AS x, host FROM cpu) "
+    "GROUP BY host)",
     # integral(): windows hold points close enough that no segment skips a window
     "SELECT integral(usage) FROM cpu WHERE host = 'h1'",
     "SELECT integral(*) FROM mem",

@@ -231,7 +231,6 @@ def test_bound_parameters(srv: Any) -> None:
         ("SELECT sample(usage, 2) FROM cpu", QueryNotImplemented, r"not implemented: sample\(\)"),
         ("SELECT usage FROM cpu SLIMIT 1", QueryNotImplemented, "SLIMIT or SOFFSET"),
         ("SELECT usage FROM db.rp.cpu", QueryNotImplemented, "database prefix"),
-        ("SELECT a FROM (SELECT usage AS a FROM cpu)", QueryNotImplemented, "subqueries"),
         (
             "SELECT usage FROM cpu WHERE time > now() - 1h OR host = 'a'",
             QueryNotImplemented,
