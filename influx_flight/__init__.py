@@ -24,6 +24,8 @@ _EXPORTS: dict[str, str] = {
     "AuthenticationError": "._exceptions",
     "ConfigurationError": "._exceptions",
     "DatabaseNotFoundError": "._exceptions",
+    "DatasetResult": "._dataset",
+    "DatasetWindow": "._dataset",
     "DownsampleResult": "._downsample",
     "DownsampleSpec": "._downsample",
     "EncodingError": "._lineprotocol",
@@ -43,6 +45,10 @@ _EXPORTS: dict[str, str] = {
     "TransportError": "._exceptions",
     "WriteError": "._exceptions",
     "WriteResult": "._writer",
+    "commit_dataset": "._dataset",
+    "export_dataset": "._dataset",
+    "export_window": "._dataset",
+    "plan_windows": "._dataset",
     "write_parquet": "._sinks",
 }
 
@@ -51,6 +57,12 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._client import InfluxDB3Client as InfluxDB3Client
     from ._config import InfluxDB3Config as InfluxDB3Config
+    from ._dataset import DatasetResult as DatasetResult
+    from ._dataset import DatasetWindow as DatasetWindow
+    from ._dataset import commit_dataset as commit_dataset
+    from ._dataset import export_dataset as export_dataset
+    from ._dataset import export_window as export_window
+    from ._dataset import plan_windows as plan_windows
     from ._downsample import DownsampleResult as DownsampleResult
     from ._downsample import DownsampleSpec as DownsampleSpec
     from ._exceptions import AuthenticationError as AuthenticationError

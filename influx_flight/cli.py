@@ -1,4 +1,4 @@
-"""`influx-flight`: one command for people and scripts (query, downsample, serve)."""
+"""`influx-flight`: one command for people and scripts (query, downsample, export, serve)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from collections.abc import Sequence
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "query": ("influx_flight._cli_commands", "Run a SQL or InfluxQL query and print or export it."),
     "downsample": ("influx_flight._cli_commands", "Aggregate a time range and write it back."),
+    "export": (
+        "influx_flight._cli_export",
+        "Export a time range as a Hive-partitioned Parquet dataset, window by window.",
+    ),
     "serve": ("influx_flight.server.cli", "Run the local InfluxDB 3 stand-in server."),
 }
 

@@ -13,6 +13,8 @@ PUBLIC = [
     "AuthenticationError",
     "ConfigurationError",
     "DatabaseNotFoundError",
+    "DatasetResult",
+    "DatasetWindow",
     "DownsampleResult",
     "DownsampleSpec",
     "EncodingError",
@@ -33,6 +35,10 @@ PUBLIC = [
     "WriteError",
     "WriteResult",
     "__version__",
+    "commit_dataset",
+    "export_dataset",
+    "export_window",
+    "plan_windows",
     "write_parquet",
 ]
 
