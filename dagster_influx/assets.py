@@ -7,7 +7,8 @@ partition writes identical points, which InfluxDB 3 overwrites: materialisations
 idempotent without deletes.
 """
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from dagster_influx.io_managers import (
     quote_ident,
 )
 from dagster_influx.observability import _quiet_beta
+from dagster_influx.tables import WRITES_TABLE, refuse_shared_tables, table_for_asset
 from influx_flight import DownsampleSpec, InfluxDB3Client
 
 __all__ = ["build_downsample_asset"]
@@ -43,28 +45,65 @@ ReturnType = Literal["arrow", "pandas"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _check_partitions(
+#: How far an open-ended partitions definition is swept for alignment: a year and a bit holds
+#: every daylight-saving change and month length of the calendar the partitions follow.
+_ALIGNMENT_SWEEP = timedelta(days=400)
+#: Upper bound on the windows checked (Dagster recommends at most 100 000 partitions).
+_MAX_WINDOWS_CHECKED = 100_000
+
+
+def partition_windows(
+    partitions_def: TimeWindowPartitionsDefinition, span: timedelta | None = _ALIGNMENT_SWEEP
+) -> Iterator[tuple[datetime, datetime]]:
+    """The definition's windows from its start: up to its end, or over `span` if open-ended."""
+    first = partitions_def.get_first_partition_window()
+    if first is None:
+        return
+    end = partitions_def.end
+    stop = end if end is not None else (first.start + span if span else None)
+    windows = partitions_def._iterate_time_windows(first.start.timestamp())
+    for n, window in enumerate(windows):
+        if n >= _MAX_WINDOWS_CHECKED or (stop is not None and window.start >= stop):
+            return
+        yield window.start, window.end
+
+
+def check_alignment(
     spec: DownsampleSpec, partitions_def: PartitionsDefinition, name: str
 ) -> TimeWindowPartitionsDefinition:
-    """Time-window partitions whose windows hold whole buckets, or a clear error now."""
+    """Time-window partitions every one of whose windows holds whole buckets, or a clear error.
+
+    Every partition of a bounded definition is checked; an open-ended one over its first 400
+    days, which holds every daylight-saving change and month length its calendar repeats.
+    """
     if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
         raise TypeError(
             f"build_downsample_asset({name!r}): partitions_def must be a time-window partitions"
             " definition (HourlyPartitionsDefinition, DailyPartitionsDefinition, ...) because"
             f" each partition is a time range; got {type(partitions_def).__name__}."
         )
-    first = partitions_def.time_window_for_partition_key(
-        partitions_def.start.strftime(partitions_def.fmt)
-    )
     from influx_flight import ConfigurationError
 
-    try:
-        spec.aligned(first.start, first.end)
-    except ConfigurationError as err:
-        raise ValueError(
-            f"build_downsample_asset({name!r}): the partitions do not hold whole"
-            f" {spec.window} buckets: {err}"
-        ) from err
+    zone = partitions_def.timezone or "UTC"
+    for start, end in partition_windows(partitions_def):
+        try:
+            spec.aligned(start, end)
+        except ConfigurationError as err:
+            key = start.strftime(partitions_def.fmt)
+            bucket_zone = spec.time_zone or "UTC"
+            hint = (
+                f" The partitions follow {zone}'s wall clock but the buckets are cut in"
+                f" {bucket_zone}: set DownsampleSpec(time_zone={zone!r}, language='influxql')"
+                " so the buckets follow the same clock, or use partitions in"
+                f" {bucket_zone}."
+                if zone != bucket_zone
+                else " Choose a window that divides the partition length (and an offset that"
+                " matches the partitions' start)."
+            )
+            raise ValueError(
+                f"build_downsample_asset({name!r}): partition {key!r} [{_rfc3339(start)},"
+                f" {_rfc3339(end)}) does not hold whole {spec.window} buckets ({err}).{hint}"
+            ) from err
     return partitions_def
 
 
@@ -82,11 +121,16 @@ def build_downsample_asset(
     preview_rows: int = 5,
     description: str | None = None,
     group_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    owners: Sequence[str] | None = None,
+    code_version: str | None = None,
+    kinds: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    automation_condition: AutomationCondition | None = None,
     backfill_policy: BackfillPolicy | None = None,
     check_specs: Sequence[AssetCheckSpec] | None = None,
-    automation_condition: AutomationCondition | None = None,
     retry_policy: RetryPolicy | None = None,
-    tags: Mapping[str, str] | None = None,
+    op_tags: Mapping[str, Any] | None = None,
     pool: str | None = None,
 ) -> AssetsDefinition:
     """Build a partitioned asset that downsamples one partition's window per run.
@@ -94,9 +138,12 @@ def build_downsample_asset(
     Args:
         spec: What to aggregate and where to write it (`influx_flight.DownsampleSpec`).
         partitions_def: Time-window partitions (hourly, daily, ...). Every partition must hold
-            whole `spec.window` buckets; this is checked here, not at run time.
-        key: Asset key; default `[spec.target_measurement]`, so `InfluxDB3IOManager` inputs
-            load the target table.
+            whole `spec.window` buckets; this is checked here, for every partition, not at run
+            time. Zoned partitions (e.g. daily in Europe/London) need buckets on the same wall
+            clock: `DownsampleSpec(time_zone=..., language="influxql")`.
+        key: Asset key; default `[spec.target_measurement]`. Its prefix names the target
+            database (`["site_a", "cpu_1h"]` writes `cpu_1h` in database `site_a`) unless the
+            spec sets `target_database`, so `InfluxDB3IOManager` inputs load the same table.
         source_key: Key of the raw table's asset (a dependency); default `[spec.source]`.
         write_back: Write the buckets to `spec.target_measurement` (the core does it).
         return_type: Also return the partition's downsampled rows, as `"arrow"`
@@ -107,9 +154,15 @@ def build_downsample_asset(
         chunk: Split the window into queries of this length (a multiple of the spec's window);
             useful with single-run backfills over many partitions.
         preview_rows: Rows shown in the `preview` metadata table (0: none).
+        tags, owners, code_version, kinds, metadata, description, group_name,
+            automation_condition, backfill_policy, check_specs, retry_policy, pool: passed to
+            `@dg.asset` (`kinds` adds to `{"influxdb"}`; `tags` are asset tags).
+        op_tags: Tags of the op that runs the asset (e.g. `dagster/concurrency_key`).
 
-    Every materialisation records `dagster/partition_row_count`, `dagster/column_schema`, the
-    query text, the time range, write counts and a preview table.
+    Every materialisation records, per partition, `dagster/partition_row_count` (rows stored
+    in the target for that partition's window), its time range and window; and for the run the
+    query, its parameters, write counts and a preview. A single-run backfill over a range
+    records each partition's own count (an empty day shows 0), and `rows_by_partition`.
 
     Examples:
         .. code-block:: python
@@ -135,18 +188,27 @@ def build_downsample_asset(
         AssetKey.from_coercible(key) if key is not None else AssetKey([spec.target_measurement])
     )
     name = asset_key.to_python_identifier()
-    partitions = _check_partitions(spec, partitions_def, name)
+    partitions = check_alignment(spec, partitions_def, name)
     dep = AssetKey.from_coercible(source_key) if source_key is not None else AssetKey([spec.source])
-    metadata: dict[str, Any] = {
+    target = table_for_asset(
+        asset_key, {"database": spec.target_database, "table": spec.target_measurement}
+    )
+    asset_metadata: dict[str, Any] = {
         "partition_expr": "time",
         "tags": list(spec.group_by),
         "source": spec.source,
         "target": spec.target_measurement,
+        "table": target.table,
         "window": str(spec.window),
         "language": spec.language,
+        **dict(metadata or {}),
     }
+    if target.database:
+        asset_metadata["database"] = target.database
+    if write_back:
+        asset_metadata[WRITES_TABLE] = resource_key
     if spec.target_database:
-        metadata["target_database"] = spec.target_database
+        asset_metadata["target_database"] = spec.target_database
 
     asset_kwargs: dict[str, Any] = dict(
         key=asset_key,
@@ -160,21 +222,26 @@ def build_downsample_asset(
             + "."
         ),
         group_name=group_name,
-        kinds={"influxdb"},
-        metadata=metadata,
+        kinds={"influxdb", *(kinds or ())},
+        metadata=asset_metadata,
+        tags=dict(tags) if tags else None,
+        owners=list(owners) if owners else None,
+        code_version=code_version,
         required_resource_keys={resource_key},
         io_manager_key=io_manager_key,
         backfill_policy=backfill_policy,
         check_specs=check_specs,
         automation_condition=automation_condition,
         retry_policy=retry_policy,
-        op_tags=dict(tags) if tags else None,
+        op_tags=dict(op_tags) if op_tags else None,
         pool=pool,
     )
 
     def _downsample(context: AssetExecutionContext) -> MaterializeResult:
         influxdb = getattr(context.resources, resource_key)
+        refuse_shared_tables(context, asset_key)
         window = context.partition_time_window
+        keys = list(context.partition_keys)
         start, end = spec.aligned(window.start, window.end)
         params = {"start": _ns_rfc3339(start), "end": _ns_rfc3339(end)}
         out: dict[str, Any] = {
@@ -186,9 +253,11 @@ def build_downsample_asset(
         }
         table: pa.Table | None = None
         with influxdb.get_client() as client:
+            target_db = target.database or client.config.database
             if write_back:
-                result = client.downsample(spec, window.start, window.end, chunk=chunk)
-                target_db = result.target_database or client.config.database
+                result = client.downsample(
+                    spec, window.start, window.end, chunk=chunk, target_database=target_db
+                )
                 context.log.info(
                     f"Downsampled {spec.source} {out['time_range'].value}: {result.rows_read}"
                     f" buckets read, {result.points_written} points written to"
@@ -205,15 +274,39 @@ def build_downsample_asset(
                 )
                 limit = None if return_type else max(preview_rows, 1)
                 table = _read_back(client, spec, params, target_db, limit)
-                rows = result.points_written
+                bucket_times, bucket_rows = _stored_bucket_counts(
+                    client, spec, target_db, result.windows
+                )
             else:
                 table = _query(client, spec, params)
-                rows = table.num_rows
+                bucket_times = _as_ns(table.column("time")) if table.num_rows else []
+                bucket_rows = [1] * len(bucket_times)
         if table is None:  # nothing stored for the window (and maybe no target table yet)
             table = _empty(spec)
+        windows = [partitions.time_window_for_partition_key(k) for k in keys]
+        counts = rows_per_window(bucket_times, bucket_rows, windows)
+        total = sum(counts)
         out.update(
-            arrow_table_metadata(table, num_rows=rows, partitioned=True, preview_rows=preview_rows)
+            arrow_table_metadata(table, num_rows=total, partitioned=True, preview_rows=preview_rows)
         )
+        if len(keys) > 1:
+            # A range: the run-wide count would be wrong for every partition; each partition's
+            # own count and window go into its own materialisation instead.
+            del out["dagster/partition_row_count"]
+            out["rows_in_range"] = total
+            out["rows_by_partition"] = MetadataValue.json(dict(zip(keys, counts, strict=True)))
+            for k, w, n in zip(keys, windows, counts, strict=True):
+                context.add_asset_metadata(
+                    {
+                        "dagster/partition_row_count": n,
+                        "time_range": MetadataValue.text(
+                            f"[{_rfc3339(w.start)}, {_rfc3339(w.end)})"
+                        ),
+                        "window_start": MetadataValue.timestamp(w.start),
+                        "window_end": MetadataValue.timestamp(w.end),
+                    },
+                    partition_key=k,
+                )
         if return_type is None:
             return MaterializeResult(metadata=out)
         value = table.to_pandas() if return_type == "pandas" else table
@@ -221,6 +314,57 @@ def build_downsample_asset(
 
     with _quiet_beta():  # backfill_policy is @beta in Dagster 1.13
         return asset(**asset_kwargs)(_downsample)
+
+
+def rows_per_window(
+    times_ns: Sequence[int], rows: Sequence[int], windows: Sequence[Any]
+) -> list[int]:
+    """Rows per `[start, end)` window, given row counts at instants (sorted windows)."""
+    bounds = [_dt_ns(w.start) for w in windows]
+    ends = [_dt_ns(w.end) for w in windows]
+    counts = [0] * len(windows)
+    for t, n in zip(times_ns, rows, strict=True):
+        i = bisect.bisect_right(bounds, t) - 1
+        if i >= 0 and t < ends[i]:
+            counts[i] += n
+    return counts
+
+
+def _dt_ns(value: datetime) -> int:
+    delta = value.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _as_ns(column: pa.ChunkedArray) -> list[int]:
+    return column.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_pylist()
+
+
+def _stored_bucket_counts(
+    client: InfluxDB3Client,
+    spec: DownsampleSpec,
+    database: str,
+    windows: Sequence[tuple[datetime, datetime]],
+) -> tuple[list[int], list[int]]:
+    """Rows stored in the target per bucket time, one bounded query per run window."""
+    from influx_flight import InfluxDB3Error
+
+    sql = (
+        f"SELECT time, count(*) AS n FROM {quote_ident(spec.target_measurement)}"
+        " WHERE time >= $start AND time < $end GROUP BY time"
+    )
+    times: list[int] = []
+    rows: list[int] = []
+    for lo, hi in windows:
+        params = {"start": _rfc3339(lo), "end": _rfc3339(hi)}
+        try:
+            table = client.query(sql, params=params, database=database).to_table()
+        except InfluxDB3Error as err:
+            if is_missing_table(err):
+                continue
+            raise
+        times += _as_ns(table.column("time"))
+        rows += [int(n) for n in table.column("n").to_pylist()]
+    return times, rows
 
 
 def _empty(spec: DownsampleSpec) -> pa.Table:

@@ -49,6 +49,7 @@ from dagster._core.storage.upath_io_manager import escape_dotdot_segments, escap
 from pydantic import Field, PrivateAttr
 
 from dagster_influx.resource import InfluxDB3Resource
+from dagster_influx.tables import refuse_shared_tables, table_for_asset
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -413,10 +414,46 @@ class InfluxDB3PandasTypeHandler(DbTypeHandler["Any"]):
 # ---------------------------------------------------------------------------------------------
 
 
+class _InfluxDbIOManager(DbIOManager):
+    """`DbIOManager` whose table slices name an InfluxDB database and table by our rule.
+
+    Dagster's rule puts the key prefix in `TableSlice.schema`; here it selects the database
+    (metadata `database` > IO manager `database` > key prefix > resource database), and
+    metadata `table` may rename the table.
+    """
+
+    def __init__(self, *, database_setting: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._database_setting = database_setting
+
+    def _get_table_slice(
+        self, context: OutputContext | InputContext, output_context: OutputContext
+    ) -> TableSlice:
+        table_slice = super()._get_table_slice(context, output_context)
+        if not context.has_asset_key:
+            return table_slice
+        ref = table_for_asset(
+            output_context.asset_key,
+            output_context.definition_metadata,
+            database=self._database_setting,
+        )
+        return table_slice._replace(
+            database=ref.database or table_slice.database, table=ref.table, schema=""
+        )
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        if context.has_asset_key:
+            refuse_shared_tables(context, context.asset_key, database=self._database_setting)
+        super().handle_output(context, obj)
+
+
 class InfluxDB3IOManager(ConfigurableIOManagerFactory):
     """Stores Arrow tables and pandas DataFrames in InfluxDB 3; loads a partition's slice.
 
-    The table (measurement) is the last part of the asset key; the database is the resource's.
+    The table (measurement) is the last part of the asset key and the database its prefix
+    (`["site_a", "readings"]` is `site_a.readings`), else the IO manager's `database`, else the
+    resource's; asset metadata `database` / `table` override both (see `dagster_influx.tables`).
+    Two assets that would share a table are refused before anything is written.
     Time-partitioned assets need `metadata={"partition_expr": "time"}`; name tag columns with
     `metadata={"tags": [...]}`. Inputs annotated `pd.DataFrame` load as pandas, anything else
     as `pyarrow.Table`. Re-materialising overwrites points with the same series and time (there
@@ -446,6 +483,14 @@ class InfluxDB3IOManager(ConfigurableIOManagerFactory):
     """
 
     influxdb: InfluxDB3Resource = Field(description="Connection used for writes and loads.")
+    database: str | None = Field(
+        default=None,
+        description=(
+            "Database for every asset of this IO manager (like Dagster's 'schema' setting);"
+            " default: the asset key's prefix, else the resource's database. Asset metadata"
+            " 'database' still wins."
+        ),
+    )
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
@@ -463,7 +508,8 @@ class InfluxDB3IOManager(ConfigurableIOManagerFactory):
         return pa.Table
 
     def create_io_manager(self, context: Any) -> DbIOManager:
-        return DbIOManager(
+        return _InfluxDbIOManager(
+            database_setting=self.database,
             type_handlers=self.type_handlers(),
             db_client=InfluxDB3DbClient(self.influxdb),
             database=self.influxdb.database,

@@ -12,7 +12,7 @@ All queries are parameterised (`$start`, `$end`) and identifiers quoted by the c
 """
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -160,20 +160,39 @@ def _quiet_beta() -> Iterator[None]:
         yield
 
 
-def _window(
-    context: AssetCheckExecutionContext, partitioned: bool, time_column: str
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """WHERE clause, params and metadata for the check's partition (or the whole table)."""
-    if not partitioned:
-        return "", {}, {"time_range": MetadataValue.text("whole table")}
-    start, end = context.partition_time_window
+def _window(start: datetime, end: datetime, time_column: str) -> tuple[str, dict[str, str]]:
+    """WHERE clause and params of the half-open window `[start, end)`."""
     params = {"start": _rfc3339(start), "end": _rfc3339(end)}
-    where = f" WHERE {quote_ident(time_column)} >= $start AND {quote_ident(time_column)} < $end"
-    return (
-        where,
-        params,
-        {"time_range": MetadataValue.text(f"[{params['start']}, {params['end']})")},
-    )
+    col = quote_ident(time_column)
+    return f" WHERE {col} >= $start AND {col} < $end", params
+
+
+def _time_range(params: dict[str, str]) -> dict[str, Any]:
+    return {"time_range": MetadataValue.text(f"[{params['start']}, {params['end']})")}
+
+
+_WHOLE_TABLE: dict[str, Any] = {"time_range": MetadataValue.text("whole table")}
+
+
+def _plain_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-able values of a check's metadata (without its query text)."""
+    out = {}
+    for name, value in metadata.items():
+        if name in ("query", "time_range"):
+            continue
+        value = getattr(value, "value", value)
+        if isinstance(value, str | int | float | bool) or value is None:
+            out[name] = value
+    return out
+
+
+def _asset_database(asset: CoercibleToAssetKey | AssetsDefinition) -> str | None:
+    from dagster_influx.tables import table_for_asset
+
+    if isinstance(asset, AssetsDefinition):
+        key = asset.key
+        return table_for_asset(key, asset.metadata_by_key.get(key)).database
+    return table_for_asset(AssetKey.from_coercible(asset)).database
 
 
 def _run(
@@ -229,15 +248,54 @@ def _window_check(
     resource handling live here once for every check.
     """
     partitions = _check_partitions(partitions_def)
+    if database is None:  # the checked asset's database: its metadata, else its key prefix
+        database = _asset_database(asset)
 
-    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        where, params, meta = _window(context, partitions is not None, time_column)
+    def _evaluate_window(
+        context: AssetCheckExecutionContext, where: str, params: dict[str, str]
+    ) -> AssetCheckResult:
         sql = f"SELECT {select} FROM {quote_ident(table)}{where}"
         result = _run(context, resource_key, sql, params, database)
         row: dict[str, Any] = {}
         if result is not None and result.num_rows:
             row = {col: result.column(col)[0].as_py() for col in result.column_names}
-        return evaluate(row, meta, sql)
+        return evaluate(row, _time_range(params) if params else _WHOLE_TABLE, sql)
+
+    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
+        if partitions is None:
+            return _evaluate_window(context, "", {})
+        keys = list(context.partition_keys)
+        if len(keys) == 1:
+            start, end = context.partition_time_window
+            return _evaluate_window(context, *_window(start, end, time_column))
+        # A range run: each partition is judged on its own window, so one empty day fails the
+        # check even when the range as a whole holds enough rows.
+        results: dict[str, AssetCheckResult] = {}
+        for key in keys:
+            window = partitions.time_window_for_partition_key(key)
+            results[key] = _evaluate_window(
+                context, *_window(window.start, window.end, time_column)
+            )
+        failed = [key for key, result in results.items() if not result.passed]
+        start, end = context.partition_time_window
+        first = next(iter(results.values()))
+        return AssetCheckResult(
+            passed=not failed,
+            severity=first.severity,
+            description=(
+                f"{len(failed)} of {len(keys)} partitions failed: {', '.join(failed)}"
+                if failed
+                else f"all {len(keys)} partitions passed"
+            ),
+            metadata={
+                **_time_range({"start": _rfc3339(start), "end": _rfc3339(end)}),
+                "partitions_checked": len(keys),
+                "failed_partitions": MetadataValue.json(failed),
+                "by_partition": MetadataValue.json(
+                    {key: _plain_metadata(result.metadata) for key, result in results.items()}
+                ),
+            },
+        )
 
     with _quiet_beta():  # partitioned asset checks are in preview in Dagster 1.13
         return asset_check(

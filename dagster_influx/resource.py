@@ -7,6 +7,7 @@ the Airflow hook and this resource behave the same way.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["InfluxDB3Resource"]
 
+#: Read when a run starts if `write_url` is unset (the stand-in prints it with the settings).
+ENV_WRITE_URL = "INFLUXDB3_WRITE_URL"
 _DOCS = "https://docs.influxdata.com/influxdb3/core/reference/config-options/"
 
 
@@ -103,7 +106,8 @@ class InfluxDB3Resource(ConfigurableResource):
         default=None,
         description=(
             "Separate base URL for HTTP writes (for example when Flight and HTTP listen on"
-            " different ports). Defaults to the host."
+            " different ports). Unset: the INFLUXDB3_WRITE_URL environment variable when a run"
+            " starts, else the host."
         ),
     )
 
@@ -126,7 +130,7 @@ class InfluxDB3Resource(ConfigurableResource):
             ca_cert=self.ca_cert,
             query_timeout=self.query_timeout,
             write_timeout=self.write_timeout,
-            write_url=self.write_url,
+            write_url=self.write_url or os.environ.get(ENV_WRITE_URL) or None,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------

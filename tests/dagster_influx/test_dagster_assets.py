@@ -240,3 +240,32 @@ def test_an_empty_window_still_records_a_schema_and_an_empty_file(
         "usage_spread",
         "load_count",
     ]
+
+
+def test_factory_passes_asset_attributes_through_and_op_tags_separately() -> None:
+    condition = dg.AutomationCondition.on_cron("5 * * * *")
+    asset = build_downsample_asset(
+        SPEC,
+        partitions_def=HOURLY,
+        description="CPU in 10-minute buckets.",
+        group_name="rollups",
+        tags={"tier": "gold"},
+        owners=["team:observability", "ops@example.com"],
+        code_version="v2",
+        kinds={"pandas"},
+        metadata={"sla": "1h"},
+        automation_condition=condition,
+        op_tags={"dagster/concurrency_key": "influx"},
+    )
+    spec = next(iter(asset.specs))
+    assert spec.description == "CPU in 10-minute buckets."
+    assert spec.group_name == "rollups"
+    assert spec.tags["tier"] == "gold"
+    assert spec.owners == ["team:observability", "ops@example.com"]
+    assert spec.code_version == "v2"
+    assert spec.kinds == {"influxdb", "pandas"}
+    assert spec.metadata["sla"] == "1h"
+    assert spec.metadata["partition_expr"] == "time"
+    assert spec.automation_condition == condition
+    assert asset.op.tags["dagster/concurrency_key"] == "influx"
+    assert "tier" not in asset.op.tags

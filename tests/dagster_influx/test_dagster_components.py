@@ -74,20 +74,22 @@ def test_yaml_components_materialise_a_partition(standin: Any, seeded: str, toke
             defs_path="influxdb",
             defs_yaml_contents=resource_yaml(standin, seeded),
         )
+        # the key prefix names the database the buckets go to (the test's own)
+        attributes = {**DOWNSAMPLE_YAML["attributes"], "asset_key": f"{seeded}/cpu_15m"}
         sandbox.scaffold_component(
             component_cls=InfluxDB3DownsampleComponent,
             defs_path="cpu_15m",
-            defs_yaml_contents=DOWNSAMPLE_YAML,
+            defs_yaml_contents={**DOWNSAMPLE_YAML, "attributes": attributes},
         )
         with sandbox.build_all_defs() as defs:
             dg.Definitions.validate_loadable(defs)
-            asset = defs.get_assets_def(dg.AssetKey(["telegraf", "cpu_15m"]))
+            asset = defs.get_assets_def(dg.AssetKey([seeded, "cpu_15m"]))
             assert asset.backfill_policy == dg.BackfillPolicy.single_run()
             assert dg.AssetKey(["telegraf", "cpu"]) in asset.asset_deps[asset.key]
             job = defs.resolve_implicit_global_asset_job_def()
             result = job.execute_in_process(partition_key="2026-01-01-02:00")
     assert result.success
-    (mat,) = result.asset_materializations_for_node("telegraf__cpu_15m")
+    (mat,) = result.asset_materializations_for_node(f"{seeded}__cpu_15m")
     assert mat.metadata["points_written"].value == 8  # 4 buckets x 2 hosts
     assert token_env not in repr(dict(mat.metadata))
     with dg.build_resources(
