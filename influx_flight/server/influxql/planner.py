@@ -115,6 +115,7 @@ class SelectPlanner(Aggregates, Transforms, GapFill, Windows, Emitter):
         names: set[str] = set()
         # Subqueries' results, per measurement: registered as tables of this query's session.
         self._subqueries: dict[str, SubqueryTable] = {}
+        self._only_subqueries = all(isinstance(s, ast.SelectStatement) for s in stmt.sources)
         for src in stmt.sources:
             if isinstance(src, ast.SelectStatement):
                 for m, sub in run_subquery(

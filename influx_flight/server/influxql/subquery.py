@@ -1,7 +1,7 @@
 """Subqueries: ``SELECT ... FROM (SELECT ...)``.
 
 The inner statement runs first (with the outer statement's time bounds ANDed into its WHERE
-clause, as InfluxQL does) and its result becomes, per measurement, a table of the outer
+clause and the outer GROUP BY tags added to its own, as InfluxQL does) and its result becomes, per measurement, a table of the outer
 query's session: the inner GROUP BY tags (and tags it selects) stay tags, every other column is
 a field, ``time`` is the inner row's time. The outer statement is then planned over those
 tables like over stored measurements. As in InfluxDB 3, ``fill(null)`` (the default) inside a
@@ -39,7 +39,13 @@ def with_outer_time(outer: ast.SelectStatement, inner: ast.SelectStatement) -> a
     for b in bounds:
         condition = b if condition is None else ast.BinaryExpr("AND", ast.Paren(condition), b)
     fill = "none" if inner.fill == "null" else inner.fill
-    return dataclasses.replace(inner, condition=condition, fill=fill)
+    # The tags the outer query groups by group the inner query too (InfluxQL): its rows keep
+    # them. (GROUP BY * and /regex/ expand over the subquery's own tags, as in 1.x.)
+    dimensions = list(inner.dimensions)
+    for d in outer.dimensions:
+        if isinstance(d, ast.TagDimension) and d not in dimensions:
+            dimensions.append(d)
+    return dataclasses.replace(inner, condition=condition, fill=fill, dimensions=dimensions)
 
 
 def run_subquery(

@@ -21,8 +21,14 @@ class Windows:
     """The window start of a row (SQL) or of an instant (Python) for this statement."""
 
     def _window_expr(self, column: str = "time") -> str:
+        """The window start of ``column``; without GROUP BY time() the query's lower bound (or
+        epoch 0, also over subqueries only, whose time bounds belong to the inner query: the
+        documented InfluxDB 3 result, where 1.x reports the outer lower bound)."""
         if self.interval is None:
-            return ts(self.range.lower if self.range.lower is not None else 0)
+            lower = self.range.lower
+            if lower is None or getattr(self, "_only_subqueries", False):
+                lower = 0
+            return ts(lower)
         if self.zone is not None:
             return f"{self._zone_udf()}({column})"
         return f"date_bin(INTERVAL '{self.interval} nanoseconds', {column}, {ts(self.offset)})"

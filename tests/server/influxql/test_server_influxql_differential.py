@@ -261,8 +261,17 @@ CORPUS = [
     f"SELECT mean(c) FROM (SELECT count(reqs) AS c FROM cpu WHERE {W6} GROUP BY time(30m), region)",
     f"SELECT sum(c) FROM (SELECT count(reqs) AS c FROM cpu WHERE {W} GROUP BY time(1h), host) "
     "GROUP BY time(6h) fill(none)",
-    "SELECT min(usage), max(usage) FROM (SELECT usage FROM cpu WHERE usage > 50) WHERE "
+    # (an outer aggregate's time over subqueries is epoch 0 in InfluxDB 3's documented example,
+    # the outer lower bound in 1.x: outer time bounds here go with selectors or GROUP BY time)
+    f"SELECT min(usage), max(usage) FROM (SELECT usage FROM cpu WHERE usage > 50 AND {W6})",
+    "SELECT max(usage) FROM (SELECT usage FROM cpu WHERE usage > 50) WHERE "
     "time >= '2023-03-01T06:00:00Z' AND time < '2023-03-01T18:00:00Z'",
+    f"SELECT mean(usage) FROM (SELECT usage FROM cpu) WHERE {W6} GROUP BY time(2h), host",
+    # the outer GROUP BY tags group the inner query too
+    "SELECT max(d) FROM (SELECT difference(reqs) AS d FROM cpu) GROUP BY host",
+    "SELECT count(u) FROM (SELECT usage AS u, region FROM cpu) GROUP BY host, region",
+    "SELECT sum(max) FROM (SELECT max(usage) FROM cpu GROUP BY region) GROUP BY host",
+    "SELECT sum(max) FROM (SELECT max(usage) FROM cpu) GROUP BY *",
     "SELECT max(d) FROM (SELECT derivative(usage, 1m) AS d FROM cpu GROUP BY host) GROUP BY host",
     "SELECT top(s, 2) FROM (SELECT sum(reqs) AS s FROM cpu GROUP BY host)",
     "SELECT mean(m) FROM (SELECT max(x) AS m FROM (SELECT usage AS x, host FROM cpu) "

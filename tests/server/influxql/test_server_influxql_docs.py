@@ -93,6 +93,8 @@ def assert_rows(actual: list[tuple[Any, ...]], expected: list[tuple[Any, ...]]) 
 EPOCH = datetime(1970, 1, 1)
 W = "room = 'Kitchen' AND time >= '2022-01-01T08:00:00Z' AND time <= '2022-01-01T20:00:00Z'"
 W6 = [ts("2022-01-01T06:00:00Z"), ts("2022-01-01T12:00:00Z"), ts("2022-01-01T18:00:00Z")]
+W812 = "time >= '2022-01-01T08:00:00Z' AND time <= '2022-01-01T12:00:00Z'"
+T8, T18 = ts("2022-01-01T08:00:00Z"), ts("2022-01-01T18:00:00Z")
 
 # (query, column names after iox::measurement, expected rows without iox::measurement)
 REFERENCE = [
@@ -223,6 +225,101 @@ REFERENCE = [
         ["time", "percentile_co", "percentile_hum", "percentile_temp"],
         [(EPOCH, 1, 36.0, 22.4)],
     ),
+    # selectors.md: TOP() and BOTTOM() keep each point's own time, also with GROUP BY time()
+    (
+        "SELECT BOTTOM(temp, 3) FROM home",
+        ["time", "bottom"],
+        [(T8, 21.0), (T8, 21.1), (ts("2022-01-01T09:00:00Z"), 21.4)],
+    ),
+    (
+        "SELECT BOTTOM(temp, room, 2) FROM home",
+        ["time", "bottom", "room"],
+        [(T8, 21.0, "Kitchen"), (T8, 21.1, "Living Room")],
+    ),
+    (
+        "SELECT BOTTOM(temp, 3), room FROM home",
+        ["time", "bottom", "room"],
+        [
+            (T8, 21.0, "Kitchen"),
+            (T8, 21.1, "Living Room"),
+            (ts("2022-01-01T09:00:00Z"), 21.4, "Living Room"),
+        ],
+    ),
+    (
+        f"SELECT BOTTOM(temp, room, 2) FROM home WHERE {W812} GROUP BY time(2h)",
+        ["time", "bottom", "room"],
+        [
+            (T8, 21.0, "Kitchen"),
+            (T8, 21.1, "Living Room"),
+            (ts("2022-01-01T10:00:00Z"), 21.8, "Living Room"),
+            (ts("2022-01-01T11:00:00Z"), 22.4, "Kitchen"),
+            (ts("2022-01-01T12:00:00Z"), 22.2, "Living Room"),
+            (ts("2022-01-01T12:00:00Z"), 22.5, "Kitchen"),
+        ],
+    ),
+    (
+        "SELECT TOP(temp, 3) FROM home",
+        ["time", "top"],
+        [
+            (ts("2022-01-01T09:00:00Z"), 23.0),
+            (ts("2022-01-01T18:00:00Z"), 23.3),
+            (ts("2022-01-01T19:00:00Z"), 23.1),
+        ],
+    ),
+    (
+        "SELECT TOP(temp, room, 2) FROM home",
+        ["time", "top", "room"],
+        [(T18, 23.3, "Kitchen"), (T18, 22.8, "Living Room")],
+    ),
+    (
+        "SELECT TOP(temp, 3), room FROM home",
+        ["time", "top", "room"],
+        [
+            (ts("2022-01-01T09:00:00Z"), 23.0, "Kitchen"),
+            (T18, 23.3, "Kitchen"),
+            (ts("2022-01-01T19:00:00Z"), 23.1, "Kitchen"),
+        ],
+    ),
+    (
+        f"SELECT TOP(temp, room, 2) FROM home WHERE {W812} GROUP BY time(2h)",
+        ["time", "top", "room"],
+        [
+            (ts("2022-01-01T09:00:00Z"), 23.0, "Kitchen"),
+            (ts("2022-01-01T09:00:00Z"), 21.4, "Living Room"),
+            (ts("2022-01-01T10:00:00Z"), 22.7, "Kitchen"),
+            (ts("2022-01-01T11:00:00Z"), 22.2, "Living Room"),
+            (ts("2022-01-01T12:00:00Z"), 22.5, "Kitchen"),
+            (ts("2022-01-01T12:00:00Z"), 22.2, "Living Room"),
+        ],
+    ),
+    (  # fewer points than N
+        "SELECT BOTTOM(temp, 5) FROM home WHERE time >= '2022-01-01T08:00:00Z' "
+        "AND time <= '2022-01-01T10:00:00Z' AND room = 'Kitchen'",
+        ["time", "bottom"],
+        [
+            (T8, 21.0),
+            (ts("2022-01-01T09:00:00Z"), 23.0),
+            (ts("2022-01-01T10:00:00Z"), 22.7),
+        ],
+    ),
+    (
+        "SELECT TOP(temp, room, 3) FROM home",
+        ["time", "top", "room"],
+        [(T18, 23.3, "Kitchen"), (T18, 22.8, "Living Room")],
+    ),
+    # subqueries.md (the "filter aggregate values" example is test_subquery_threshold)
+    (
+        "SELECT SUM(max) FROM (SELECT MAX(temp) FROM home GROUP BY room)",
+        ["time", "sum"],
+        [(EPOCH, 46.1)],
+    ),
+    (
+        "SELECT SUM(co_derivative) AS sum_derivative FROM (SELECT DERIVATIVE(MEAN(co)) AS "
+        "co_derivative FROM home GROUP BY time(12m), room) WHERE time >= '2022-01-01T08:00:00Z' "
+        "AND time <= '2022-01-01T20:00:00Z' GROUP BY room",
+        ["time", "room", "sum_derivative"],
+        [(EPOCH, "Kitchen", 5.2), (EPOCH, "Living Room", 3.4)],
+    ),
 ]
 
 
@@ -234,6 +331,18 @@ def test_reference_examples(
     assert table.schema.names == ["iox::measurement", *columns]
     assert set(table.column("iox::measurement").to_pylist()) == {"home"}
     assert_rows([r[1:] for r in rows(table)], expected)
+
+
+def test_subquery_threshold(home: Any) -> None:
+    """subqueries.md: filter aggregate values on a threshold (two rooms, one time: any order)."""
+    table = flight_query(
+        home,
+        "SELECT co_change FROM (SELECT SPREAD(co) AS co_change FROM home GROUP BY room, time(2h)) "
+        "WHERE time >= '2022-01-01T08:00:00Z' AND time <= '2022-01-01T20:00:00Z' "
+        "AND co_change >= 4",
+    )
+    assert table.schema.names == ["iox::measurement", "time", "co_change"]
+    assert sorted(r[1:] for r in rows(table)) == [(T18, 4), (T18, 5)]
 
 
 # -- the Get-started guide's InfluxQL queries, expected values computed from home.lp --------
