@@ -22,13 +22,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from datafusion import SessionConfig, SessionContext, SQLOptions
+from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 
 from influx_flight.server.errors import (
     DatabaseAlreadyExists,
@@ -43,6 +43,7 @@ from influx_flight.server.errors import (
     TableNotFound,
     WriteRejected,
 )
+from influx_flight.server.limits import Limits, QuerySlots
 
 TIME_COLUMN = "time"
 TIME_TYPE = pa.timestamp("ns")
@@ -494,7 +495,10 @@ def hydrate_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
 class Engine:
     """Databases of tables in memory, queried with DataFusion. Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.slots = QuerySlots(self.limits)
+        self._runtime = RuntimeEnvBuilder().with_fair_spill_pool(self.limits.memory_bytes)
         self._lock = threading.RLock()
         self._dbs: dict[str, _Database] = {}
         self._sql_options = (
@@ -669,7 +673,7 @@ class Engine:
         Queries that look at the catalog (information_schema, SHOW, DESCRIBE) get all tables.
         """
         wanted = _referenced_tables(sql, snap.tables) if sql is not None else None
-        ctx = SessionContext(self._config)
+        ctx = SessionContext(self._config, self._runtime)  # a memory pool per query
         for name, (table, batches) in snap.tables.items():
             if wanted is not None and name not in wanted:
                 continue
@@ -731,6 +735,27 @@ class Engine:
         surface while reading. ``hydrate=True`` casts dictionary columns to Utf8 inside
         DataFusion (what Flight sends).
         """
+        if isinstance(sql, str):
+            self.limits.check_query_text(sql)
+        return self.admit(lambda: self._query_sql(database, sql, params, hydrate))
+
+    def admit(self, start: Callable[[], pa.RecordBatchReader]) -> pa.RecordBatchReader:
+        """Run ``start`` in a query slot held until its stream is exhausted or dropped.
+
+        Raises ResourcesExhausted when no slot frees up within the limits' queue timeout.
+        Callers check the query text first (``limits.check_query_text``).
+        """
+        permit = self.slots.acquire()
+        try:
+            reader = start()
+        except BaseException:
+            permit.release()
+            raise
+        return self.slots.hold_until_done(reader, permit)
+
+    def _query_sql(
+        self, database: str, sql: str, params: Mapping[str, Any] | None, hydrate: bool
+    ) -> pa.RecordBatchReader:
         record = self._record_query(database, "sql", sql)
         try:
             snap = self._snapshot(database)
@@ -762,6 +787,7 @@ class Engine:
         """The result schema of ``sql`` without running it (placeholders may stay unbound)."""
         if not isinstance(sql, str) or not sql.strip():
             raise QueryPlanError("the query is empty: send a SQL statement")
+        self.limits.check_query_text(sql)
         ctx = self.session(database)
         from influx_flight.server import functions
 
@@ -955,6 +981,8 @@ def _stream_reader(df: Any) -> pa.RecordBatchReader:
             raise
         except Exception as exc:
             error = translate_datafusion_error(exc)
+            if isinstance(error, ResourcesExhausted):  # the memory pool: RESOURCE_EXHAUSTED
+                raise pa.ArrowCapacityError(error.message) from None
             raise pa.ArrowInvalid(error.message) from None
 
     return pa.RecordBatchReader.from_batches(schema, batches())

@@ -325,9 +325,12 @@ class InfluxFlightServer(fl.FlightServerBase):
 
                 raise DatabaseNotFound(request.database)
             # system.queries lists InfluxQL queries too (query_type "influxql", as in Core)
+            self.engine.limits.check_query_text(request.query)
             record = self.engine._record_query(request.database, "influxql", request.query)
             try:
-                reader = execute(self.engine, request.database, request.query, request.params)
+                reader = self.engine.admit(
+                    lambda: execute(self.engine, request.database, request.query, request.params)
+                )
             except BaseException:
                 self.engine._finish_query(record, success=False)
                 raise

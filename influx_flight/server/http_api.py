@@ -323,16 +323,12 @@ class _Api:
         raw = b"".join(chunks)
         if encoding != "gzip" or not raw:
             return raw
-        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            body = decomp.decompress(raw, MAX_REQUEST_SIZE + 1)
-            if len(body) > MAX_REQUEST_SIZE:
-                raise too_big
-            body += decomp.flush()
-        except zlib.error as exc:
+            body = _gunzip(raw, MAX_REQUEST_SIZE)
+        except _TooBig:
+            raise too_big from None
+        except (zlib.error, ValueError) as exc:
             raise _HttpError(400, f"error decompressing gzip payload: {exc}") from None
-        if len(body) > MAX_REQUEST_SIZE:
-            raise too_big
         return body
 
     async def _write(
@@ -533,8 +529,15 @@ class _Api:
         return await self._query(
             request,
             data["format"],
-            lambda: execute(self.engine, database, data["q"], data["params"]),
+            lambda: self._influxql(execute, database, data["q"], data["params"]),
         )
+
+    def _influxql(
+        self, execute: Callable[..., Any], database: str, text: Any, params: Any
+    ) -> pa.RecordBatchReader:
+        if isinstance(text, str):
+            self.engine.limits.check_query_text(text)
+        return self.engine.admit(lambda: execute(self.engine, database, text, params))
 
     async def _query(
         self, request: web.Request, fmt: str, start: Callable[[], pa.RecordBatchReader]
@@ -756,6 +759,32 @@ class _Api:
         response.headers["Request-Id"] = request_id
         response.headers["X-Request-Id"] = request_id
         return response
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Every gzip member of ``raw`` (RFC 1952 allows several), at most ``limit`` bytes.
+
+    A member without its trailer (truncated) or bytes after the last member that are not
+    another member raise ValueError; a result over ``limit`` raises _TooBig.
+    """
+    out = bytearray()
+    data = raw
+    while True:
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out += member.decompress(data, limit + 1 - len(out))
+        if len(out) > limit:
+            raise _TooBig
+        if not member.eof:
+            raise ValueError("the gzip body is truncated (a member has no end)")
+        data = member.unused_data
+        if not data:
+            return bytes(out)
+        if not data.startswith(b"\x1f\x8b"):
+            raise ValueError(f"{len(data)} bytes of trailing garbage after the gzip body")
 
 
 def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
