@@ -18,6 +18,7 @@ from influx_flight.server.auth import Authenticator, generate_token
 from influx_flight.server.engine import Engine
 from influx_flight.server.errors import WriteRejected
 from influx_flight.server.flight import InfluxFlightServer, _load_optional
+from influx_flight.server.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class StandInServer:
         host: str = "127.0.0.1",
         port: int = 0,
         http_port: int = 0,
+        limits: Limits | None = None,
     ) -> None:
         token_list = [t for t in (tokens or ()) if t]
         if tokens is not None and not token_list and not without_auth:
@@ -49,7 +51,8 @@ class StandInServer:
         self._port = port
         self._http_port = http_port
         self.authenticator = Authenticator(self._tokens, without_auth=without_auth)
-        self.engine = Engine()
+        self.limits = limits or Limits()
+        self.engine = Engine(self.limits)
         self._flight: InfluxFlightServer | None = None
         self._pipeline: Any = None
         self._http: Any = None

@@ -18,6 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from influx_flight.server.limits import (
+    DEFAULT_MAX_CONCURRENT_QUERIES,
+    DEFAULT_MAX_EXPRESSION_DEPTH,
+    DEFAULT_MAX_QUERY_BYTES,
+    DEFAULT_QUEUE_TIMEOUT,
+    Limits,
+)
+
 __all__ = ["add_serve_arguments", "connection_settings", "main", "run_serve"]
 
 
@@ -50,6 +58,37 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         help="seconds between group commits; writes are acknowledged at a flush (1.0, as Core)",
+    )
+    limits = parser.add_argument_group("guard rails (docs/standin.md)")
+    limits.add_argument(
+        "--max-query-bytes",
+        type=int,
+        default=DEFAULT_MAX_QUERY_BYTES,
+        help=f"longest SQL/InfluxQL text accepted ({DEFAULT_MAX_QUERY_BYTES})",
+    )
+    limits.add_argument(
+        "--max-expression-depth",
+        type=int,
+        default=DEFAULT_MAX_EXPRESSION_DEPTH,
+        help=f"deepest expression accepted, checked before planning ({DEFAULT_MAX_EXPRESSION_DEPTH})",
+    )
+    limits.add_argument(
+        "--max-concurrent-queries",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENT_QUERIES,
+        help=f"queries running at once; more wait for a slot ({DEFAULT_MAX_CONCURRENT_QUERIES})",
+    )
+    limits.add_argument(
+        "--query-queue-timeout",
+        type=float,
+        default=DEFAULT_QUEUE_TIMEOUT,
+        help=f"seconds a query waits for a slot before RESOURCE_EXHAUSTED ({DEFAULT_QUEUE_TIMEOUT:g})",
+    )
+    limits.add_argument(
+        "--exec-mem-pool-bytes",
+        type=int,
+        default=None,
+        help="memory pool of each query (default 20%% of physical memory, as Core's pool)",
     )
     demo = parser.add_argument_group("demo data")
     demo.add_argument("--demo", action="store_true", help="load the synthetic sensor data set")
@@ -143,6 +182,17 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.wal_flush_interval <= 0:
         print("--wal-flush-interval must be > 0 seconds", file=sys.stderr)
         return 2
+    try:
+        limits = Limits(
+            max_query_bytes=args.max_query_bytes,
+            max_expression_depth=args.max_expression_depth,
+            max_concurrent_queries=args.max_concurrent_queries,
+            queue_timeout=args.query_queue_timeout,
+            query_memory_bytes=args.exec_mem_pool_bytes,
+        )
+    except ValueError as exc:
+        print(f"invalid limit: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -158,6 +208,7 @@ def run_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         http_port=args.http_port,
+        limits=limits,
     )
     try:
         server.start()

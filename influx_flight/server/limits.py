@@ -7,7 +7,7 @@ holds one of ``max_concurrent_queries`` slots from planning until its stream is 
 cancelled or dropped; a query that finds none free waits ``queue_timeout`` seconds, then fails
 with RESOURCE_EXHAUSTED. Each DataFusion session gets its own memory pool of
 ``query_memory_bytes``, so one query cannot take the machine (Core's pool is shared: see
-``docs/standin.md``).
+``docs/standin.md``). Imports no pyarrow at module level: the CLI reads the defaults.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from influx_flight.server.errors import QueryPlanError, ResourcesExhausted
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENT_QUERIES",
@@ -198,6 +200,8 @@ class QuerySlots:
         its reader: the permit is freed and DataFusion's stream, owned by the generator
         below, is dropped with it, which cancels its tasks.
         """
+
+        import pyarrow as pa
 
         def batches(source: pa.RecordBatchReader, held: _Permit) -> Iterator[pa.RecordBatch]:
             try:

@@ -320,3 +320,140 @@ def test_odd_names_round_trip_through_snapshot_and_restart(
     got = client.do_get(fl.Ticket(ticket.encode()), options).read_all().to_pylist()
     assert got == [{".t": "x0", "f": 100.0}]
     client.close()
+
+
+# -- 3. guard rails -------------------------------------------------------------------------
+
+
+def _flight(server: object) -> tuple[object, object]:
+    import pyarrow.flight as fl
+
+    client = fl.FlightClient(server.flight_uri)  # type: ignore[attr-defined]
+    options = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+    return client, options
+
+
+def _ticket(database: str, query: str, query_type: str = "sql") -> object:
+    import pyarrow.flight as fl
+
+    body = {"database": database, "sql_query": query, "query_type": query_type}
+    return fl.Ticket(json.dumps(body).encode())
+
+
+def _query_http(server: object, db: str, q: str, path: str = "query_sql") -> tuple[int, bytes]:
+    body = json.dumps({"db": db, "q": q}).encode()
+    return http("POST", f"{server.http_url}/api/v3/{path}", body)  # type: ignore[attr-defined]
+
+
+def test_deep_expression_is_refused_before_planning(standin_factory: object) -> None:
+    """The 61 KB `SELECT 1+1+...` crashed DataFusion (SIGSEGV); now it is a clean 400."""
+    import pyarrow as pa
+
+    server = standin_factory(tokens=[TOKEN])  # type: ignore[operator]
+    server.write_lp("deep", "m v=1 1")
+    deep = "SELECT " + "+".join(["1"] * 30_000)
+    assert 59_000 < len(deep) < 62_000
+    status, body = _query_http(server, "deep", deep)
+    assert status == 400 and b"nested more than 500 levels" in body, body
+    status, body = _query_http(server, "deep", deep.replace("SELECT", "SELECT v FROM m WHERE v >"))
+    assert status == 400
+    status, body = _query_http(server, "deep", deep, "query_influxql")
+    assert status == 400 and b"nested" in body, body
+    client, options = _flight(server)
+    for query_type in ("sql", "influxql"):
+        with pytest.raises(pa.ArrowInvalid, match="nested more than 500 levels"):
+            client.do_get(_ticket("deep", deep, query_type), options).read_all()  # type: ignore[attr-defined]
+    # the server is alive, and a long but legal chain still runs
+    assert _query_http(server, "deep", "SELECT " + "+".join(["1"] * 400) + " AS n") == (
+        200,
+        b'[{"n":400}]',
+    )
+
+
+def test_query_text_size_limit(standin_factory: object) -> None:
+    from influx_flight.server.limits import Limits
+
+    server = standin_factory(tokens=[TOKEN], limits=Limits(max_query_bytes=1000))  # type: ignore[operator]
+    server.write_lp("size", "m v=1 1")
+    status, body = _query_http(server, "size", "SELECT v FROM m -- " + "x" * 1000)
+    assert status == 400 and b"more than the limit of 1000 bytes" in body, body
+    assert _query_http(server, "size", "SELECT v FROM m")[0] == 200
+
+
+def test_gzip_members_truncation_and_trailing_garbage(standin: object) -> None:
+    import gzip
+
+    url = f"{standin.http_url}/api/v3/write_lp?db=gz_members&precision=ns"  # type: ignore[attr-defined]
+    gz = {"Content-Encoding": "gzip"}
+    members = gzip.compress(b"m v=1 1\n") + gzip.compress(b"m v=2 2\nm v=3 3\n")
+    from tests.conftest import STANDIN_TOKEN
+
+    def post(data: bytes) -> tuple[int, bytes]:
+        req = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={"Authorization": f"Bearer {STANDIN_TOKEN}", **gz},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    assert post(members)[0] == 204
+    whole = gzip.compress(b"m v=4 4\n")
+    status, body = post(whole[:-4])  # no trailer
+    assert status == 400 and b"truncated" in body, body
+    status, body = post(whole + b"garbage")
+    assert status == 400 and b"trailing garbage" in body, body
+    engine = standin.engine  # type: ignore[attr-defined]
+    got = engine.query_sql("gz_members", "SELECT v FROM m ORDER BY v").read_all().to_pylist()
+    assert got == [{"v": 1.0}, {"v": 2.0}, {"v": 3.0}]
+
+
+def test_concurrent_query_limit_queues_then_refuses(standin_factory: object) -> None:
+    import pyarrow as pa
+
+    from influx_flight.server.limits import Limits
+
+    limits = Limits(max_concurrent_queries=1, queue_timeout=0.5)
+    server = standin_factory(tokens=[TOKEN], limits=limits)  # type: ignore[operator]
+    n = 3_000_000  # far more than gRPC's flow-control window buffers
+    server.engine.append(
+        "busy", "m", pa.table({"time": pa.array(range(n)), "v": pa.array(range(n))})
+    )
+    client, options = _flight(server)
+    held = client.do_get(_ticket("busy", "SELECT v * 2 AS v FROM m"), options)  # type: ignore[attr-defined]
+    held.read_chunk()  # a stalled client: one batch read, the stream still open
+    with pytest.raises(pa.ArrowException, match="the query limit is reached"):
+        client.do_get(_ticket("busy", "SELECT 1"), options).read_all()  # type: ignore[attr-defined]
+    status, body = _query_http(server, "busy", "SELECT 1")
+    assert status == 500 and b"Resources exhausted" in body, body
+    held.cancel()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status, body = _query_http(server, "busy", "SELECT 1 AS one")
+        if status == 200:
+            break
+        time.sleep(0.1)
+    assert (status, body) == (200, b'[{"one":1}]')
+
+
+def test_memory_per_query_is_bounded(standin_factory: object) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from influx_flight.server.limits import Limits
+
+    limits = Limits(query_memory_bytes=4 * 1024 * 1024)
+    server = standin_factory(tokens=[TOKEN], limits=limits)  # type: ignore[operator]
+    n = 500_000
+    table = pa.table({"time": np.arange(n), "v": np.random.default_rng(1).random(n)})
+    server.engine.append("mem", "m", table)
+    status, body = _query_http(server, "mem", "SELECT v FROM m ORDER BY v")
+    assert status == 500 and b"Resources exhausted" in body, body
+    client, options = _flight(server)
+    with pytest.raises(pa.ArrowException, match="Resources exhausted"):
+        client.do_get(_ticket("mem", "SELECT v FROM m ORDER BY v"), options).read_all()  # type: ignore[attr-defined]
+    assert _query_http(server, "mem", "SELECT count(*) AS n FROM m") == (200, b'[{"n":500000}]')
