@@ -28,6 +28,9 @@ from dagster_influx.observability import (
     fetch_last_updated_timestamps as fetch_last_updated_timestamps,
 )
 from dagster_influx.resource import InfluxDB3Resource as InfluxDB3Resource
+from dagster_influx.tables import TableRef as TableRef
+from dagster_influx.tables import table_for_asset as table_for_asset
+from dagster_influx.tables import validate_tables as validate_tables
 
 __version__ = "0.1.0"
 
@@ -41,6 +44,7 @@ __all__ = [
     "InfluxDB3Resource",
     "InfluxDB3ResourceComponent",
     "ParquetIOManager",
+    "TableRef",
     "__version__",
     "build_downsample_asset",
     "build_no_nulls_check",
@@ -48,6 +52,8 @@ __all__ = [
     "build_table_observation",
     "build_value_range_check",
     "fetch_last_updated_timestamps",
+    "table_for_asset",
+    "validate_tables",
 ]
 
 DagsterLibraryRegistry.register("influxdb3-orchestration", __version__, is_dagster_package=False)

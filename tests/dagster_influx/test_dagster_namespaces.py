@@ -1,0 +1,125 @@
+"""Asset key prefix -> database, metadata overrides, and refusing assets that share a table.
+
+The user's scenario: `["site_a", "readings"]` and `["site_b", "readings"]` both wrote one table
+and site_a's consumer read site_b's rows, without any error. Now each prefix is a database,
+and two assets that would still share a table are refused at load time (`validate_tables`)
+and again before anything is written.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from dagster_influx import (
+    InfluxDB3IOManager,
+    InfluxDB3Resource,
+    build_downsample_asset,
+    validate_tables,
+)
+from influx_flight import DownsampleSpec, InfluxDB3Error
+
+T = pa.array([1_700_000_000_000_000_000, 1_700_000_060_000_000_000], pa.timestamp("ns", "UTC"))
+
+
+def readings(
+    prefix: str, value: float, metadata: dict[str, Any] | None = None
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[prefix, "readings"],
+        io_manager_key="influx_io",
+        metadata={"tags": ["sensor"], **(metadata or {})},
+    )
+    def _readings() -> pa.Table:
+        return pa.table({"time": T, "sensor": ["s1", "s2"], "value": [value, value]})
+
+    return _readings
+
+
+def consumer(prefix: str) -> dg.AssetsDefinition:
+    @dg.asset(key=[prefix, "summary"], ins={"rows": dg.AssetIn(key=[prefix, "readings"])})
+    def _summary(rows: pa.Table) -> dict[str, Any]:
+        return {"n": rows.num_rows, "values": sorted(set(rows.column("value").to_pylist()))}
+
+    return _summary
+
+
+def test_two_prefixes_are_two_databases(
+    influx: InfluxDB3Resource, db_name: str, make_resource: Callable[..., InfluxDB3Resource]
+) -> None:
+    site_a, site_b = f"{db_name}_a", f"{db_name}_b"
+    assets = [readings(site_a, 1.0), readings(site_b, 2.0), consumer(site_a), consumer(site_b)]
+    defs = validate_tables(
+        dg.Definitions(assets=assets, resources={"influx_io": InfluxDB3IOManager(influxdb=influx)})
+    )
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process()
+    assert result.success
+    assert result.output_for_node(f"{site_a}__summary") == {"n": 2, "values": [1.0]}
+    assert result.output_for_node(f"{site_b}__summary") == {"n": 2, "values": [2.0]}
+    (mat,) = result.asset_materializations_for_node(f"{site_a}__readings")
+    assert mat.metadata["dagster/table_name"].value == f"{site_a}.readings"
+    for site, value in ((site_a, 1.0), (site_b, 2.0)):
+        with dg.build_resources({"db": make_resource(site)}) as res:
+            stored = res.db.query("SELECT value FROM readings")
+        assert stored.column("value").to_pylist() == [value, value]
+
+
+def test_metadata_names_database_and_table(
+    influx: InfluxDB3Resource, db_name: str, make_resource: Callable[..., InfluxDB3Resource]
+) -> None:
+    target = f"{db_name}_x"
+    asset = readings("ignored", 5.0, metadata={"database": target, "table": "r2"})
+    result = dg.materialize([asset], resources={"influx_io": InfluxDB3IOManager(influxdb=influx)})
+    assert result.success
+    with dg.build_resources({"db": make_resource(target)}) as res:
+        assert res.db.query("SELECT count(*) AS n FROM r2").column("n").to_pylist() == [2]
+
+
+def test_io_manager_database_setting_beats_the_prefix(
+    influx: InfluxDB3Resource, db_name: str, make_resource: Callable[..., InfluxDB3Resource]
+) -> None:
+    manager = InfluxDB3IOManager(influxdb=influx, database=f"{db_name}_all")
+    result = dg.materialize([readings("site_a", 3.0)], resources={"influx_io": manager})
+    assert result.success
+    with dg.build_resources({"db": make_resource(f"{db_name}_all")}) as res:
+        assert res.db.query("SELECT count(*) AS n FROM readings").column("n").to_pylist() == [2]
+
+
+def test_two_assets_on_one_table_are_refused_at_load_and_before_writing(
+    influx: InfluxDB3Resource, db_name: str, make_resource: Callable[..., InfluxDB3Resource]
+) -> None:
+    shared = {"database": f"{db_name}_shared", "table": "readings", "tags": ["sensor"]}
+    first = readings("a", 1.0, metadata=shared)
+    second = readings("b", 2.0, metadata=shared)
+    resources = {"influx_io": InfluxDB3IOManager(influxdb=influx)}
+    with pytest.raises(dg.DagsterInvalidDefinitionError) as err:
+        validate_tables(dg.Definitions(assets=[first, second], resources=resources))
+    message = str(err.value)
+    assert f"{db_name}_shared.readings: " in message
+    assert "a/readings" in message and "b/readings" in message
+
+    # without validate_tables, the IO manager refuses before the first write
+    result = dg.materialize([first, second], resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error
+    assert "store into the same InfluxDB 3 table" in str(failure)
+    with (
+        dg.build_resources({"db": make_resource(f"{db_name}_shared")}) as res,
+        pytest.raises(InfluxDB3Error),  # nothing was written: no database, no table
+    ):
+        res.db.query("SELECT * FROM readings")
+
+
+def test_two_downsampling_assets_writing_one_target_are_refused(influx: InfluxDB3Resource) -> None:
+    spec = DownsampleSpec(
+        source="cpu", window="1h", aggregates={"usage": ["mean"]}, target_measurement="cpu_1h"
+    )
+    daily = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+    one = build_downsample_asset(spec, key="cpu_1h", partitions_def=daily)
+    two = build_downsample_asset(spec, key="cpu_hourly", partitions_def=daily)
+    with pytest.raises(
+        dg.DagsterInvalidDefinitionError, match=r"cpu_1h: cpu_(1h|hourly), cpu_(1h|hourly)"
+    ):
+        validate_tables(dg.Definitions(assets=[one, two], resources={"influxdb": influx}))
