@@ -105,12 +105,12 @@ def test_empty_parameter_batch_is_refused() -> None:
 
 
 def test_like_patterns() -> None:
-    assert _like_to_regex("io%").match("iox")
-    assert _like_to_regex("i_x").match("iox")
-    assert not _like_to_regex("i_x").match("ioox")
-    assert not _like_to_regex("iox").match("ioxx")
-    assert _like_to_regex(r"a\_b").match("a_b")
-    assert not _like_to_regex(r"a\_b").match("axb")
+    assert _like_to_regex("io%").fullmatch("iox")
+    assert _like_to_regex("i_x").fullmatch("iox")
+    assert not _like_to_regex("i_x").fullmatch("ioox")
+    assert not _like_to_regex("iox").fullmatch("ioxx")
+    assert _like_to_regex(r"a\_b").fullmatch("a_b")
+    assert not _like_to_regex(r"a\_b").fullmatch("axb")
     assert _like_to_regex("a.b").match("a.b") and not _like_to_regex("a.b").match("axb")
 
 
