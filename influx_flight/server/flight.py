@@ -32,6 +32,14 @@ from influx_flight.server.errors import (
     ServerError,
     Unimplemented,
 )
+from influx_flight.server.wire import (
+    WireError,
+    WireExhausted,
+    WireInvalid,
+    WireNotFound,
+    WireUnimplemented,
+    WireUnknown,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +55,12 @@ _BASE_TABLE_TYPES = ("BASE TABLE", "TABLE")
 
 
 def to_flight_error(exc: ServerError) -> Exception:
-    """The pyarrow exception that makes the Flight server answer with ``exc``'s gRPC code.
+    """The exception that makes the Flight server answer with ``exc``'s gRPC code.
 
     pyarrow turns ArrowInvalid into INVALID_ARGUMENT, ArrowKeyError into NOT_FOUND,
     ArrowNotImplementedError into UNIMPLEMENTED, ArrowCapacityError into RESOURCE_EXHAUSTED
-    and the Flight*Error classes into their namesakes.
+    and the Flight*Error classes into their namesakes. The Arrow ones are raised as
+    ``wire.Wire*`` so that no traceback travels with them (see ``influx_flight.server.wire``).
     """
     message = exc.message[:2000] + ("..." if len(exc.message) > 2000 else "")
     code = exc.grpc_code
@@ -66,26 +75,83 @@ def to_flight_error(exc: ServerError) -> Exception:
     if code is GrpcCode.CANCELLED:
         return fl.FlightCancelledError(message)
     if code is GrpcCode.NOT_FOUND:
-        return pa.ArrowKeyError(message)
+        return WireNotFound(message)
     if code is GrpcCode.UNIMPLEMENTED:
-        return pa.ArrowNotImplementedError(message)
+        return WireUnimplemented(message)
     if code is GrpcCode.RESOURCE_EXHAUSTED:
-        return pa.ArrowCapacityError(message)
-    return pa.ArrowInvalid(message)
+        return WireExhausted(message)
+    return WireInvalid(message)
+
+
+_INTERNAL_MESSAGE = "Internal error: the server could not handle this request (see its log)"
+
+
+def wire_error(exc: BaseException) -> BaseException:
+    """Any exception as one that crosses the wire cleanly: a message, the right code, no
+    traceback, file path or class name. Unexpected ones are logged here with their traceback.
+    """
+    if isinstance(exc, ServerError):
+        return to_flight_error(exc)
+    if isinstance(exc, fl.FlightError | WireError):
+        return exc
+    if isinstance(exc, pa.ArrowException):
+        message = str(exc)
+        if isinstance(exc, pa.ArrowKeyError):
+            return WireNotFound(message)
+        if isinstance(exc, pa.ArrowNotImplementedError):
+            return WireUnimplemented(message)
+        if isinstance(exc, pa.ArrowCapacityError | pa.ArrowMemoryError):
+            return WireExhausted(message)
+        if isinstance(exc, pa.ArrowCancelled):
+            return fl.FlightCancelledError(message)
+        return WireInvalid(message)
+    log.error("Flight request failed", exc_info=(type(exc), exc, exc.__traceback__))
+    return fl.FlightInternalError(_INTERNAL_MESSAGE)
 
 
 def _flight_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator: ServerError raised by a Flight method becomes the right gRPC status."""
+    """Decorator of every RPC: authenticate before reading anything of the request, then
+    turn any exception into a clean gRPC status (:func:`wire_error`).
+    """
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, context: fl.ServerCallContext, *args: Any) -> Any:
         try:
-            return method(*args, **kwargs)
-        except ServerError as exc:
-            raise to_flight_error(exc) from None
+            self._authorize(context)
+            return method(self, context, *args)
+        except Exception as exc:
+            raise wire_error(exc) from None
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__
     return wrapper
+
+
+def _schema_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """GetSchema: pyarrow sends a Flight*Error raised there with its traceback; not this."""
+
+    def wrapper(self: Any, context: fl.ServerCallContext, *args: Any) -> Any:
+        try:
+            return method(self, context, *args)
+        except fl.FlightError as exc:
+            raise WireUnknown(str(exc)) from None
+
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
+def clean_stream(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """``reader`` whose errors while streaming cross the wire cleanly too."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except Exception as exc:
+            raise wire_error(exc) from None
+        finally:
+            reader.close()
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 # -- headers middleware ---------------------------------------------------------------------
@@ -180,6 +246,8 @@ def decode_json_ticket(raw: bytes) -> TicketRequest:
         obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_Pairs)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidTicket(f"not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidTicket("the JSON is nested too deeply") from None
     if not isinstance(obj, _Pairs):
         raise InvalidTicket("the ticket is not a JSON object")
     top: dict[str, Any] = {}
@@ -287,7 +355,7 @@ class InfluxFlightServer(fl.FlightServerBase):
             reader = pa.RecordBatchReader.from_batches(
                 hydrate_schema(reader.schema), reader.to_batches()
             )
-        return fl.RecordBatchStream(hydrate_reader(reader))
+        return fl.RecordBatchStream(clean_stream(hydrate_reader(reader)))
 
     # -- DoGet ----------------------------------------------------------------------------
 
@@ -305,10 +373,8 @@ class InfluxFlightServer(fl.FlightServerBase):
             handler = self._flightsql()
             if handler is None:
                 raise InvalidTicket("protobuf tickets need the Flight SQL handler")
-            self._authorize(context)
             return self._stream(handler.do_get(context, raw))
         request = decode_json_ticket(raw)
-        self._authorize(context)
         return self._stream(self.run_ticket(request))
 
     def run_ticket(self, request: TicketRequest) -> pa.RecordBatchReader:
@@ -345,13 +411,11 @@ class InfluxFlightServer(fl.FlightServerBase):
         self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor
     ) -> fl.FlightInfo:
         handler = self._require_flightsql("GetFlightInfo")
-        self._authorize(context)
         return handler.get_flight_info(context, descriptor)
 
     @_flight_errors
     def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterator[Any]:
         handler = self._require_flightsql("DoAction")
-        self._authorize(context)
         result = handler.do_action(context, action)
         # Drain here (results are small) so errors raised by a generator get their gRPC code.
         return iter(list(result)) if result is not None else iter(())
@@ -365,7 +429,6 @@ class InfluxFlightServer(fl.FlightServerBase):
         writer: fl.FlightMetadataWriter,
     ) -> None:
         handler = self._require_flightsql("DoPut")
-        self._authorize(context)
         handler.do_put(context, descriptor, reader, writer)
 
     @_flight_errors
@@ -373,12 +436,13 @@ class InfluxFlightServer(fl.FlightServerBase):
         handler = self._flightsql()
         if handler is None or not hasattr(handler, "list_actions"):
             raise Unimplemented("Not yet implemented: list_actions")
-        return list(handler.list_actions(context))  # lists nothing secret: no token needed
+        return list(handler.list_actions(context))
 
     @_flight_errors
     def list_flights(self, context: fl.ServerCallContext, criteria: bytes) -> Iterator[Any]:
         raise Unimplemented("Not yet implemented: list_flights")
 
+    @_schema_errors
     @_flight_errors
     def get_schema(
         self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor

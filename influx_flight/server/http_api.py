@@ -63,6 +63,7 @@ _CONTENT_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 _V1_TOKEN_PATHS = {"/write", "/query"}
+_STREAMING = "influx_flight.streaming"  # request key: the response status is already sent
 #: Field types of ``POST /api/v3/configure/table`` (Core's ``FieldDataType`` names).
 _TABLE_FIELD_TYPES = {
     "utf8": pa.utf8(),
@@ -281,6 +282,20 @@ class _Api:
         except web.HTTPMethodNotAllowed as exc:
             response = web.Response(status=405, text=f"method {request.method} not allowed")
             response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        except web.HTTPException:
+            raise
+        except Exception:
+            if request.get(_STREAMING):
+                raise  # the status is sent: aiohttp drops the connection, the client sees it cut
+            # Never a traceback, a file path or a class name on the wire: the log has them.
+            log.exception("%s %s failed", request.method, request.path)
+            response = web.Response(
+                status=500,
+                text=_compact(
+                    {"error": "internal error: the server could not handle this request"}
+                ),
+                content_type="application/json",
+            )
         if not response.prepared:
             response.headers["cluster-uuid"] = self.cluster_uuid
             if response.status < 400:
@@ -459,7 +474,7 @@ class _Api:
             raw = await request.read()
             try:
                 data = json.loads(raw or b"{}")
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
                 raise _HttpError(400, f"the request body is not valid JSON: {exc}") from None
             if not isinstance(data, dict):
                 raise _HttpError(400, "the request body must be a JSON object with db and q")
@@ -470,7 +485,7 @@ class _Api:
             if isinstance(params, str) and params:
                 try:
                     params = json.loads(params)
-                except json.JSONDecodeError as exc:
+                except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
                     raise _HttpError(400, f"params must be a JSON object: {exc}") from None
         if params is not None and not isinstance(params, dict):
             raise _HttpError(400, "params must be a JSON object mapping names to values")
@@ -559,11 +574,22 @@ class _Api:
             raise _HttpError(500, f"query error: {exc}") from None
         if fmt in ("parquet", "pretty"):
             return await self._query_whole(reader, first, fmt)
+        # The first batch is serialised before the 200 goes out, so a value that cannot be
+        # rendered (an overflowing timestamp...) is a clean error rather than a cut body.
+        try:
+            first_text = None if first is None else await self.run(_serialise, first, fmt, 0)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                reader.close()
+            raise _HttpError(
+                400, f"query error: the result cannot be rendered as {fmt}: {exc}"
+            ) from None
         response = web.StreamResponse(status=200)
         response.content_type = _CONTENT_TYPES[fmt]
         response.headers["cluster-uuid"] = self.cluster_uuid
         response.headers["Access-Control-Allow-Origin"] = "*"
         await response.prepare(request)
+        request[_STREAMING] = True
         batch = first
         count = 0
         if fmt == "json":
@@ -571,7 +597,10 @@ class _Api:
         try:
             while batch is not None:
                 if batch.num_rows:
-                    text = await self.run(_serialise, batch, fmt, count)
+                    if first_text is not None:
+                        text, first_text = first_text, None
+                    else:
+                        text = await self.run(_serialise, batch, fmt, count)
                     await response.write(text.encode("utf-8"))
                     count += batch.num_rows
                 batch = await self.run(_next_batch, reader)
@@ -616,7 +645,7 @@ class _Api:
             raise _HttpError(415, "unacceptable content-type, expected: application/json")
         try:
             data = json.loads(await request.read() or b"null")
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
             raise _HttpError(400, f"the request body is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or not isinstance(data.get("db"), str):
             raise _HttpError(400, 'the request body must be {"db": "<name>"}')
@@ -677,7 +706,7 @@ class _Api:
             raise _HttpError(415, "unacceptable content-type, expected: application/json")
         try:
             data = json.loads(await request.read() or b"null")
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
             raise _HttpError(400, f"the request body is not valid JSON: {exc}") from None
         usage = (
             'the request body must be {"db": "<name>", "table": "<name>", "tags": ["<tag>", ...],'
