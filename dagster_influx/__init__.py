@@ -17,6 +17,7 @@ from dagster_influx.io_managers import InfluxDB3DbClient as InfluxDB3DbClient
 from dagster_influx.io_managers import InfluxDB3IOManager as InfluxDB3IOManager
 from dagster_influx.io_managers import InfluxDB3PandasIOManager as InfluxDB3PandasIOManager
 from dagster_influx.io_managers import InfluxDB3PandasTypeHandler as InfluxDB3PandasTypeHandler
+from dagster_influx.io_managers import InfluxDB3PolarsTypeHandler as InfluxDB3PolarsTypeHandler
 from dagster_influx.io_managers import ParquetIOManager as ParquetIOManager
 from dagster_influx.observability import build_no_nulls_check as build_no_nulls_check
 from dagster_influx.observability import (
@@ -28,6 +29,10 @@ from dagster_influx.observability import (
     fetch_last_updated_timestamps as fetch_last_updated_timestamps,
 )
 from dagster_influx.resource import InfluxDB3Resource as InfluxDB3Resource
+from dagster_influx.storage import AzureConfig as AzureConfig
+from dagster_influx.storage import GcsConfig as GcsConfig
+from dagster_influx.storage import LocalConfig as LocalConfig
+from dagster_influx.storage import S3Config as S3Config
 from dagster_influx.tables import TableRef as TableRef
 from dagster_influx.tables import table_for_asset as table_for_asset
 from dagster_influx.tables import validate_tables as validate_tables
@@ -35,15 +40,20 @@ from dagster_influx.tables import validate_tables as validate_tables
 __version__ = "0.1.0"
 
 __all__ = [
+    "AzureConfig",
+    "GcsConfig",
     "InfluxDB3ArrowTypeHandler",
     "InfluxDB3DbClient",
     "InfluxDB3DownsampleComponent",
     "InfluxDB3IOManager",
     "InfluxDB3PandasIOManager",
     "InfluxDB3PandasTypeHandler",
+    "InfluxDB3PolarsTypeHandler",
     "InfluxDB3Resource",
     "InfluxDB3ResourceComponent",
+    "LocalConfig",
     "ParquetIOManager",
+    "S3Config",
     "TableRef",
     "__version__",
     "build_downsample_asset",

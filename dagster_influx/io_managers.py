@@ -35,6 +35,7 @@ from dagster import (
     OutputContext,
     TableColumn,
     TableSchema,
+    TimeWindowPartitionsDefinition,
     UPathIOManager,
 )
 from dagster._core.definitions.metadata import TableMetadataSet
@@ -48,7 +49,22 @@ from dagster._core.storage.db_io_manager import (
 from dagster._core.storage.upath_io_manager import escape_dotdot_segments, escape_leading_slash
 from pydantic import Field, PrivateAttr
 
+from dagster_influx.frames import (
+    FrameKind,
+    from_arrow,
+    is_pandas,
+    is_polars,
+    to_arrow,
+    wanted_kind,
+)
 from dagster_influx.resource import InfluxDB3Resource
+from dagster_influx.storage import (
+    AzureConfig,
+    GcsConfig,
+    LocalConfig,
+    S3Config,
+    resolve_env_options,
+)
 from dagster_influx.tables import refuse_shared_tables, table_for_asset
 
 if TYPE_CHECKING:
@@ -62,6 +78,7 @@ __all__ = [
     "InfluxDB3IOManager",
     "InfluxDB3PandasIOManager",
     "InfluxDB3PandasTypeHandler",
+    "InfluxDB3PolarsTypeHandler",
     "ParquetIOManager",
     "arrow_table_metadata",
 ]
@@ -389,8 +406,27 @@ def _write_result_metadata(result: object) -> dict[str, Any]:
     return out
 
 
-class InfluxDB3PandasTypeHandler(DbTypeHandler["Any"]):
-    """Stores and loads `pandas.DataFrame` by way of Arrow (timestamps UTC-aware on load)."""
+class _FrameTypeHandler(DbTypeHandler["Any"]):
+    """A frame type stored and loaded by way of Arrow (`dagster_influx.frames`)."""
+
+    kind: FrameKind
+
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj: Any, connection: Any
+    ) -> Mapping[str, Any]:
+        table = to_arrow(obj, time_column=_time_column(context, table_slice))
+        return InfluxDB3ArrowTypeHandler().handle_output(context, table_slice, table, connection)
+
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection: Any) -> Any:
+        table = InfluxDB3ArrowTypeHandler().load_input(context, table_slice, connection)
+        return from_arrow(table, self.kind)
+
+
+class InfluxDB3PandasTypeHandler(_FrameTypeHandler):
+    """Stores and loads `pandas.DataFrame` (a `DatetimeIndex` is the time column; timestamps
+    load UTC-aware)."""
+
+    kind: FrameKind = "pandas"
 
     @property
     def supported_types(self) -> Sequence[type[object]]:
@@ -398,15 +434,17 @@ class InfluxDB3PandasTypeHandler(DbTypeHandler["Any"]):
 
         return [pd.DataFrame]
 
-    def handle_output(
-        self, context: OutputContext, table_slice: TableSlice, obj: Any, connection: Any
-    ) -> Mapping[str, Any]:
-        table = pa.Table.from_pandas(obj, preserve_index=False)
-        return InfluxDB3ArrowTypeHandler().handle_output(context, table_slice, table, connection)
 
-    def load_input(self, context: InputContext, table_slice: TableSlice, connection: Any) -> Any:
-        table = InfluxDB3ArrowTypeHandler().load_input(context, table_slice, connection)
-        return table.to_pandas()
+class InfluxDB3PolarsTypeHandler(_FrameTypeHandler):
+    """Stores and loads `polars.DataFrame` (the `polars` extra)."""
+
+    kind: FrameKind = "polars"
+
+    @property
+    def supported_types(self) -> Sequence[type[object]]:
+        import polars as pl
+
+        return [pl.DataFrame]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,13 +532,14 @@ class InfluxDB3IOManager(ConfigurableIOManagerFactory):
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
-        """Arrow always; pandas when it is installed."""
+        """Arrow always; pandas and polars when they are installed."""
+        import importlib.util
+
         handlers: list[DbTypeHandler] = [InfluxDB3ArrowTypeHandler()]
-        try:
-            import pandas  # noqa: F401
-        except ImportError:
-            return handlers
-        handlers.append(InfluxDB3PandasTypeHandler())
+        if importlib.util.find_spec("pandas") is not None:
+            handlers.append(InfluxDB3PandasTypeHandler())
+        if importlib.util.find_spec("polars") is not None:
+            handlers.append(InfluxDB3PolarsTypeHandler())
         return handlers
 
     @staticmethod
@@ -557,25 +596,103 @@ class ParquetIOManager(ConfigurableIOManager, UPathIOManager):
         description="Local directory or fsspec URL (s3://, gs://, memory://). Default: the"
         " Dagster instance's storage directory.",
     )
+    storage: LocalConfig | S3Config | GcsConfig | AzureConfig = Field(
+        default_factory=LocalConfig,
+        discriminator="provider",
+        description=(
+            "Typed storage settings (local, s3, gcs, azure) whose secrets may be EnvVars;"
+            " resolved when a run starts, never logged."
+        ),
+    )
     cloud_storage_options: dict[str, Any] = Field(
         default_factory=dict,
-        description="fsspec storage options (credentials, endpoint) for base_dir.",
+        description=(
+            "Extra fsspec storage options for base_dir (merged over 'storage'); values given as"
+            " EnvVar are read when a run starts."
+        ),
     )
     compression: str = Field(default="zstd", description="Parquet compression codec.")
     row_group_size: int = Field(default=1_000_000, description="Rows per Parquet row group.")
 
     _base_path: UPath = PrivateAttr()
 
+    def __repr_args__(self) -> Any:  # option values may be secrets: show only their names
+        for name, value in super().__repr_args__():
+            if name == "cloud_storage_options" and isinstance(value, dict):
+                value = {k: "<hidden>" for k in value}
+            yield name, value
+
+    def storage_options(self) -> dict[str, Any]:
+        """fsspec options for base_dir (call at run time: EnvVars resolve then)."""
+        return {**self.storage.storage_options(), **resolve_env_options(self.cloud_storage_options)}
+
     def setup_for_execution(self, context: Any) -> None:
         from upath import UPath
 
         if self.base_dir:
-            self._base_path = UPath(self.base_dir, **self.cloud_storage_options)
+            self._base_path = UPath(self.base_dir, **self.storage_options())
         else:
             instance = context.instance
             if instance is None:
                 raise ValueError("ParquetIOManager needs base_dir when there is no instance.")
             self._base_path = UPath(instance.storage_directory())
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        """One file per partition; a range run's table is split by its time column."""
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
+        if len(keys) <= 1 or obj is None:
+            return super().handle_output(context, obj)
+        partitions_def = context.asset_partitions_def
+        if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
+            raise TypeError(
+                "ParquetIOManager stores a range of partitions only for time-window partitions;"
+                " use a multi-run backfill policy for other partitions."
+            )
+        if is_pandas(obj) or is_polars(obj):
+            obj = to_arrow(obj, time_column=_output_time_column(context))
+        if not isinstance(obj, pa.Table):
+            raise TypeError(
+                "ParquetIOManager splits a range run's output into one file per partition, which"
+                f" needs a table (pyarrow, pandas, polars), not a stream ({type(obj).__name__});"
+                " return a table or use a multi-run backfill policy."
+            )
+        time_column = _output_time_column(context)
+        if time_column not in obj.column_names:
+            raise ValueError(
+                f"ParquetIOManager splits a range run by the time column {time_column!r}, which"
+                f" the output lacks (columns: {', '.join(obj.column_names)})."
+            )
+        ns = obj.column(time_column).cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+        paths = self._get_paths_for_partitions(context)
+        rows: dict[str, int] = {}
+        for key in keys:
+            window = partitions_def.time_window_for_partition_key(key)
+            lo, hi = _ns(window.start), _ns(window.end)
+            mask = pc.and_(pc.greater_equal(ns, lo), pc.less(ns, hi))
+            part = obj.filter(mask)
+            path = paths[key]
+            self.make_directory(path.parent)
+            self._write_file(part, path)
+            rows[key] = part.num_rows
+        metadata = arrow_table_metadata(obj, partitioned=True)
+        del metadata["dagster/partition_row_count"]
+        metadata["rows_in_range"] = obj.num_rows
+        metadata["rows_by_partition"] = MetadataValue.json(rows)
+        metadata["dagster/storage_kind"] = "parquet"
+        metadata["paths"] = MetadataValue.json({k: str(v) for k, v in paths.items()})
+        context.add_output_metadata(metadata)
+        return None
+
+    def _write_file(self, table: pa.Table, path: UPath) -> Any:
+        from influx_flight import write_parquet
+
+        return write_parquet(
+            table.to_batches(),
+            table.schema,
+            path,
+            compression=self.compression,
+            row_group_size=self.row_group_size,
+        )
 
     def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
         safe = escape_dotdot_segments(escape_leading_slash(partition.replace(":", "")))
@@ -590,8 +707,8 @@ class ParquetIOManager(ConfigurableIOManager, UPathIOManager):
             result = obj.to_parquet(path, **options)
             schema = obj.schema
         else:
-            if _is_pandas(obj):
-                obj = pa.Table.from_pandas(obj, preserve_index=False)
+            if is_pandas(obj) or is_polars(obj):
+                obj = to_arrow(obj, time_column=_output_time_column(context))
             if isinstance(obj, pa.Table):
                 preview, schema, batches = obj, obj.schema, obj.to_batches()
             elif isinstance(obj, pa.RecordBatchReader):
@@ -599,7 +716,7 @@ class ParquetIOManager(ConfigurableIOManager, UPathIOManager):
             else:
                 raise TypeError(
                     f"ParquetIOManager stores pyarrow.Table, pyarrow.RecordBatchReader,"
-                    f" influx_flight.QueryResult or pandas.DataFrame outputs, not"
+                    f" influx_flight.QueryResult, pandas or polars DataFrame outputs, not"
                     f" {type(obj).__name__}."
                 )
             result = write_parquet(batches, schema, path, **options)
@@ -615,15 +732,13 @@ class ParquetIOManager(ConfigurableIOManager, UPathIOManager):
 
         with path.open("rb") as f:
             table = pq.read_table(f)
-        if _wants_pandas(context):
-            return table.to_pandas()
-        return table
+        return from_arrow(table, wanted_kind(context.dagster_type.typing_type))
 
 
-def _is_pandas(obj: object) -> bool:
-    return type(obj).__module__.startswith("pandas")
+def _output_time_column(context: OutputContext) -> str:
+    meta = context.definition_metadata or {}
+    return str(meta.get("partition_expr") or meta.get("time_column") or "time")
 
 
-def _wants_pandas(context: InputContext) -> bool:
-    typing_type = context.dagster_type.typing_type
-    return getattr(typing_type, "__module__", "").startswith("pandas")
+def _ns(value: datetime) -> int:
+    return int(_utc(value).timestamp() * 1_000_000) * 1000
