@@ -418,3 +418,218 @@ def test_get_started_three_hour_humidity_per_room(home: Any) -> None:
     assert [r[:3] for r in got] == [r[:3] for r in want]
     for g, w in zip(got, want, strict=True):
         assert (g[3] is None and w[3] is None) or same(g[3], w[3])
+
+
+# -- transformations.md and subqueries.md over the random-numbers sample data ----------------
+NUMBERS_LP = REPO_ROOT.parent / "shared" / "data" / "random-numbers.lp"
+N0 = datetime(2023, 1, 1)
+H0 = "time >= '2023-01-01T00:00:00Z' AND time < '2023-01-01T01:00:00Z'"
+
+
+def minutes(*values: int) -> list[datetime]:
+    return [N0.replace(minute=m) for m in values]
+
+
+B6 = [-0.163643058925645, 0.137034364053949, -0.482943221384294, -0.0729732928756677]
+B6 += [1.77857552719844, 0.741147445214238]
+DERIV_B = [0.005011290382993233, -0.01033295975730405, 0.006832832141810439]
+DERIV_B += [0.03085914700123513, -0.017290468033070033, -0.007557890705063634]
+DERIV_A = [-0.018567919587865765, -0.0024342179859877505, 0.0030371603214445152]
+DERIV_A += [-0.0027862080622411984, 0.00024692132561391543, 0.016704951104985283]
+NS60 = 60_000_000_000
+
+# (query, column names after iox::measurement, expected rows without iox::measurement)
+NUMBERS_REFERENCE = [
+    (
+        "SELECT b, SQRT(b) FROM numbers LIMIT 6",  # negative values give null
+        ["time", "b", "sqrt"],
+        list(
+            zip(
+                minutes(0, 1, 2, 3, 4, 5),
+                B6,
+                [None, 0.370181528515334, None, None, 1.3336324558132349, 0.860899207349059],
+                strict=True,
+            )
+        ),
+    ),
+    (
+        "SELECT SQRT(*) FROM numbers LIMIT 6",
+        ["time", "sqrt_a", "sqrt_b"],
+        list(
+            zip(
+                minutes(0, 1, 2, 3, 4, 5),
+                [0.5823152811928947, None, None, None, None, None],
+                [None, 0.370181528515334, None, None, 1.3336324558132349, 0.860899207349059],
+                strict=True,
+            )
+        ),
+    ),
+    (
+        f"SELECT SQRT(SUM(a)) FROM numbers WHERE {H0} GROUP BY time(10m)",
+        ["time", "sqrt"],
+        list(
+            zip(
+                minutes(0, 10, 20, 30, 40, 50),
+                [
+                    None,
+                    1.134063865909604,
+                    0.5492555015405052,
+                    0.5411746169982342,
+                    0.4702589287652642,
+                    1.2462130097934059,
+                ],
+                strict=True,
+            )
+        ),
+    ),
+    (
+        "SELECT ACOS(*) FROM numbers LIMIT 6",  # acos(1.78) is out of the domain: null
+        ["time", "acos_a", "acos_b"],
+        list(
+            zip(
+                minutes(0, 1, 2, 3, 4, 5),
+                [
+                    1.2248457522250173,
+                    2.4574862443115,
+                    2.741531473732281,
+                    2.4020955294179256,
+                    2.7044854502651114,
+                    2.6707024029338,
+                ],
+                [
+                    1.7351786975993897,
+                    1.433329416131427,
+                    2.074809114132046,
+                    1.6438345403920092,
+                    None,
+                    0.7360183965088304,
+                ],
+                strict=True,
+            )
+        ),
+    ),
+    (
+        "SELECT ATAN2(a, b) FROM numbers LIMIT 6",
+        ["time", "atan2"],
+        list(
+            zip(
+                minutes(0, 1, 2, 3, 4, 5),
+                [
+                    2.0204217911794937,
+                    -1.395783190047229,
+                    -2.053731408859953,
+                    -1.669248713922653,
+                    -0.47112754043763505,
+                    -0.8770454978291377,
+                ],
+                strict=True,
+            )
+        ),
+    ),
+    (
+        "SELECT DERIVATIVE(b) FROM numbers LIMIT 6",
+        ["time", "derivative"],
+        list(zip(minutes(1, 2, 3, 4, 5, 6), DERIV_B, strict=True)),
+    ),
+    (
+        "SELECT DERIVATIVE(b, 5m) FROM numbers LIMIT 6",
+        ["time", "derivative"],
+        list(zip(minutes(1, 2, 3, 4, 5, 6), [v * 300 for v in DERIV_B], strict=True)),
+    ),
+    (
+        "SELECT DERIVATIVE(*) FROM numbers LIMIT 6",
+        ["time", "derivative_a", "derivative_b"],
+        list(zip(minutes(1, 2, 3, 4, 5, 6), DERIV_A, DERIV_B, strict=True)),
+    ),
+    (
+        "SELECT DERIVATIVE(/[ab]/) FROM numbers LIMIT 6",
+        ["time", "derivative_a", "derivative_b"],
+        list(zip(minutes(1, 2, 3, 4, 5, 6), DERIV_A, DERIV_B, strict=True)),
+    ),
+    (
+        f"SELECT DERIVATIVE(MEAN(b), 1m) FROM numbers WHERE {H0} GROUP BY time(10m)",
+        ["time", "derivative"],
+        list(
+            zip(
+                minutes(10, 20, 30, 40, 50),
+                [
+                    -0.025809764002219633,
+                    0.010434324849926194,
+                    -0.06447854269326314,
+                    0.05657514203880348,
+                    0.021317362457152655,
+                ],
+                strict=True,
+            )
+        ),
+    ),
+    (
+        "SELECT DIFFERENCE(*) FROM numbers LIMIT 6",
+        ["time", "difference_a", "difference_b"],
+        list(
+            zip(
+                minutes(1, 2, 3, 4, 5, 6),
+                [
+                    -1.114075175271946,
+                    -0.14605307915926502,
+                    0.18222961928667092,
+                    -0.1671724837344719,
+                    0.014815279536834924,
+                    1.002297066299117,
+                ],
+                [
+                    0.300677422979594,
+                    -0.619977585438243,
+                    0.40996992850862635,
+                    1.8515488200741077,
+                    -1.0374280819842019,
+                    -0.45347344230381803,
+                ],
+                strict=True,
+            )
+        ),
+    ),
+    (
+        "SELECT ELAPSED(b) FROM numbers LIMIT 6",
+        ["time", "elapsed"],
+        [(t, NS60) for t in minutes(1, 2, 3, 4, 5, 6)],
+    ),
+    (
+        "SELECT ELAPSED(b, 1s) FROM numbers LIMIT 6",
+        ["time", "elapsed"],
+        [(t, 60) for t in minutes(1, 2, 3, 4, 5, 6)],
+    ),
+    (
+        "SELECT ELAPSED(*) FROM numbers LIMIT 6",
+        ["time", "elapsed_a", "elapsed_b"],
+        [(t, NS60, NS60) for t in minutes(1, 2, 3, 4, 5, 6)],
+    ),
+    (
+        "SELECT ELAPSED(/[ab]/, 1s) FROM numbers LIMIT 6",
+        ["time", "elapsed_a", "elapsed_b"],
+        [(t, 60, 60) for t in minutes(1, 2, 3, 4, 5, 6)],
+    ),
+    (  # subqueries.md: the average difference between two fields
+        "SELECT MEAN(difference) FROM (SELECT a - b AS difference FROM numbers)",
+        ["time", "mean"],
+        [(EPOCH, -0.03629771779732732)],
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def numbers(home: Any) -> Any:
+    if not NUMBERS_LP.exists():
+        pytest.skip(f"sample data not found: {NUMBERS_LP}")
+    home.write_lp(DB, NUMBERS_LP.read_text(), precision="ns")
+    return home
+
+
+@pytest.mark.parametrize(("query", "columns", "expected"), NUMBERS_REFERENCE)
+def test_numbers_reference_examples(
+    numbers: Any, query: str, columns: list[str], expected: list[tuple[Any, ...]]
+) -> None:
+    table = flight_query(numbers, query)
+    assert table.schema.names == ["iox::measurement", *columns]
+    assert set(table.column("iox::measurement").to_pylist()) == {"numbers"}
+    assert_rows([r[1:] for r in rows(table)], expected)
