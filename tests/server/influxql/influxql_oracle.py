@@ -149,7 +149,10 @@ Row = tuple[Any, ...]
 
 
 def v1_to_v3(
-    result: dict[str, Any], group_tags: list[str], order_desc: bool = False
+    result: dict[str, Any],
+    group_tags: list[str],
+    order_desc: bool = False,
+    split_rows: bool = False,
 ) -> tuple[list[str], list[Row]]:
     """Turn a 1.x ``/query`` result (``epoch=ns``) into InfluxDB 3's InfluxQL table shape.
 
@@ -203,6 +206,28 @@ def v1_to_v3(
             if has_time:
                 row.append(values[0])
             rows.append((*row, *tag_vals, *(values[1:] if has_time else values)))
+    if split_rows:
+        # 8. (integral() only) 1.x's streaming reducer emits a window's integral as its own
+        #    row beside the other aggregates of that window (NULL where the other has values);
+        #    3.x has one row per window. Complementary rows of one key are joined back.
+        key_width = 1 + (1 if "time" in (columns or [])[:2] else 0) + len(group_tags)
+        joined: list[Row] = []
+        for row in rows:
+            prev = joined[-1] if joined else None
+            if (
+                prev is not None
+                and prev[:key_width] == row[:key_width]
+                and all(
+                    a is None or b is None
+                    for a, b in zip(prev[key_width:], row[key_width:], strict=True)
+                )
+            ):
+                joined[-1] = tuple(
+                    a if a is not None else b for a, b in zip(prev, row, strict=True)
+                )
+            else:
+                joined.append(row)
+        rows = joined
     return columns or [], rows
 
 
