@@ -395,3 +395,6 @@ def _missing_agg(name: str, t: pa.DataType | None) -> str:
     if name in ("mean", "median", "stddev", "integral") or t is None:
         return "CAST(NULL AS DOUBLE)"
     return f"CAST(NULL AS {sql_type(t)})"
+
+
+__all__ = ["Aggregates"]

@@ -106,3 +106,6 @@ def _conform(rb: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
             col = col.cast(f.type)
         cols.append(col)
     return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
+__all__ = ["Emitter"]

@@ -180,3 +180,6 @@ class GapFill:
         tbl = self._session.sql(sql).to_arrow_table()
         v = tbl.column(0)[0].as_py() if tbl.num_rows else None
         return int(v) if v is not None else None
+
+
+__all__ = ["GapFill"]

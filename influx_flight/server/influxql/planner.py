@@ -5,6 +5,11 @@ the GROUP BY tags not projected (sorted), then the projection; rows ordered by m
 GROUP BY tags, time. The values follow InfluxQL's semantics (windows, fill, selectors,
 transformations), all computed by DataFusion: aggregates, window functions for fill(previous),
 fill(linear) and the transformations, ``generate_series`` for the window grid.
+
+This module resolves the sources (measurements, regexes, subqueries), analyses the SELECT list,
+compiles WHERE clauses and expressions and plans raw selections; ``SelectPlanner`` takes the
+rest from one module per job: ``aggregates`` (and top/bottom), ``transforms``, ``gapfill``,
+``timezones`` (windows) and ``emit`` (the result stream).
 """
 
 from __future__ import annotations
@@ -39,8 +44,6 @@ from influx_flight.server.influxql.timerange import (
 from influx_flight.server.influxql.timezones import Windows
 from influx_flight.server.influxql.transforms import Transforms
 from influx_flight.server.regex import Pattern, compile_regex
-
-# --------------------------------------------------------------------------- SQL helpers
 
 
 # --------------------------------------------------------------------------- naming

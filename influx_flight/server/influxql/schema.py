@@ -52,3 +52,14 @@ def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType:
     if is_numeric(a) and is_numeric(b):
         return pa.float64()
     return pa.string()
+
+
+__all__ = [
+    "GROUP_KEY_METADATA",
+    "MEASUREMENT",
+    "Schema",
+    "common_type",
+    "engine_tables",
+    "field_type_name",
+    "is_numeric",
+]

@@ -65,3 +65,6 @@ def plan_error(exc: Exception, sql: str | None = None) -> ServerError:
 
         return QueryInternalError(msg)
     return QueryPlanError(msg)
+
+
+__all__ = ["lit", "plan_error", "qi", "qs", "sql_type", "ts"]

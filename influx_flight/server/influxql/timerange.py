@@ -148,3 +148,16 @@ def split_condition(
         else:
             rest.append(c)
     return rng, rest
+
+
+__all__ = [
+    "SECOND",
+    "TimeRange",
+    "conjuncts",
+    "is_time",
+    "mentions_time",
+    "parse_time_string",
+    "split_condition",
+    "strip_parens",
+    "time_value",
+]

@@ -113,3 +113,6 @@ def tz_fill_grid(start: int, end: int, interval: int, zone: ZoneInfo) -> list[in
                 t += diff
             current = new
     return out
+
+
+__all__ = ["MAX_WINDOWS", "Windows", "tz_fill_grid", "tz_window_starts"]

@@ -161,3 +161,6 @@ def contains_transform(expr: ast.Expr) -> bool:
     if isinstance(expr, ast.BinaryExpr):
         return contains_transform(expr.lhs) or contains_transform(expr.rhs)
     return False
+
+
+__all__ = ["TransformSpec", "Transforms", "contains_transform"]
