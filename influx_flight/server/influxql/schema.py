@@ -29,6 +29,7 @@ def engine_tables(engine: Any, database: str) -> dict[str, Schema]:
 
 
 def field_type_name(t: pa.DataType) -> str:
+    """InfluxQL's name of a field's type (SHOW FIELD KEYS, errors)."""
     if pa.types.is_floating(t):
         return "float"
     if pa.types.is_unsigned_integer(t):

@@ -8,6 +8,7 @@ import os
 import pyarrow as pa
 
 from influx_flight.server.errors import QueryPlanError, ServerError
+from influx_flight.server.influxql.schema import field_type_name
 
 
 def qi(name: str) -> str:
@@ -37,16 +38,18 @@ def lit(value: int | float | str | bool) -> str:
     return qs(value)
 
 
+_SQL_TYPES = {
+    "float": "DOUBLE",
+    "unsigned": "BIGINT UNSIGNED",
+    "integer": "BIGINT",
+    "boolean": "BOOLEAN",
+    "string": "VARCHAR",
+}
+
+
 def sql_type(t: pa.DataType) -> str:
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    if pa.types.is_unsigned_integer(t):
-        return "BIGINT UNSIGNED"
-    if pa.types.is_integer(t):
-        return "BIGINT"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    return "VARCHAR"
+    """The SQL type of an InfluxDB field type (by its InfluxQL kind)."""
+    return _SQL_TYPES[field_type_name(t)]
 
 
 def plan_error(exc: Exception, sql: str | None = None) -> ServerError:
