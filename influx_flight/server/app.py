@@ -70,6 +70,7 @@ class StandInServer:
         with self._lock:
             if self._flight is not None:
                 return self
+            self.engine.stopping.clear()
             try:
                 pipeline_cls = _load_optional("influx_flight.server.writes", "WritePipeline")
                 if pipeline_cls is not None:
@@ -116,6 +117,9 @@ class StandInServer:
             self._stop_locked()
 
     def _stop_locked(self) -> None:
+        # Running queries stop at their next cancellation check (~0.1 s), so neither server
+        # waits for a long query to finish.
+        self.engine.stopping.set()
         if self._http is not None:
             try:
                 self._http.stop()

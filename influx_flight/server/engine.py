@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 
+from influx_flight.server.cancel import cancellable_batches
 from influx_flight.server.errors import (
     DatabaseAlreadyExists,
     DatabaseNotFound,
@@ -499,6 +500,8 @@ class Engine:
         self.limits = limits or Limits()
         self.slots = QuerySlots(self.limits)
         self._runtime = RuntimeEnvBuilder().with_fair_spill_pool(self.limits.memory_bytes)
+        #: Set at shutdown: every running query stops at its next cancellation check.
+        self.stopping = threading.Event()
         self._lock = threading.RLock()
         self._dbs: dict[str, _Database] = {}
         self._sql_options = (
@@ -753,6 +756,15 @@ class Engine:
             raise
         return self.slots.hold_until_done(reader, permit)
 
+    def stream_batches(self, df: Any) -> Iterator[pa.RecordBatch]:
+        """Execute DataFrame ``df``; its batches, stopped when the client goes away.
+
+        Every DataFusion stream the server reads goes through here (or ``query_sql``), so a
+        cancelled request or a shutdown frees DataFusion's threads within ~0.1 s.
+        """
+        for item in cancellable_batches(df.execute_stream(), self.stopping):
+            yield item.to_pyarrow()
+
     def _query_sql(
         self, database: str, sql: str, params: Mapping[str, Any] | None, hydrate: bool
     ) -> pa.RecordBatchReader:
@@ -762,7 +774,7 @@ class Engine:
             df = self._dataframe(database, sql, params, snap)
             reader = _pure_scan_reader(df, snap) if hydrate else None
             if reader is None:
-                reader = _stream_reader(_hydrated_dataframe(df) if hydrate else df)
+                reader = _stream_reader(_hydrated_dataframe(df) if hydrate else df, self.stopping)
                 if hydrate:
                     reader = hydrate_reader(reader)  # a no-op when DataFusion already cast
         except ServerError:
@@ -960,19 +972,21 @@ def _pure_scan_reader(df: Any, snap: _Snapshot) -> pa.RecordBatchReader | None:
     return selected.to_reader(max_chunksize=_STREAM_ROWS)
 
 
-def _stream_reader(df: Any) -> pa.RecordBatchReader:
+def _stream_reader(df: Any, stopping: threading.Event | None = None) -> pa.RecordBatchReader:
     """Execute ``df`` and wrap DataFusion's merged stream in a ``pa.RecordBatchReader``.
 
     ``execute_stream`` runs every partition on DataFusion's threads with read-ahead, so
     scanning and casting overlap with the consumer (the Flight writer); the Arrow C stream
-    export of DataFrame drains partitions one after the other and is ~3x slower here.
+    export of DataFrame drains partitions one after the other and is ~3x slower here. The
+    stream is driven by :func:`cancel.cancellable_batches`, so a client that goes away (or
+    ``stopping``) stops DataFusion's work at once.
     """
     schema = df.schema()
     stream = df.execute_stream()
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            for item in stream:
+            for item in cancellable_batches(stream, stopping):
                 batch = item.to_pyarrow()
                 if not batch.schema.equals(schema):
                     batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)

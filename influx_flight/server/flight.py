@@ -12,6 +12,7 @@ Handlers get the call's request headers with :func:`call_headers` (a middleware 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from influx_flight.server.auth import Authenticator, extract_grpc_token
+from influx_flight.server.cancel import CANCEL_CHECK
 from influx_flight.server.engine import Engine, hydrate_reader, hydrate_schema
 from influx_flight.server.errors import (
     GrpcCode,
@@ -115,11 +117,14 @@ def _flight_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     """
 
     def wrapper(self: Any, context: fl.ServerCallContext, *args: Any) -> Any:
+        token = CANCEL_CHECK.set(context.is_cancelled)
         try:
             self._authorize(context)
             return method(self, context, *args)
         except Exception as exc:
             raise wire_error(exc) from None
+        finally:
+            CANCEL_CHECK.reset(token)
 
     wrapper.__name__ = method.__name__
     wrapper.__doc__ = method.__doc__
@@ -140,16 +145,24 @@ def _schema_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def clean_stream(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-    """``reader`` whose errors while streaming cross the wire cleanly too."""
+def clean_stream(
+    reader: pa.RecordBatchReader, cancelled: Callable[[], bool] | None = None
+) -> pa.RecordBatchReader:
+    """``reader`` whose errors while streaming cross the wire cleanly too, and whose
+    DataFusion work stops once ``cancelled()`` (the call's ``is_cancelled``) says so.
+    """
 
     def batches() -> Iterator[pa.RecordBatch]:
+        # pyarrow may resume this generator in another Context: set, never reset by token.
+        CANCEL_CHECK.set(cancelled)
         try:
             yield from reader
         except Exception as exc:
             raise wire_error(exc) from None
         finally:
-            reader.close()
+            CANCEL_CHECK.set(None)
+            with contextlib.suppress(Exception):
+                reader.close()
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
@@ -348,14 +361,14 @@ class InfluxFlightServer(fl.FlightServerBase):
         return handler
 
     @staticmethod
-    def _stream(reader: Any) -> fl.FlightDataStream:
+    def _stream(reader: Any, context: fl.ServerCallContext) -> fl.FlightDataStream:
         if isinstance(reader, fl.FlightDataStream):
             return reader
         if isinstance(reader, pa.Table):
             reader = pa.RecordBatchReader.from_batches(
                 hydrate_schema(reader.schema), reader.to_batches()
             )
-        return fl.RecordBatchStream(clean_stream(hydrate_reader(reader)))
+        return fl.RecordBatchStream(clean_stream(hydrate_reader(reader), context.is_cancelled))
 
     # -- DoGet ----------------------------------------------------------------------------
 
@@ -373,9 +386,9 @@ class InfluxFlightServer(fl.FlightServerBase):
             handler = self._flightsql()
             if handler is None:
                 raise InvalidTicket("protobuf tickets need the Flight SQL handler")
-            return self._stream(handler.do_get(context, raw))
+            return self._stream(handler.do_get(context, raw), context)
         request = decode_json_ticket(raw)
-        return self._stream(self.run_ticket(request))
+        return self._stream(self.run_ticket(request), context)
 
     def run_ticket(self, request: TicketRequest) -> pa.RecordBatchReader:
         """Execute a decoded ticket and return its (hydrated) stream."""

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 from aiohttp import web
 
+from influx_flight.server.cancel import CANCEL_CHECK
 from influx_flight.server.errors import (
     DatabaseNotFound,
     InvalidDatabaseName,
@@ -557,9 +558,21 @@ class _Api:
     async def _query(
         self, request: web.Request, fmt: str, start: Callable[[], pa.RecordBatchReader]
     ) -> web.StreamResponse:
+        transport = request.transport
+
+        def gone() -> bool:  # polled from worker threads while DataFusion computes
+            return transport is None or transport.is_closing()
+
+        def start_query() -> tuple[pa.RecordBatchReader, pa.RecordBatch | None]:
+            token = CANCEL_CHECK.set(gone)
+            try:
+                reader = start()
+                return reader, _next_batch(reader)  # the first batch starts DataFusion
+            finally:
+                CANCEL_CHECK.reset(token)
+
         try:
-            reader = await self.run(start)
-            first = await self.run(_next_batch, reader)
+            reader, first = await self.run(start_query)
         except DatabaseNotFound as exc:
             raise _HttpError(
                 404,

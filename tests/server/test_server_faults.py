@@ -607,3 +607,127 @@ def test_every_rpc_and_endpoint_answers_bad_input_cleanly(standin_factory: objec
         "POST", base + "/api/v3/query_sql", json.dumps({"db": "db", "q": cast}).encode()
     )
     assert status == 400 and b"cannot be rendered" in body
+
+
+# -- 5. cancellation and shutdown ---------------------------------------------------------
+
+HEAVY = (
+    "SELECT count(*) AS n FROM m a CROSS JOIN m b CROSS JOIN (SELECT v FROM m LIMIT 20) c"
+    " WHERE a.v * b.v > c.v"
+)  # minutes of CPU before its first (and only) batch
+
+
+def process_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_over(pid: int, seconds: float) -> float:
+    """Cores the process used over the next `seconds`."""
+    before = process_cpu_seconds(pid)
+    time.sleep(seconds)
+    return (process_cpu_seconds(pid) - before) / seconds
+
+
+@pytest.fixture
+def heavy_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("measuring a process's CPU needs /proc")
+    proc = start_server(tmp_path / "data", tmp_path / "ready.json")
+    try:
+        settings = json.loads((tmp_path / "ready.json").read_text())
+        rows = "\n".join(f"m,k=k{i % 10} v={i} {i}" for i in range(20_000)).encode()
+        url = settings["http_url"] + "/api/v3/write_lp?db=heavy&precision=ns"
+        assert http("POST", url, rows)[0] == 204
+        yield proc, settings
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_cancelled_flight_query_stops_the_server_work(
+    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]],
+) -> None:
+    import pyarrow as pa
+    import pyarrow.flight as fl
+
+    proc, settings = heavy_server
+    client = fl.FlightClient(settings["flight_uri"])
+    options = fl.FlightCallOptions(
+        headers=[(b"authorization", f"Bearer {TOKEN}".encode())], timeout=2.0
+    )
+    ticket = json.dumps({"database": "heavy", "sql_query": HEAVY}).encode()
+    with pytest.raises(pa.ArrowException):  # the client gives up after 2 s
+        client.do_get(fl.Ticket(ticket), options).read_all()
+    client.close()
+    time.sleep(1.0)
+    cores = cpu_over(proc.pid, 1.0)
+    print(f"server CPU 1 s after a cancelled Flight query: {cores:.2f} cores")
+    assert cores < 0.25
+
+
+@pytest.mark.slow
+def test_closed_http_response_stops_the_server_work(
+    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]],
+) -> None:
+    proc, settings = heavy_server
+    body = json.dumps({"db": "heavy", "q": HEAVY}).encode()
+    req = urllib.request.Request(
+        settings["http_url"] + "/api/v3/query_sql",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with pytest.raises(OSError):  # TimeoutError / URLError: the client closes its socket
+        urllib.request.urlopen(req, timeout=2.0)
+    time.sleep(1.0)
+    cores = cpu_over(proc.pid, 1.0)
+    print(f"server CPU 1 s after a closed HTTP query: {cores:.2f} cores")
+    assert cores < 0.25
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_query_exits_within_5s_with_the_wal_flushed(
+    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]], tmp_path: Path
+) -> None:
+    import threading
+
+    import pyarrow.flight as fl
+
+    proc, settings = heavy_server
+    url = settings["http_url"] + "/api/v3/write_lp?db=heavy&precision=ns&no_sync=true"
+    assert http("POST", url, b"late v=1 1\nlate v=2 2")[0] == 204  # not fsynced yet
+    client = fl.FlightClient(settings["flight_uri"])
+    options = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+    ticket = fl.Ticket(json.dumps({"database": "heavy", "sql_query": HEAVY}).encode())
+    outcome: list[object] = []
+
+    def query() -> None:
+        try:
+            outcome.append(client.do_get(ticket, options).read_all())
+        except Exception as exc:  # the server goes away mid-query
+            outcome.append(exc)
+
+    runner = threading.Thread(target=query)
+    runner.start()
+    time.sleep(2.0)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    took = time.monotonic() - started
+    runner.join(timeout=30)
+    client.close()
+    print(f"SIGTERM to exit during a heavy query: {took:.2f} s")
+    assert code == 0 and took < 5.0
+    assert list((tmp_path / "data" / "snapshots").glob("*/MANIFEST.json"))  # compacted
+    proc2 = start_server(tmp_path / "data", tmp_path / "ready.json")
+    try:
+        url2 = json.loads((tmp_path / "ready.json").read_text())["http_url"]
+        q = urllib.parse.urlencode({"db": "heavy", "q": "SELECT count(*) AS n FROM late"})
+        assert http("GET", f"{url2}/api/v3/query_sql?{q}") == (200, b'[{"n":2}]')
+    finally:
+        proc2.send_signal(signal.SIGTERM)
+        proc2.wait(timeout=60)

@@ -55,9 +55,7 @@ class Emitter:
         def batches() -> Iterator[pa.RecordBatch]:
             for df in frames:
                 try:
-                    stream = df.execute_stream()
-                    for b in stream:
-                        rb = b.to_pyarrow()
+                    for rb in self.engine.stream_batches(df):  # stops when the client goes
                         if rb.num_rows == 0:
                             continue
                         yield _conform(rb, schema)
