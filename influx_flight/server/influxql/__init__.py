@@ -71,6 +71,9 @@ def execute(
         raise not_implemented(stmt.feature)
     if isinstance(stmt, ast.SelectStatement):
         return SelectPlanner(engine, database, stmt, now_ns).run()
+    if isinstance(stmt, ast.Explain):
+        explain = (stmt.analyze, stmt.verbose)
+        return SelectPlanner(engine, database, stmt.statement, now_ns, explain=explain).run()
     return show(engine, database, stmt, now_ns)
 
 

@@ -190,6 +190,15 @@ class ShowRetentionPolicies:
 
 
 @dataclass
+class Explain:
+    """``EXPLAIN [ANALYZE] [VERBOSE] SELECT ...``."""
+
+    statement: SelectStatement
+    analyze: bool = False
+    verbose: bool = False
+
+
+@dataclass
 class Unsupported:
     """A statement the parser recognises but the stand-in (like InfluxDB 3 over Flight) lacks."""
 
@@ -203,5 +212,6 @@ Statement = (
     | ShowTagValues
     | ShowFieldKeys
     | ShowRetentionPolicies
+    | Explain
     | Unsupported
 )

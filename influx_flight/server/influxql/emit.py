@@ -66,6 +66,20 @@ class Emitter:
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
+    def _explain_stream(self, frames: list[Any]) -> pa.RecordBatchReader:
+        """EXPLAIN: DataFusion's plans of the measurements' queries, as SQL's EXPLAIN shows them
+        (``plan_type``, ``plan``), one measurement after the other."""
+        schema = pa.schema([("plan_type", pa.string()), ("plan", pa.string())])
+        batches = []
+        for df in frames:
+            try:
+                table = df.to_arrow_table()
+            except Exception as exc:
+                raise plan_error(exc) from exc
+            cols = [table.column(n).cast(pa.string()) for n in ("plan_type", "plan")]
+            batches += pa.table(cols, schema=schema).to_batches()
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
     def _proj_names(self) -> set[str]:
         return {
             strip_parens(f.expr).name

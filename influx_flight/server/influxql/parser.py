@@ -136,7 +136,16 @@ class Parser:
         if self.at_keyword("SHOW"):
             return self.show()
         if self.at_keyword("EXPLAIN"):
-            raise not_implemented("EXPLAIN")
+            self.advance()
+            analyze = self.at_keyword("ANALYZE")
+            if analyze:
+                self.advance()
+            verbose = self.at_keyword("VERBOSE")
+            if verbose:
+                self.advance()
+            if not self.at_keyword("SELECT"):
+                raise syntax_error(self.peek(), "SELECT")
+            return ast.Explain(self.select(), analyze=analyze, verbose=verbose)
         if self.at_keyword("CREATE", "DROP", "DELETE", "ALTER", "GRANT", "REVOKE", "KILL"):
             self.advance()
             rest = self.peek()

@@ -83,7 +83,15 @@ def dedupe(names: list[str]) -> list[str]:
 class SelectPlanner(Aggregates, Transforms, GapFill, Windows, Emitter):
     """Plans and runs one SELECT statement against ``engine``."""
 
-    def __init__(self, engine: Any, database: str, stmt: ast.SelectStatement, now_ns: int) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        database: str,
+        stmt: ast.SelectStatement,
+        now_ns: int,
+        explain: tuple[bool, bool] | None = None,
+    ) -> None:
+        self.explain = explain  # (ANALYZE, VERBOSE) for EXPLAIN: the plans instead of rows
         self.engine = engine
         self.database = database
         self.stmt = stmt
@@ -179,10 +187,15 @@ class SelectPlanner(Aggregates, Transforms, GapFill, Windows, Emitter):
             sql = self._measurement_sql(m, tables[m], session)
             if sql is None:
                 continue
+            if self.explain is not None:
+                analyze, verbose = self.explain
+                sql = f"EXPLAIN {'ANALYZE ' if analyze else ''}{'VERBOSE ' if verbose else ''}{sql}"
             try:
                 frames.append(session.sql(sql))
             except Exception as exc:
                 raise plan_error(exc, sql) from exc
+        if self.explain is not None:
+            return self._explain_stream(frames)
         return self._stream(frames)
 
     # -- analysis --------------------------------------------------------------------------

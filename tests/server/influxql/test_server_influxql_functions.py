@@ -162,3 +162,17 @@ def test_subquery_errors_are_the_inner_ones(srv: Any) -> None:
         q(srv, "SELECT mean(x) FROM (SELECT nosuch(usage) AS x FROM cpu)")
     with pytest.raises(QueryNotImplemented, match="SLIMIT or SOFFSET"):
         q(srv, "SELECT x FROM (SELECT usage AS x FROM cpu) SLIMIT 1")
+
+
+# -- EXPLAIN --------------------------------------------------------------------------------
+def test_explain_returns_the_plans(srv: Any) -> None:
+    t = q(srv, "EXPLAIN SELECT mean(usage) FROM cpu GROUP BY host")
+    assert t.schema.names == ["plan_type", "plan"]
+    assert col(t, "plan_type") == ["logical_plan", "physical_plan"]
+    assert all(col(t, "plan"))
+    t = q(srv, "EXPLAIN ANALYZE SELECT * FROM cpu, mem")  # one plan per measurement, executed
+    assert col(t, "plan_type") == ["Plan with Metrics"] * 2
+    assert "output_rows" in col(t, "plan")[0]
+    assert len(q(srv, "EXPLAIN VERBOSE SELECT usage FROM cpu")) > 2
+    with pytest.raises(QueryPlanError, match="Invalid function 'nosuch'"):
+        q(srv, "EXPLAIN SELECT nosuch(usage) FROM cpu")

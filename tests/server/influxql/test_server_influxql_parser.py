@@ -153,10 +153,21 @@ def test_empty_query() -> None:
         ("DROP MEASUREMENT m", "DROP MEASUREMENT"),
         ("CREATE DATABASE x", "CREATE DATABASE"),
         ("DELETE FROM m", "DELETE FROM"),
-        ("EXPLAIN SELECT a FROM m", "EXPLAIN"),
         ("SELECT a INTO b FROM m", "SELECT INTO"),
     ],
 )
 def test_unsupported_statements_are_named(text: str, feature: str) -> None:
     with pytest.raises(QueryNotImplemented, match="This feature is not implemented: .*" + feature):
         parse(text)
+
+
+def test_explain_parses_its_options() -> None:
+    from influx_flight.server.influxql import ast
+
+    stmt = parse("explain analyze verbose SELECT a FROM m")
+    assert isinstance(stmt, ast.Explain) and stmt.analyze and stmt.verbose
+    assert isinstance(stmt.statement, ast.SelectStatement)
+    plain = parse("EXPLAIN SELECT a FROM m")
+    assert isinstance(plain, ast.Explain) and not plain.analyze and not plain.verbose
+    with pytest.raises(QueryPlanError, match="found SHOW, expected SELECT"):
+        parse("EXPLAIN SHOW MEASUREMENTS")
