@@ -11,10 +11,11 @@
 All queries are parameterised (`$start`, `$end`) and identifiers quoted by the core.
 """
 
+import bisect
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -25,17 +26,22 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetsDefinition,
     AssetSpec,
+    AutomationCondition,
     DataVersion,
+    DataVersionsByPartition,
     MetadataValue,
     ObserveResult,
     PartitionsDefinition,
     TimeWindowPartitionsDefinition,
     asset_check,
     multi_observable_source_asset,
+    observable_source_asset,
 )
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from dagster_influx.io_managers import _rfc3339, is_missing_table, quote_ident
@@ -50,24 +56,38 @@ __all__ = [
 ]
 
 
+#: Default lookback of observations: within InfluxDB 3 Core's query file limit (432 Parquet
+#: files per query, about 72 hours of data at the default 10-minute gen1 duration).
+DEFAULT_LOOKBACK = timedelta(hours=48)
+
+
 def fetch_last_updated_timestamps(
     influxdb: InfluxDB3Resource,
     tables: Sequence[str],
     *,
     time_column: str = "time",
     database: str | None = None,
+    since: datetime | None = None,
 ) -> dict[str, datetime | None]:
-    """Latest `time` (UTC) per table; `None` for an empty or missing table.
+    """Latest `time` (UTC) per table; `None` for an empty or missing table (or none since).
 
     The InfluxDB counterpart of the Snowflake / BigQuery resources' function of the same name.
+    Pass `since` to bound the scan: InfluxDB 3 Core refuses queries that would read more than
+    its file limit (432 files, about 72 hours at default settings), so an unbounded `max(time)`
+    over a long-lived table fails there.
     """
     from influx_flight import InfluxDB3Error
 
     out: dict[str, datetime | None] = {}
     for table in tables:
-        sql = f"SELECT max({quote_ident(time_column)}) AS latest FROM {quote_ident(table)}"
+        col = quote_ident(time_column)
+        sql = f"SELECT max({col}) AS latest FROM {quote_ident(table)}"
+        params: dict[str, str] = {}
+        if since is not None:
+            sql += f" WHERE {col} >= $since"
+            params["since"] = _rfc3339(since)
         try:
-            result = influxdb.query(sql, database=database)
+            result = influxdb.query(sql, params=params or None, database=database)
         except InfluxDB3Error as err:
             if not is_missing_table(err):
                 raise
@@ -88,46 +108,92 @@ def build_table_observation(
     table: str,
     *,
     key: CoercibleToAssetKey | None = None,
+    partitions_def: PartitionsDefinition | None = None,
+    lookback: timedelta | str = DEFAULT_LOOKBACK,
     resource_key: str = "influxdb",
     time_column: str = "time",
     database: str | None = None,
     description: str | None = None,
     group_name: str | None = None,
+    automation_condition: AutomationCondition | None = None,
 ) -> AssetsDefinition:
-    """Observable source asset for a raw table; its latest time is the data version.
+    """Observable source asset for a raw table written outside Dagster.
+
+    Unpartitioned: the latest `time` within the lookback is the data version (and
+    `dagster/last_updated_timestamp`); an observation that finds nothing in the lookback reports
+    no new version. With time-window `partitions_def`: every partition window that overlaps
+    the lookback gets its own data version, its row count and latest time, so a late point
+    written into an old window marks exactly that partition (and the downstream partitions
+    that depend on it) stale. Both are one bounded query per observation.
 
     Args:
         table: Table (measurement) to observe.
-        key: Asset key; defaults to the table name. Downsampling assets built for this table
-            depend on this key.
+        key: Asset key; defaults to the table name. Its prefix names the database.
+        partitions_def: Time-window partitions, normally those of the assets built from the
+            table (so that partition `k` of the source feeds partition `k` downstream).
+        lookback: How far back from now (or from the partitions' end, if earlier) each
+            observation looks. Keep it within the server's query file limit; the default, 48
+            hours, is within Core's at default settings. Late data older than this is not seen.
         resource_key: Key of the `InfluxDB3Resource`.
         time_column: The table's time column.
-        database: Database to read; defaults to the resource's.
+        database: Database to read; default: the key's prefix, else the resource's.
 
     Examples:
         .. code-block:: python
 
-            cpu = build_table_observation("cpu", key=["telegraf", "cpu"])
+            daily = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+            cpu = build_table_observation("cpu", partitions_def=daily, lookback="3d")
     """
+    from dagster_influx.tables import table_for_asset
+    from influx_flight._downsample import parse_duration  # influx_flight.time once it lands
+
     asset_key = AssetKey.from_coercible(key) if key is not None else AssetKey([table])
+    database = database or table_for_asset(asset_key).database
+    span = (
+        lookback
+        if isinstance(lookback, timedelta)
+        else timedelta(microseconds=parse_duration(lookback, "lookback") // 1000)
+    )
+    if span <= timedelta(0):
+        raise ValueError(f"lookback must be positive, got {lookback!r}.")
+    text = description or f"Raw InfluxDB 3 table {table!r}, written outside Dagster."
+    if partitions_def is not None:
+        if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
+            raise TypeError(
+                "build_table_observation: partitions_def must be time-window partitions (each"
+                f" data version covers a time window), got {type(partitions_def).__name__}."
+            )
+        return _partitioned_observation(
+            table,
+            asset_key,
+            partitions_def,
+            span,
+            resource_key,
+            time_column,
+            database,
+            text,
+            group_name,
+            automation_condition,
+        )
     spec = AssetSpec(
         key=asset_key,
-        description=description or f"Raw InfluxDB 3 table {table!r}, written outside Dagster.",
+        description=text,
         group_name=group_name,
         kinds={"influxdb"},
-        metadata={"table": table},
+        metadata={"table": table, "lookback": str(span)},
+        automation_condition=automation_condition,
     )
 
     def _observe(context: AssetExecutionContext) -> ObserveResult:
         influxdb: InfluxDB3Resource = getattr(context.resources, resource_key)
+        since = datetime.now(UTC) - span
         latest = fetch_last_updated_timestamps(
-            influxdb, [table], time_column=time_column, database=database
+            influxdb, [table], time_column=time_column, database=database, since=since
         )[table]
-        if latest is None:
+        if latest is None:  # nothing in the lookback: no evidence of a change
             return ObserveResult(
                 asset_key=asset_key,
-                data_version=DataVersion("empty"),
-                metadata={"latest_time": MetadataValue.text("no rows")},
+                metadata={"latest_time": MetadataValue.text(f"no rows since {_rfc3339(since)}")},
             )
         return ObserveResult(
             asset_key=asset_key,
@@ -143,6 +209,127 @@ def build_table_observation(
             specs=[spec],
             name=f"observe_{asset_key.to_python_identifier()}",
             required_resource_keys={resource_key},
+        )(_observe)
+
+
+def observed_windows(
+    partitions_def: TimeWindowPartitionsDefinition, lookback: timedelta, now: datetime
+) -> list[tuple[str, datetime, datetime]]:
+    """(key, start, end) of the partitions that overlap `[anchor - lookback, anchor)`, where
+    the anchor is now or the partitions' end, whichever comes first."""
+    last = partitions_def.get_last_partition_window()
+    if last is None:
+        return []
+    anchor = min(now, last.end)
+    lo = anchor - lookback
+    first = partitions_def.get_first_partition_window()
+    if first is not None and lo < first.start:
+        lo = first.start
+    key = partitions_def.get_partition_key_for_timestamp(lo.timestamp())
+    window = partitions_def.time_window_for_partition_key(key)
+    out = []
+    while window is not None and window.start < anchor:
+        out.append((window.start.strftime(partitions_def.fmt), window.start, window.end))
+        window = partitions_def.get_next_partition_window(window.end)
+    return out
+
+
+#: date_bin strides tried (largest first) to group the lookback into partition windows.
+_STRIDES = (
+    (86_400, "1 day"),
+    (3_600, "1 hour"),
+    (60, "1 minute"),
+    (1, "1 second"),
+)
+
+
+def _stride(windows: Sequence[tuple[str, datetime, datetime]]) -> tuple[int, str]:
+    """The largest stride whose bins never straddle a partition boundary."""
+    bounds = {int(w.timestamp()) for _, s, e in windows for w in (s, e)}
+    for seconds, interval in _STRIDES:
+        if all(b % seconds == 0 for b in bounds):
+            return seconds, interval
+    return 1, "1 second"
+
+
+def _partitioned_observation(
+    table: str,
+    asset_key: AssetKey,
+    partitions_def: TimeWindowPartitionsDefinition,
+    lookback: timedelta,
+    resource_key: str,
+    time_column: str,
+    database: str | None,
+    description: str,
+    group_name: str | None,
+    automation_condition: AutomationCondition | None,
+) -> AssetsDefinition:
+    def _observe(context: Any) -> DataVersionsByPartition:
+        from influx_flight import InfluxDB3Error
+
+        influxdb: InfluxDB3Resource = getattr(context.resources, resource_key)
+        windows = observed_windows(partitions_def, lookback, datetime.now(UTC))
+        if not windows:
+            return DataVersionsByPartition({})
+        _, interval = _stride(windows)
+        col = quote_ident(time_column)
+        sql = (
+            f"SELECT date_bin(INTERVAL '{interval}', {col}) AS bin, count(*) AS n,"
+            f" max({col}) AS latest FROM {quote_ident(table)}"
+            f" WHERE {col} >= $start AND {col} < $end GROUP BY 1"
+        )
+        params = {"start": _rfc3339(windows[0][1]), "end": _rfc3339(windows[-1][2])}
+        try:
+            result = influxdb.query(sql, params=params, database=database)
+        except InfluxDB3Error as err:
+            if not is_missing_table(err):
+                raise
+            result = None
+        rows = [0] * len(windows)
+        latest: list[datetime | None] = [None] * len(windows)
+        starts = [w[1] for w in windows]
+        if result is not None:
+            for b, n, t in zip(
+                *(result.column(c).to_pylist() for c in ("bin", "n", "latest")), strict=True
+            ):
+                i = bisect.bisect_right(starts, _aware(b)) - 1
+                if i < 0 or _aware(b) >= windows[i][2]:
+                    continue
+                rows[i] += int(n)
+                t = _aware(t)
+                if t is not None and (latest[i] is None or t > latest[i]):
+                    latest[i] = t
+        for (key, start, end), n, t in zip(windows, rows, latest, strict=True):
+            version = f"{n} rows, latest {_rfc3339(t)}" if t is not None else "no rows"
+            metadata: dict[str, Any] = {
+                "rows": n,
+                "time_range": MetadataValue.text(f"[{_rfc3339(start)}, {_rfc3339(end)})"),
+            }
+            if t is not None:
+                metadata["dagster/last_updated_timestamp"] = MetadataValue.timestamp(t)
+            context.log_event(
+                AssetObservation(
+                    asset_key=asset_key,
+                    partition=key,
+                    tags={DATA_VERSION_TAG: version},
+                    metadata=metadata,
+                )
+            )
+        context.log.info(
+            f"Observed {len(windows)} partition(s) of {table} over"
+            f" [{params['start']}, {params['end']}) in one query"
+        )
+        return DataVersionsByPartition({})  # each partition's version was logged above
+
+    with _quiet_beta():
+        return observable_source_asset(
+            key=asset_key,
+            partitions_def=partitions_def,
+            description=description,
+            group_name=group_name,
+            metadata={"table": table, "lookback": str(lookback)},
+            required_resource_keys={resource_key},
+            automation_condition=automation_condition,
         )(_observe)
 
 

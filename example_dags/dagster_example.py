@@ -13,12 +13,12 @@ Assets (the demo data set's `sensors` table: tags `room`, `sensor`; fields `temp
 Connection settings come from the environment when a run starts (the token through
 `dagster.EnvVar`, never resolved at load time):
 INFLUXDB3_HOST_URL, INFLUXDB3_DATABASE_NAME, INFLUXDB3_AUTH_TOKEN and, for a server whose HTTP
-API listens elsewhere (the stand-in), INFLUXDB3_WRITE_URL.
+API listens elsewhere, INFLUXDB3_WRITE_URL (the resource reads it when a run starts).
 
 Run it:
     influx-flight serve --demo   # or any InfluxDB 3
     dagster dev -m example_dags.dagster_example
-    dagster definitions validate -m example_dags.dagster_example
+    dg check defs -m example_dags.dagster_example   (or: dagster definitions validate -m ...)
 """
 
 import os
@@ -36,16 +36,28 @@ from dagster_influx import (
 )
 from influx_flight import DownsampleSpec, QueryResult
 
-#: The demo data set starts here (influx_flight.server.demo_data.DEFAULT_START); a week of
-#: partitions is plenty for the example. Point these at your own data's range.
+#: The demo data set is the day from here (influx_flight.server.demo_data.DEFAULT_START).
+#: Point these at your own data's range (or drop END for partitions that grow with time).
 START = "2024-01-01-00:00"
-END = "2024-01-08-00:00"
+END = "2024-01-02-00:00"
 
 hourly = dg.HourlyPartitionsDefinition(start_date=START, end_date=END)
 daily = dg.DailyPartitionsDefinition(start_date=START[:10], end_date=END[:10])
 
+#: Observing the raw table gives every hour in the last 48 hours (the default lookback, within
+#: InfluxDB 3 Core's query file limit) its own data version: row count and latest time. A late
+#: reading written into an old hour changes that hour's version only, so only that partition of
+#: `sensors_5m` turns stale, and the automation condition below re-materialises exactly it.
 raw_sensors = build_table_observation(
-    "sensors", group_name="influxdb", description="Raw sensor readings (room, sensor tags)."
+    "sensors",
+    partitions_def=hourly,
+    group_name="influxdb",
+    description="Raw sensor readings (room, sensor tags).",
+)
+
+#: Re-materialise a partition when its raw hour changed (a late point) or was first observed.
+RECOMPUTE_CHANGED_HOURS = dg.AutomationCondition.any_deps_updated() & ~(
+    dg.AutomationCondition.in_progress() | dg.AutomationCondition.any_deps_in_progress()
 )
 
 SPEC = DownsampleSpec(
@@ -67,6 +79,7 @@ sensors_5m = build_downsample_asset(
     # a backfill of many hours runs as one run per day, each split into hourly queries
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=24),
     chunk="1h",
+    automation_condition=RECOMPUTE_CHANGED_HOURS,
 )
 
 checks = [
@@ -121,7 +134,6 @@ defs = dg.Definitions(
             host=dg.EnvVar("INFLUXDB3_HOST_URL"),
             database=dg.EnvVar("INFLUXDB3_DATABASE_NAME"),
             token=dg.EnvVar("INFLUXDB3_AUTH_TOKEN"),
-            write_url=os.environ.get("INFLUXDB3_WRITE_URL") or None,
         ),
         "parquet_io": ParquetIOManager(base_dir=_export_dir()),
     },

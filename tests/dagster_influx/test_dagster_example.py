@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from dagster._core.definitions.observe import observe as observe_sources
 from dagster_support import TOKEN_ENV
 
 from influx_flight.server.demo_data import DemoSpec, generate_batches, load_demo_data
@@ -152,18 +153,19 @@ def test_example_partition_and_backfill_twice_give_identical_data(
     assert exported_again.equals(exported)
 
 
-def test_example_observes_the_raw_table(example: ModuleType) -> None:
-    job = dg.Definitions(
-        assets=[example.raw_sensors], resources=example.defs.resources
-    ).resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process()
-    (obs,) = [
-        e.event_specific_data.asset_observation
+def test_example_observes_the_raw_table_per_hour(example: ModuleType) -> None:
+    result = observe_sources([example.raw_sensors], resources=example.defs.resources)
+    versions = {
+        e.event_specific_data.asset_observation.partition: e.event_specific_data.asset_observation
         for e in result.all_events
         if e.event_type_value == "ASSET_OBSERVATION"
-    ]
-    assert obs.asset_key == dg.AssetKey("sensors")
-    assert obs.tags["dagster/data_version"] == "2024-01-01T03:59:30Z"
+    }
+    assert len(versions) == 24  # every hour of the example's day lies in the 48-hour lookback
+    # 2 rooms x 2 sensors, one reading every 30 s: 480 rows an hour
+    assert versions["2024-01-01-03:00"].tags["dagster/data_version"] == (
+        "480 rows, latest 2024-01-01T03:59:30Z"
+    )
+    assert versions["2024-01-01-05:00"].tags["dagster/data_version"] == "no rows"
 
 
 # -- `dagster dev` smoke test ----------------------------------------------------------------------

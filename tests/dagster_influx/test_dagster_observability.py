@@ -1,6 +1,6 @@
 """Observable source and partition-scoped asset checks against the stand-in."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -15,6 +15,7 @@ from dagster_influx import (
     build_value_range_check,
     fetch_last_updated_timestamps,
 )
+from dagster_influx.io_managers import _rfc3339
 
 ONE_MINUTE = timedelta(minutes=1)
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_date="2026-01-01-12:00")
@@ -26,12 +27,18 @@ def test_fetch_last_updated_timestamps(influx: InfluxDB3Resource, seeded: str) -
     assert latest == {"cpu": hour(4) - ONE_MINUTE, "nosuch": None}
 
 
-def test_observation_reports_latest_time_as_data_version(
-    influx: InfluxDB3Resource, seeded: str, standin: Any
+def test_observation_reports_latest_time_in_the_lookback_as_data_version(
+    influx: InfluxDB3Resource, db_name: str, standin: Any
 ) -> None:
-    cpu = build_table_observation("cpu", key=["telegraf", "cpu"])
-    assert cpu.key == dg.AssetKey(["telegraf", "cpu"])
-    defs = dg.Definitions(assets=[cpu], resources={"influxdb": influx})
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def write(when: datetime) -> None:
+        standin.write_lp(db_name, f"fresh,host=a v=1.0 {int(when.timestamp()) * 10**9}")
+
+    write(now - timedelta(days=30))  # outside the 2-day lookback: never read
+    fresh = build_table_observation("fresh", key=["telegraf", "fresh"], database=db_name)
+    assert fresh.key == dg.AssetKey(["telegraf", "fresh"])
+    defs = dg.Definitions(assets=[fresh], resources={"influxdb": influx})
     job = defs.resolve_implicit_global_asset_job_def()
 
     def observe() -> dg.AssetObservation:
@@ -45,17 +52,20 @@ def test_observation_reports_latest_time_as_data_version(
             ]
             return obs
 
+    nothing = observe()  # nothing within the lookback: no new data version claimed
+    assert "dagster/data_version" not in nothing.tags
+    assert nothing.metadata["latest_time"].value.startswith("no rows since ")
+
+    write(now - timedelta(hours=1))
     first = observe()
-    assert first.tags["dagster/data_version"] == "2026-01-01T03:59:00Z"
+    assert first.tags["dagster/data_version"] == _rfc3339(now - timedelta(hours=1))
     assert (
-        first.metadata["dagster/last_updated_timestamp"].value == (hour(4) - ONE_MINUTE).timestamp()
+        first.metadata["dagster/last_updated_timestamp"].value
+        == (now - timedelta(hours=1)).timestamp()
     )
 
-    standin.write_lp(
-        seeded, f"cpu,host=alpha,region=eu usage=1.0 {int(hour(5).timestamp()) * 10**9}"
-    )
-    second = observe()
-    assert second.tags["dagster/data_version"] == "2026-01-01T05:00:00Z"
+    write(now - timedelta(minutes=5))
+    assert observe().tags["dagster/data_version"] == _rfc3339(now - timedelta(minutes=5))
 
 
 def _checks_result(
