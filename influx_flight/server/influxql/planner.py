@@ -268,6 +268,12 @@ class SelectPlanner(Aggregates, Transforms, GapFill, Windows, Emitter):
             # fn(*), fn(/re/) and transform(agg(*)): one column per matching field, named
             # fn_<field> (the outer function's name, as InfluxQL).
             assert isinstance(expr, ast.Call)
+            if expr.name in fn.MATH and isinstance(pattern, ast.RegexLit):
+                # InfluxQL (1.x, and InfluxDB 3's reference) takes a field or * here, no regex.
+                raise QueryPlanError(
+                    f"Error during planning: {expr.name}() takes a field or *, not a regular "
+                    "expression: name the fields"
+                )
             rx = self._regex(pattern.pattern) if isinstance(pattern, ast.RegexLit) else None
             applied = inner.name if nested else expr.name  # type: ignore[union-attr]
             out = []

@@ -317,6 +317,10 @@ CORPUS = [
     f"SELECT elapsed(mean(usage), 1m) FROM cpu WHERE {W6} GROUP BY time(30m)",
     f"SELECT derivative(mean(usage)), difference(max(reqs)) FROM cpu WHERE {W6} GROUP BY time(30m)",
     f"SELECT difference(mean(*)) FROM mem WHERE {W6} GROUP BY time(1h), host",
+    # math over wildcards and regexes
+    "SELECT abs(*) FROM cpu WHERE host = 'h1'",
+    "SELECT atan2(*, 2) FROM mem",
+    "SELECT pow(*, 2), sqrt(*) FROM mem WHERE host = 'h2'",
     # math outside the domain: no value, as InfluxQL
     "SELECT sqrt(usage), ln(usage), log2(usage), log10(usage) FROM cpu WHERE host = 'h2'",
     "SELECT log(usage, 2), log(reqs + 1, 10), sqrt(reqs - 250) FROM cpu WHERE region = 'east'",

@@ -138,6 +138,8 @@ def test_math_outside_the_domain_gives_no_value(srv: Any) -> None:
     assert col(t, "log_1") == [0.0, 1.0, pytest.approx(math.log2(5))]
     with pytest.raises(QueryPlanError, match=r"expected 2, got 1: use log\(x, base\)"):
         q(srv, "SELECT log(usage) FROM cpu")
+    with pytest.raises(QueryPlanError, match=r"sqrt\(\) takes a field or \*, not a regular"):
+        q(srv, "SELECT sqrt(/u/) FROM cpu")
 
 
 # -- subqueries -----------------------------------------------------------------------------
