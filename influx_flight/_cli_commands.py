@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -88,11 +89,71 @@ def _config_from_args(args: argparse.Namespace) -> InfluxDB3Config:
 
 
 def _fail(message: str, status: int = EXIT_ERROR) -> int:
-    print(f"influx-flight: error: {message}", file=sys.stderr)
+    if not _INTERRUPTED.is_set():  # after Ctrl-C the cancellation error is expected noise
+        print(f"influx-flight: error: {message}", file=sys.stderr)
     return status
 
 
+#: Set on Ctrl-C; the hooks cancel what the command's worker thread is waiting for.
+_INTERRUPTED = threading.Event()
+_INTERRUPT_HOOKS: list[Any] = []
+
+
+@contextlib.contextmanager
+def _cancel_on_interrupt(cancel: Any) -> Iterator[None]:
+    """While inside, Ctrl-C calls ``cancel()`` (e.g. ``client.cancel``) from the main thread."""
+    _INTERRUPT_HOOKS.append(cancel)
+    try:
+        if _INTERRUPTED.is_set():
+            cancel()
+        yield
+    finally:
+        _INTERRUPT_HOOKS.remove(cancel)
+
+
 def _run_guarded(body: Any) -> int:
+    """Run a command body; Ctrl-C at any moment exits 130 with nothing partial kept.
+
+    The body runs in a worker thread: the main thread only waits, so it takes SIGINT even
+    while the worker is blocked inside gRPC (waiting for a first batch) where Python cannot
+    raise KeyboardInterrupt. The interrupt hooks cancel the call; the worker unwinds and its
+    export removes its temporary file; a second Ctrl-C leaves at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _run_body(body)  # no signals here (tests, embedding): run inline
+    _INTERRUPTED.clear()
+    outcome: list[int] = []
+    failure: list[BaseException] = []
+    done = threading.Event()  # not Thread.join: an interrupted join marks the thread stopped
+
+    def work() -> None:
+        try:
+            outcome.append(_run_body(body))
+        except BaseException as exc:  # re-raised in the main thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name="influx-flight-command", daemon=True)
+    worker.start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        _INTERRUPTED.set()
+        for cancel in list(_INTERRUPT_HOOKS):
+            with contextlib.suppress(Exception):
+                cancel()
+        with contextlib.suppress(KeyboardInterrupt):
+            done.wait(30)  # the cancelled call unwinds and removes its temporary file
+        print("influx-flight: interrupted; nothing partial was kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _run_body(body: Any) -> int:
     """Run a command body; turn our errors into a message and an exit status."""
     try:
         return int(body() or 0)
@@ -279,7 +340,7 @@ def run_query(args: argparse.Namespace) -> int:
         progress = _Progress(
             sys.stderr.isatty() if args.progress is None else args.progress, sys.stderr
         )
-        with InfluxDB3Client(config) as client:
+        with InfluxDB3Client(config) as client, _cancel_on_interrupt(client.cancel):
             try:
                 return _export(client, text, params, fmt, args, progress)
             except KeyboardInterrupt:
@@ -392,13 +453,16 @@ def _write_json(
 @contextlib.contextmanager
 def _atomic_output(path: str, *, text: bool = False) -> Iterator[Any]:
     """Write to a temporary sibling and move it into place only on success."""
-    import uuid
 
     import fsspec
 
+    from ._sinks import remove_stale_temporaries, temporary_name
+
     fs, fs_path = fsspec.core.url_to_fs(path)
     parent, name = os.path.split(fs_path) if "://" not in path else fs_path.rsplit("/", 1)
-    tmp = (parent + "/" if parent else "") + f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+    if "://" not in path:
+        remove_stale_temporaries(parent, name)  # left by a run that was killed
+    tmp = (parent + "/" if parent else "") + temporary_name(name)
     try:
         if parent:
             fs.makedirs(parent, exist_ok=True)
@@ -534,7 +598,7 @@ def run_downsample(args: argparse.Namespace) -> int:
 
         spec = build_spec(args)
         config = _config_from_args(args)
-        with InfluxDB3Client(config) as client:
+        with InfluxDB3Client(config) as client, _cancel_on_interrupt(client.cancel):
             try:
                 result = client.downsample(
                     spec,

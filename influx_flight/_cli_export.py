@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from ._cli_commands import (
     _add_connection_arguments,
+    _cancel_on_interrupt,
     _config_from_args,
     _human_bytes,
     _run_guarded,
@@ -124,7 +125,7 @@ def run_export(args: argparse.Namespace) -> int:
         enabled = sys.stderr.isatty() if args.progress is None else args.progress
         progress = _DatasetProgressLine(enabled, sys.stderr)
         config = _config_from_args(args)
-        with InfluxDB3Client(config) as client:
+        with InfluxDB3Client(config) as client, _cancel_on_interrupt(client.cancel):
             try:
                 result = export_dataset(
                     client,

@@ -82,7 +82,7 @@ def _parse_host(value: object) -> _Endpoint:
     text = value.strip()
     if any(ch.isspace() for ch in text):
         raise ConfigurationError(
-            f"host: {text!r} contains whitespace; use {_HOST_FORMS}", field="host"
+            f"host: {mask_url(text)!r} contains whitespace; use {_HOST_FORMS}", field="host"
         )
     if "://" not in text:
         text = "https://" + text
@@ -91,28 +91,29 @@ def _parse_host(value: object) -> _Endpoint:
         port = parts.port
     except ValueError as exc:
         raise ConfigurationError(
-            f"host: {value!r} is not a valid address ({exc}); use {_HOST_FORMS}", field="host"
+            f"host: {mask_url(value)!r} is not a valid address ({exc}); use {_HOST_FORMS}",
+            field="host",
         ) from None
     scheme = parts.scheme.lower()
     if scheme not in _SCHEME_TLS:
         raise ConfigurationError(
-            f"host: scheme {parts.scheme!r} in {value!r} is not supported; use {_HOST_FORMS}",
+            f"host: scheme {parts.scheme!r} in {mask_url(value)!r} is not supported; use {_HOST_FORMS}",
             field="host",
         )
     if not parts.hostname:
         raise ConfigurationError(
-            f"host: {value!r} has no host name; use {_HOST_FORMS}", field="host"
+            f"host: {mask_url(value)!r} has no host name; use {_HOST_FORMS}", field="host"
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
-            f"host: {_mask_userinfo(value)!r} must not carry credentials, a query string or a "
+            f"host: {mask_url(value)!r} must not carry credentials, a query string or a "
             f"fragment; pass the token as token=... and use {_HOST_FORMS}",
             field="host",
         )
     path = parts.path.rstrip("/")
     if path and scheme.startswith("grpc"):
         raise ConfigurationError(
-            f"host: a gRPC address cannot have a path ({value!r}); use {_HOST_FORMS}",
+            f"host: a gRPC address cannot have a path ({mask_url(value)!r}); use {_HOST_FORMS}",
             field="host",
         )
     return _Endpoint(
@@ -123,11 +124,27 @@ def _parse_host(value: object) -> _Endpoint:
     )
 
 
-def _mask_userinfo(value: str) -> str:
-    if "@" in value and "://" in value:
-        scheme, rest = value.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return value
+def mask_url(value: object) -> str:
+    """``value`` with every secret a URL can carry masked: userinfo, query values, fragment.
+
+    ``http://user:tok@h:1/p?token=abc&db=x#tok`` -> ``http://***@h:1/p?token=***&db=***#***``.
+    Used wherever a URL given by a user is printed (errors, logs, the CLI).
+    """
+    text = str(value)
+    head, hash_mark, _fragment = text.partition("#")
+    head, question, query = head.partition("?")
+    if "://" in head:
+        scheme, rest = head.split("://", 1)
+        authority, slash, path = rest.partition("/")
+        if "@" in authority:
+            authority = "***@" + authority.rsplit("@", 1)[1]
+        head = f"{scheme}://{authority}{slash}{path}"
+    elif "@" in head.split("/", 1)[0]:
+        head = "***@" + head.split("@", 1)[1]
+    if question:
+        pairs = [p.split("=", 1)[0] + "=***" if "=" in p else "***" for p in query.split("&")]
+        head += "?" + "&".join(pairs)
+    return head + ("#***" if hash_mark else "")
 
 
 def _netloc(hostname: str, port: int) -> str:
@@ -149,16 +166,17 @@ def _parse_write_url(value: object) -> str | None:
         parts.port  # noqa: B018 - validates the port
     except ValueError as exc:
         raise ConfigurationError(
-            f"write_url: {text!r} is not a valid URL ({exc}); use {forms}", field="write_url"
+            f"write_url: {mask_url(text)!r} is not a valid URL ({exc}); use {forms}",
+            field="write_url",
         ) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"write_url: {_mask_userinfo(text)!r} is not an HTTP URL; use {forms}",
+            f"write_url: {mask_url(text)!r} is not an HTTP URL; use {forms}",
             field="write_url",
         )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(
-            f"write_url: {_mask_userinfo(text)!r} must not carry credentials, a query string or "
+            f"write_url: {mask_url(text)!r} must not carry credentials, a query string or "
             f"a fragment; use {forms}",
             field="write_url",
         )

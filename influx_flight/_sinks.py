@@ -278,7 +278,9 @@ class _AtomicParquetFile:
             )
         self._parent = parent
         sep = os.sep if target.is_local else "/"
-        self.tmp_path = (parent + sep if parent else "") + f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+        if target.is_local:
+            remove_stale_temporaries(parent, name)
+        self.tmp_path = (parent + sep if parent else "") + temporary_name(name)
         self.rows = 0
         self.row_groups = 0
         self._pending: list[pa.RecordBatch] = []
@@ -667,3 +669,50 @@ def _window_target(target: _Target, window: int, window_ns: int) -> _Target:
 
 
 ExportResult.__module__ = "influx_flight"
+
+
+def temporary_name(name: str) -> str:
+    """The hidden sibling an export of ``name`` writes before its atomic rename.
+
+    It carries the writer's process id so that a later run can tell a temporary left by a
+    killed process (SIGKILL, power loss) from one a live process is still writing.
+    """
+    return f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def remove_stale_temporaries(parent: str, name: str) -> list[str]:
+    """Delete temporaries of ``name`` in local directory ``parent`` whose writer is dead.
+
+    Returns the removed paths. Only files named by :func:`temporary_name` for this same
+    ``name`` are touched, and only when their process no longer exists on this machine.
+    """
+    removed: list[str] = []
+    try:
+        entries = os.listdir(parent or ".")
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.match(entry)
+        if match is None or match.group("name") != name:
+            continue
+        pid = int(match.group("pid"))
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        path = os.path.join(parent, entry) if parent else entry
+        with contextlib.suppress(OSError):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True

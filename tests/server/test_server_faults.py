@@ -731,3 +731,83 @@ def test_sigterm_during_a_query_exits_within_5s_with_the_wal_flushed(
     finally:
         proc2.send_signal(signal.SIGTERM)
         proc2.wait(timeout=60)
+
+
+# -- 6. the CLI ----------------------------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "influx_flight.cli", *args],
+        cwd=REPO,
+        env={**os.environ, "INFLUXDB3_AUTH_TOKEN": TOKEN, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_while_waiting_for_the_first_batch(
+    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]], tmp_path: Path
+) -> None:
+    """Ctrl-C used to be ignored while gRPC waited; now: exit 130, no temporary file left."""
+    _proc, settings = heavy_server
+    out = tmp_path / "out"
+    out.mkdir()
+    cli = _cli(
+        "query", HEAVY, "--host", settings["flight_uri"], "--database", "heavy",
+        "--output", str(out / "o.parquet"),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(out.iterdir()) and time.monotonic() < deadline:  # schema in, no batch yet
+        time.sleep(0.1)
+    assert cli.poll() is None
+    assert [p.name for p in out.iterdir()], "the export has not opened its temporary file"
+    time.sleep(1.0)
+    started = time.monotonic()
+    cli.send_signal(signal.SIGINT)
+    code = cli.wait(timeout=30)
+    took = time.monotonic() - started
+    stderr = cli.stderr.read().decode() if cli.stderr else ""
+    print(f"CLI exit {code} {took:.2f} s after Ctrl-C")
+    assert code == 130 and took < 5.0, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert list(out.iterdir()) == []
+
+
+def test_cli_removes_stale_temporaries_it_owns(standin_factory: object, tmp_path: Path) -> None:
+    server = standin_factory(tokens=[TOKEN])  # type: ignore[operator]
+    server.write_lp("tmpdb", "m v=1 1")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "o.parquet"
+    stale = tmp_path / f".o.parquet.{dead.pid}-0123abcd.tmp"  # left by a killed run
+    live = tmp_path / f".o.parquet.{os.getpid()}-89abcdef.tmp"  # a run still writing
+    other = tmp_path / f".other.parquet.{dead.pid}-0123abcd.tmp"  # another file's
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    cli = _cli(
+        "query", "SELECT v FROM m", "--host", server.flight_uri, "--database", "tmpdb",
+        "--output", str(out),
+    )  # fmt: skip
+    assert cli.wait(timeout=120) == 0, cli.stderr.read() if cli.stderr else b""
+    assert out.exists() and not stale.exists()
+    assert live.exists() and other.exists()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://127.0.0.1:9/?token=apiv3_SECRET",
+        "http://127.0.0.1:9/#apiv3_SECRET",
+        "http://user:apiv3_SECRET@127.0.0.1:9",
+        "grpc+tcp://apiv3_SECRET@127.0.0.1:9",
+        "127.0.0.1:9?auth=apiv3_SECRET",
+    ],
+)
+def test_cli_never_prints_a_token_given_inside_a_url(host: str) -> None:
+    cli = _cli("query", "SELECT 1", "--host", host, "--database", "db")
+    out, err = cli.communicate(timeout=120)
+    assert cli.returncode != 0
+    assert b"apiv3_SECRET" not in out + err, err
+    assert b"***" in err, err
