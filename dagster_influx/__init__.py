@@ -8,10 +8,18 @@ for `defs.yaml`. See docs/dagster.md.
 from dagster_shared.libraries import DagsterLibraryRegistry
 
 from dagster_influx.assets import build_downsample_asset as build_downsample_asset
+from dagster_influx.components import InfluxDB3ChecksComponent as InfluxDB3ChecksComponent
 from dagster_influx.components import (
     InfluxDB3DownsampleComponent as InfluxDB3DownsampleComponent,
 )
+from dagster_influx.components import (
+    InfluxDB3IOManagerComponent as InfluxDB3IOManagerComponent,
+)
+from dagster_influx.components import (
+    InfluxDB3ObservationComponent as InfluxDB3ObservationComponent,
+)
 from dagster_influx.components import InfluxDB3ResourceComponent as InfluxDB3ResourceComponent
+from dagster_influx.components import ParquetIOManagerComponent as ParquetIOManagerComponent
 from dagster_influx.io_managers import InfluxDB3ArrowTypeHandler as InfluxDB3ArrowTypeHandler
 from dagster_influx.io_managers import InfluxDB3DbClient as InfluxDB3DbClient
 from dagster_influx.io_managers import InfluxDB3IOManager as InfluxDB3IOManager
@@ -43,9 +51,12 @@ __all__ = [
     "AzureConfig",
     "GcsConfig",
     "InfluxDB3ArrowTypeHandler",
+    "InfluxDB3ChecksComponent",
     "InfluxDB3DbClient",
     "InfluxDB3DownsampleComponent",
     "InfluxDB3IOManager",
+    "InfluxDB3IOManagerComponent",
+    "InfluxDB3ObservationComponent",
     "InfluxDB3PandasIOManager",
     "InfluxDB3PandasTypeHandler",
     "InfluxDB3PolarsTypeHandler",
@@ -53,6 +64,7 @@ __all__ = [
     "InfluxDB3ResourceComponent",
     "LocalConfig",
     "ParquetIOManager",
+    "ParquetIOManagerComponent",
     "S3Config",
     "TableRef",
     "__version__",

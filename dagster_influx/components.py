@@ -34,7 +34,16 @@ from dagster import (
     EnvVar,
     PartitionsDefinition,
 )
-from dagster.components import Component, ComponentLoadContext, Model, Resolvable, Resolver
+from dagster.components import (
+    Component,
+    ComponentLoadContext,
+    Model,
+    Resolvable,
+    Resolver,
+    Scaffolder,
+    ScaffoldRequest,
+    scaffold_with,
+)
 from dagster.components.resolved.core_models import (
     DailyPartitionsDefinitionModel,
     HourlyPartitionsDefinitionModel,
@@ -52,7 +61,14 @@ from dagster_influx.resource import InfluxDB3Resource
 if TYPE_CHECKING:
     from influx_flight import DownsampleSpec
 
-__all__ = ["InfluxDB3DownsampleComponent", "InfluxDB3ResourceComponent"]
+__all__ = [
+    "InfluxDB3ChecksComponent",
+    "InfluxDB3DownsampleComponent",
+    "InfluxDB3IOManagerComponent",
+    "InfluxDB3ObservationComponent",
+    "InfluxDB3ResourceComponent",
+    "ParquetIOManagerComponent",
+]
 
 
 class InfluxDB3ResourceComponent(Component, Resolvable, Model):
@@ -215,3 +231,284 @@ class InfluxDB3DownsampleComponent(Component, Resolvable):
             ),
         )
         return Definitions(assets=[asset])
+
+
+# ---------------------------------------------------------------------------------------------
+# IO managers, checks and observation as components
+# ---------------------------------------------------------------------------------------------
+
+_OptionalTimePartitions = Annotated[
+    PartitionsDefinition | None,
+    Resolver(
+        resolve_partitions_def,
+        description="Time-window partitions (null: the whole table).",
+        model_field_type=HourlyPartitionsDefinitionModel
+        | DailyPartitionsDefinitionModel
+        | WeeklyPartitionsDefinitionModel
+        | TimeWindowPartitionsDefinitionModel
+        | None,
+    ),
+]
+
+
+class InfluxDB3IOManagerComponent(InfluxDB3ResourceComponent):
+    """`InfluxDB3IOManager` (or its pandas variant) under `io_manager_key`, declared in YAML.
+
+    The connection attributes are those of `InfluxDB3ResourceComponent`; the token is again an
+    environment variable's name.
+    """
+
+    io_manager_key: str = Field(default="io_manager", description="Key assets name it by.")
+    load_as: Literal["arrow", "pandas"] = Field(
+        default="arrow", description="Type unannotated inputs load as."
+    )
+    io_database: str | None = Field(
+        default=None,
+        description="Database for every asset of this IO manager (default: key prefix, else"
+        " the connection's database).",
+    )
+    resource_key: str = Field(default="influxdb", description="Unused by the IO manager.")
+
+    def build_defs(self, context: ComponentLoadContext) -> Definitions:
+        from dagster_influx.io_managers import InfluxDB3IOManager, InfluxDB3PandasIOManager
+
+        cls = InfluxDB3PandasIOManager if self.load_as == "pandas" else InfluxDB3IOManager
+        resource = InfluxDB3Resource(
+            **self.model_dump(
+                exclude={
+                    "token_env_var",
+                    "resource_key",
+                    "io_manager_key",
+                    "load_as",
+                    "io_database",
+                }
+            ),
+            token=EnvVar(self.token_env_var) if self.token_env_var else None,
+        )
+        manager = cls(influxdb=resource, database=self.io_database)
+        return Definitions(resources={self.io_manager_key: manager})
+
+
+class ParquetIOManagerComponent(Component, Resolvable, Model):
+    """`ParquetIOManager` under `io_manager_key`; secrets are environment variable names."""
+
+    base_dir: str = Field(description="Local directory or fsspec URL (s3://, gs://, az://).")
+    provider: Literal["local", "s3", "gcs", "azure"] = Field(
+        default="local", description="Storage whose typed settings `storage` holds."
+    )
+    storage: dict[str, str | bool] = Field(
+        default_factory=dict,
+        description="Non-secret settings of the provider's config (region, endpoint_url, ...).",
+    )
+    secret_env_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Secret settings as {setting: ENV_VAR_NAME}, read when a run starts, e.g."
+        " {secret_access_key: AWS_SECRET_ACCESS_KEY}.",
+    )
+    compression: str = Field(default="zstd", description="Parquet compression codec.")
+    io_manager_key: str = Field(default="parquet_io", description="Key assets name it by.")
+
+    def build_defs(self, context: ComponentLoadContext) -> Definitions:
+        from dagster_influx.io_managers import ParquetIOManager
+        from dagster_influx.storage import AzureConfig, GcsConfig, LocalConfig, S3Config
+
+        config_cls = {"local": LocalConfig, "s3": S3Config, "gcs": GcsConfig, "azure": AzureConfig}
+        settings: dict[str, Any] = dict(self.storage)
+        settings.update({k: EnvVar(v) for k, v in self.secret_env_vars.items()})
+        manager = ParquetIOManager(
+            base_dir=self.base_dir,
+            storage=config_cls[self.provider](**settings),
+            compression=self.compression,
+        )
+        return Definitions(resources={self.io_manager_key: manager})
+
+
+class ValueRange(Model):
+    column: str = Field(description="Numeric column.")
+    min: float | None = Field(default=None, description="Smallest allowed value.")
+    max: float | None = Field(default=None, description="Largest allowed value.")
+
+
+@dataclass
+class InfluxDB3ChecksComponent(Component, Resolvable):
+    """The partition-scoped asset checks of `dagster_influx`, declared in YAML."""
+
+    asset_key: Annotated[str, _describe("Key of the checked asset, as a/b/c.")]
+    table: Annotated[str, _describe("Table the asset's data lives in.")]
+    partitions_def: _OptionalTimePartitions = None
+    min_rows: Annotated[
+        int | None, _describe("partition_has_data: fewest rows per partition (null: off).")
+    ] = 1
+    no_nulls: Annotated[list[str], _describe("Columns that must have no nulls.")] = field(
+        default_factory=list
+    )
+    value_ranges: Annotated[
+        list[ValueRange], _describe("Columns whose values must lie in [min, max].")
+    ] = field(default_factory=list)
+    database: Annotated[str | None, _describe("Default: the key prefix, else the resource's.")] = (
+        None
+    )
+    time_column: Annotated[str, _describe("The table's time column.")] = "time"
+    resource_key: Annotated[str, _describe("Key of the InfluxDB3Resource.")] = "influxdb"
+    blocking: Annotated[bool, _describe("Failed checks stop downstream assets.")] = False
+
+    def build_defs(self, context: ComponentLoadContext) -> Definitions:
+        from dagster_influx.observability import (
+            build_no_nulls_check,
+            build_partition_has_data_check,
+            build_value_range_check,
+        )
+
+        key = AssetKey.from_user_string(self.asset_key)
+        common: dict[str, Any] = dict(
+            table=self.table,
+            partitions_def=self.partitions_def,
+            time_column=self.time_column,
+            resource_key=self.resource_key,
+            database=self.database,
+            blocking=self.blocking,
+        )
+        checks = []
+        if self.min_rows is not None:
+            checks.append(build_partition_has_data_check(key, min_rows=self.min_rows, **common))
+        checks += [build_no_nulls_check(key, column=c, **common) for c in self.no_nulls]
+        checks += [
+            build_value_range_check(
+                key, column=r.column, min_value=r.min, max_value=r.max, **common
+            )
+            for r in self.value_ranges
+        ]
+        return Definitions(asset_checks=checks)
+
+
+@dataclass
+class InfluxDB3ObservationComponent(Component, Resolvable):
+    """An observable source for a raw table (`build_table_observation`), declared in YAML."""
+
+    table: Annotated[str, _describe("Table (measurement) written outside Dagster.")]
+    asset_key: _OptionalAssetKeyField = None
+    partitions_def: _OptionalTimePartitions = None
+    lookback: Annotated[
+        str, _describe("How far back each observation looks (within Core's file limit).")
+    ] = "48h"
+    database: Annotated[str | None, _describe("Default: the key prefix, else the resource's.")] = (
+        None
+    )
+    time_column: Annotated[str, _describe("The table's time column.")] = "time"
+    resource_key: Annotated[str, _describe("Key of the InfluxDB3Resource.")] = "influxdb"
+    description: str | None = None
+    group_name: str | None = None
+
+    def build_defs(self, context: ComponentLoadContext) -> Definitions:
+        from dagster_influx.observability import build_table_observation
+
+        observation = build_table_observation(
+            self.table,
+            key=self.asset_key,
+            partitions_def=self.partitions_def,
+            lookback=self.lookback,
+            resource_key=self.resource_key,
+            time_column=self.time_column,
+            database=self.database,
+            description=self.description,
+            group_name=self.group_name,
+        )
+        return Definitions(assets=[observation])
+
+
+# ---------------------------------------------------------------------------------------------
+# `dg scaffold defs` templates: each loads as written (`dg check defs`); replace the example
+# values with yours. The comments say what each attribute is.
+# ---------------------------------------------------------------------------------------------
+
+_CONNECTION = """\
+  # Server URL: queries go over Arrow Flight, writes over HTTP (InfluxDB 3 serves both on 8181).
+  host: http://127.0.0.1:8181
+  # Database queries and writes use by default.
+  database: mydb
+  # NAME of the environment variable holding the token (read when a run starts, never shown).
+  token_env_var: INFLUXDB3_AUTH_TOKEN
+"""
+
+TEMPLATES: dict[str, str] = {
+    "InfluxDB3ResourceComponent": _CONNECTION
+    + """\
+  # Key assets, IO managers and checks request the resource by.
+  resource_key: influxdb
+""",
+    "InfluxDB3IOManagerComponent": _CONNECTION
+    + """\
+  # Key assets name in io_manager_key=...; inputs load as arrow (pyarrow.Table) or pandas.
+  io_manager_key: influx_io
+  load_as: arrow
+""",
+    "ParquetIOManagerComponent": """\
+  # Local directory or fsspec URL: one Parquet file per partition under it.
+  base_dir: /tmp/dagster-parquet
+  # local, s3, gcs or azure; settings in `storage`, secrets as environment variable NAMES.
+  provider: local
+  storage: {}
+  secret_env_vars: {}
+  # e.g. provider: s3, storage: {region: eu-west-1},
+  #      secret_env_vars: {access_key_id: AWS_ACCESS_KEY_ID, secret_access_key: AWS_SECRET_ACCESS_KEY}
+  io_manager_key: parquet_io
+""",
+    "InfluxDB3DownsampleComponent": """\
+  # Needs an InfluxDB3ResourceComponent (resource_key: influxdb) in the same project.
+  source: cpu
+  window: 1h
+  aggregates:
+    usage: [mean, max]
+  group_by: [host]
+  target_measurement: cpu_1h
+  # Every partition must hold whole `window` buckets (checked when the definitions load).
+  partitions_def:
+    type: daily
+    start_date: "2026-01-01"
+""",
+    "InfluxDB3ChecksComponent": """\
+  # The asset checked (a/b/c) and the table its data lives in.
+  asset_key: cpu_1h
+  table: cpu_1h
+  partitions_def:
+    type: daily
+    start_date: "2026-01-01"
+  min_rows: 1
+  no_nulls: [usage_mean]
+  value_ranges:
+    - column: usage_mean
+      min: 0
+      max: 100
+""",
+    "InfluxDB3ObservationComponent": """\
+  # A raw table written outside Dagster; each partition gets its own data version.
+  table: cpu
+  partitions_def:
+    type: daily
+    start_date: "2026-01-01"
+  # Keep it within the server's query file limit (Core: about 72 hours by default).
+  lookback: 48h
+""",
+}
+
+
+class InfluxDB3Scaffolder(Scaffolder):
+    """Writes a commented `defs.yaml` whose example values load as they are."""
+
+    def scaffold(self, request: ScaffoldRequest) -> None:
+        name = request.type_name.rsplit(".", 1)[-1]
+        body = f"type: {request.type_name}\n\nattributes:\n{TEMPLATES[name]}"
+        path = request.target_path if request.append else request.target_path / "defs.yaml"
+        with open(path, "a" if request.append else "w", encoding="utf-8") as f:
+            f.write(("---\n" if request.append else "") + body)
+
+
+for _component in (
+    InfluxDB3ResourceComponent,
+    InfluxDB3IOManagerComponent,
+    ParquetIOManagerComponent,
+    InfluxDB3DownsampleComponent,
+    InfluxDB3ChecksComponent,
+    InfluxDB3ObservationComponent,
+):
+    scaffold_with(InfluxDB3Scaffolder)(_component)
