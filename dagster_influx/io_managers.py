@@ -10,7 +10,9 @@ so the usual "delete the partition slice, then insert" cannot be done. Writes ar
 point with the same measurement, tag set and timestamp replaces the stored one. Re-materialising
 a partition with deterministic timestamps therefore overwrites it exactly; rows of series that
 disappear in the new output stay stored. `write_mode: "fail_if_exists"` refuses to write into a
-non-empty slice instead.
+non-empty slice instead. Unpartitioned outputs have a whole table to themselves, so by default
+they replace it (`write_mode: "replace"`: Core's `DELETE /api/v3/configure/table`, then the
+write); `write_mode: "append"` keeps the old rows (upserting by series and time).
 
 `ParquetIOManager` stores Arrow tables, record-batch streams (including the core's
 `QueryResult`) and pandas frames as one Parquet file per partition under a `UPath` (local
@@ -83,8 +85,9 @@ __all__ = [
     "arrow_table_metadata",
 ]
 
-WriteMode = Literal["upsert", "fail_if_exists"]
-_WRITE_MODES: tuple[str, ...] = ("upsert", "fail_if_exists")
+WriteMode = Literal["replace", "append", "upsert", "fail_if_exists"]
+#: Unpartitioned outputs replace the table by default; partitioned ones upsert their window.
+_WRITE_MODES: tuple[str, ...] = ("replace", "append", "upsert", "fail_if_exists")
 _PREVIEW_ROWS = 5
 
 
@@ -333,10 +336,20 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
                 f"Tag columns {missing} named in the 'tags' metadata are not in the output"
                 f" (columns: {', '.join(obj.column_names)})."
             )
-        mode = str(meta.get("write_mode", "upsert"))
+        partitioned = bool(table_slice.partition_dimensions)
+        mode = str(meta.get("write_mode", "upsert" if partitioned else "replace"))
         if mode not in _WRITE_MODES:
             raise ValueError(f"write_mode {mode!r} is not supported; use one of {_WRITE_MODES}.")
+        if mode == "replace" and partitioned:
+            raise ValueError(
+                "write_mode 'replace' deletes the whole table, which a partition must not do"
+                " (InfluxDB 3 cannot delete a time range). Partitioned assets upsert their window;"
+                " use write_mode 'upsert' (the default) or 'fail_if_exists'."
+            )
         check_slice(obj, table_slice, time_column)
+        replaced = False
+        if mode == "replace":  # validated above: only now is the old table dropped
+            replaced = delete_table(connection, table_slice.database, table_slice.table)
         if mode == "fail_if_exists":
             existing = _count_slice(connection, table_slice)
             if existing:
@@ -356,6 +369,8 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
         metadata = arrow_table_metadata(obj, partitioned=context.has_asset_partitions)
         metadata["dagster/storage_kind"] = "influxdb"
         metadata["write_mode"] = mode
+        if mode == "replace":
+            metadata["replaced_existing_table"] = replaced
         metadata.update(_write_result_metadata(result))
         return metadata
 
@@ -380,6 +395,48 @@ def is_missing_table(err: BaseException) -> bool:
     return (
         isinstance(err, QueryError) and re.search(r"table '[^']*' not found", str(err)) is not None
     )
+
+
+def delete_table(connection: InfluxDB3Client, database: str | None, table: str) -> bool:
+    """Delete a table (`DELETE /api/v3/configure/table`); False if it did not exist.
+
+    InfluxDB 3 Core deletes whole tables only. The request uses the client's HTTP settings
+    (write URL, token, TLS, write timeout).
+    """
+    from urllib.parse import urlencode
+
+    import urllib3
+
+    from influx_flight import AuthenticationError, InfluxDB3Error
+
+    config = connection.config
+    db = database or config.database
+    base = config.write_base_url.rstrip("/")
+    url = f"{base}/api/v3/configure/table?{urlencode({'db': db, 'table': table})}"
+    options: dict[str, Any] = {"retries": False}
+    if config.write_timeout:
+        options["timeout"] = urllib3.Timeout(total=config.write_timeout)
+    if base.startswith("https"):
+        options["cert_reqs"] = "CERT_REQUIRED" if config.verify_tls else "CERT_NONE"
+        pem = config.ca_cert_pem()
+        if pem is not None:
+            options["ca_cert_data"] = pem.decode("ascii")
+    with urllib3.PoolManager(**options) as pool:
+        response = pool.request("DELETE", url, headers=config.http_headers())
+    if response.status == 404:  # no such database or table: nothing to replace
+        return False
+    if response.status >= 300:
+        body = response.data.decode("utf-8", "replace")[:500]
+        if response.status in (401, 403):
+            raise AuthenticationError(
+                f"deleting table {db}.{table} (to replace it) was refused: {body}. The token"
+                " needs permission to manage tables; or set write_mode 'append'."
+            )
+        raise InfluxDB3Error(
+            f"deleting table {db}.{table} (to replace it) failed with HTTP"
+            f" {response.status}: {body}"
+        )
+    return True
 
 
 def _count_slice(connection: InfluxDB3Client, table_slice: TableSlice) -> int:
