@@ -122,7 +122,7 @@ def test_components_are_registered_for_dg() -> None:
         for key in discover_entry_point_package_objects()
         if key.namespace == "dagster_influx.components"
     }
-    assert {"InfluxDB3ResourceComponent", "InfluxDB3DownsampleComponent"} <= names
+    assert set(SCAFFOLDED.values()) <= names
 
 
 def test_example_defs_folder_validates() -> None:

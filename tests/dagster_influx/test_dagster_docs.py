@@ -2,6 +2,7 @@
 
 import re
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -22,3 +23,23 @@ def test_doc_block_runs(index: int) -> None:
     if defs is not None:
         assert isinstance(defs, dg.Definitions)
         dg.Definitions.validate_loadable(defs)
+
+
+def test_doc_io_manager_block_writes_and_loads_against_the_standin(
+    standin: Any, db_name: str, token_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The IO manager snippet, as written: host, database and token from the environment, and
+    the stand-in's separate HTTP port from INFLUXDB3_WRITE_URL (the snippet has no write_url)."""
+    (block,) = [b for b in BLOCKS if "def room_scores" in b]
+    monkeypatch.setenv("INFLUXDB3_HOST_URL", standin.flight_uri)
+    monkeypatch.setenv("INFLUXDB3_DATABASE_NAME", db_name)
+    monkeypatch.setenv("INFLUXDB3_WRITE_URL", standin.http_url)
+    namespace: dict[str, Any] = {"__name__": "docs_dagster_io_block"}
+    exec(compile(block, "docs/dagster.md[room_scores]", "exec"), namespace)
+    defs = namespace["defs"]
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(partition_key="2024-01-01-05:00")
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("room_scores")
+    assert mat.metadata["dagster/table_name"].value == f"{db_name}.room_scores"
+    assert mat.metadata["dagster/partition_row_count"].value == 1

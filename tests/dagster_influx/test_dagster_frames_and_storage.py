@@ -130,6 +130,18 @@ def test_single_run_range_into_parquet_writes_one_file_per_partition(
     resources = {"influxdb": influx, "parquet_io": ParquetIOManager(base_dir=str(tmp_path))}
     result = dg.materialize([asset], resources=resources, tags=tags)
     assert result.success
+    files = sorted((tmp_path / "cpu_30m").glob("*.parquet"))
+    first_bytes = {f.name: f.read_bytes() for f in files}
+    stored_first = stored_rollups(influx)
+    # the same range again, and one of its partitions alone, twice: byte-identical files and
+    # identical stored points
+    assert dg.materialize([asset], resources=resources, tags=tags).success
+    for _ in range(2):
+        assert dg.materialize(
+            [asset], resources=resources, partition_key="2026-01-01-03:00"
+        ).success
+    assert {f.name: f.read_bytes() for f in files} == first_bytes
+    assert stored_rollups(influx).equals(stored_first)
     rows = {
         name: pq.read_table(tmp_path / "cpu_30m" / f"{name}.parquet").num_rows
         for name in ("2026-01-01-0200", "2026-01-01-0300", "2026-01-01-0400")
@@ -140,6 +152,11 @@ def test_single_run_range_into_parquet_writes_one_file_per_partition(
         for m in result.asset_materializations_for_node("cpu_30m")
     }
     assert counts == {"2026-01-01-02:00": 4, "2026-01-01-03:00": 4, "2026-01-01-04:00": 0}
+
+
+def stored_rollups(influx: InfluxDB3Resource) -> pa.Table:
+    with dg.build_resources({"influxdb": influx}) as res:
+        return res.influxdb.query("SELECT * FROM cpu_30m ORDER BY time, host")
 
 
 TIMES = pd.date_range("2026-01-01 01:00", periods=4, freq="15min", tz="UTC", name="time")
