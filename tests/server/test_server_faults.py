@@ -811,3 +811,66 @@ def test_cli_never_prints_a_token_given_inside_a_url(host: str) -> None:
     assert cli.returncode != 0
     assert b"apiv3_SECRET" not in out + err, err
     assert b"***" in err, err
+
+
+# -- a heavy or pathological query does not hold up the others -----------------------------
+
+
+def _timed_select_1(http_url: str) -> float:
+    body = json.dumps({"db": "heavy", "q": "SELECT 1 AS one"}).encode()
+    started = time.monotonic()
+    status, answer = http("POST", f"{http_url}/api/v3/query_sql", body)
+    assert (status, answer) == (200, b'[{"one":1}]')
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_select_1_is_answered_during_a_heavy_query(
+    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]],
+) -> None:
+    import threading
+
+    import pyarrow.flight as fl
+
+    _proc, settings = heavy_server
+    client = fl.FlightClient(settings["flight_uri"])
+    options = fl.FlightCallOptions(
+        headers=[(b"authorization", f"Bearer {TOKEN}".encode())], timeout=8.0
+    )
+    ticket = fl.Ticket(json.dumps({"database": "heavy", "sql_query": HEAVY}).encode())
+
+    def heavy() -> None:
+        with contextlib.suppress(Exception):
+            client.do_get(ticket, options).read_all()
+
+    runner = threading.Thread(target=heavy)
+    runner.start()
+    time.sleep(1.5)
+    waits = [_timed_select_1(settings["http_url"]) for _ in range(5)]
+    runner.join(timeout=30)
+    client.close()
+    print(f"SELECT 1 during a heavy query: worst {max(waits):.3f} s of {len(waits)}")
+    assert max(waits) < 1.0
+
+
+def test_pathological_regex_does_not_freeze_the_server(standin_factory: object) -> None:
+    """`FROM /^(a+)+$/` on a 28-character name took 12 s with Python's re, holding the GIL."""
+    import threading
+
+    server = standin_factory(tokens=[TOKEN])  # type: ignore[operator]
+    name = "a" * 27 + "b"
+    server.write_lp("heavy", f"{name} v=1 1\nm v=1 1")
+    body = json.dumps({"db": "heavy", "q": "SELECT * FROM /^(a+)+$/"}).encode()
+    took: list[float] = []
+
+    def pathological() -> None:
+        started = time.monotonic()
+        http("POST", f"{server.http_url}/api/v3/query_influxql", body)
+        took.append(time.monotonic() - started)
+
+    runner = threading.Thread(target=pathological)
+    runner.start()
+    wait = _timed_select_1(server.http_url)
+    runner.join(timeout=60)
+    print(f"regex query {took[0]:.3f} s; concurrent SELECT 1 waited {wait:.3f} s")
+    assert took[0] < 2.0 and wait < 1.0
