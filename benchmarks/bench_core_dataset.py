@@ -1,0 +1,207 @@
+"""Windowed dataset export with 1, 2 and 4 streams vs. one raw read_all() + write_table.
+
+N rows of the demo sensor table are loaded into a stand-in (in this process) and exported, each
+variant in a fresh subprocess:
+
+* ``raw`` (the baseline): ``pyarrow.flight`` ``do_get(SELECT * ...).read_all()`` of the whole
+  range + ``pyarrow.parquet.write_table`` (zstd, the core's row group size)
+* ``streams-N``: ``influx_flight.export_dataset(..., window=W, concurrency=N)``: one Flight
+  stream and one atomic file per window, N windows at once, committed with ``_SUCCESS``
+
+Reported per variant: median wall time, its ratio to raw (target with 2+ streams: <= 0.65),
+and where the time goes: the client's CPU seconds and the stand-in's (this process) CPU seconds
+during the run; (client + server CPU) / wall shows how many of the machine's cores were busy, so
+a ceiling set by the cores is visible. Results go to ``benchmarks/results/bench_core_dataset.json``.
+
+Usage: ``python benchmarks/bench_core_dataset.py [--rows 4000000] [--window 12h] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from influx_flight._sinks import DEFAULT_ROW_GROUP_SIZE
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TOKEN = "apiv3_bench-token"
+DATABASE = "bench"
+TABLE = "sensors"
+STREAMS = (1, 2, 4)
+TARGET = 0.65
+
+
+def child(variant: str, uri: str, out: str, start: str, end: str, window: str) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    if variant == "raw":
+        import pyarrow.flight as flight
+
+        fc = flight.FlightClient(uri)
+        query = f"SELECT * FROM {TABLE}"
+        ticket = flight.Ticket(
+            json.dumps({"database": DATABASE, "sql_query": query, "query_type": "sql"}).encode()
+        )
+        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+
+        def run() -> int:
+            table = fc.do_get(ticket, options).read_all()
+            pq.write_table(table, out, compression="zstd", row_group_size=DEFAULT_ROW_GROUP_SIZE)
+            return table.num_rows
+
+    else:
+        from influx_flight import InfluxDB3Client, InfluxDB3Config, export_dataset
+        from influx_flight._dataset import window_query
+
+        client = InfluxDB3Client(
+            InfluxDB3Config(host=uri, database=DATABASE, token=TOKEN, query_timeout=None)
+        )
+        streams = int(variant.split("-")[1])
+
+        def run() -> int:
+            result = export_dataset(
+                client, window_query(TABLE), out, start=start, end=end, window=window,
+                concurrency=streams,
+            )  # fmt: skip
+            assert result.committed
+            return result.rows
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    rows = run()
+    seconds = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return {"variant": variant, "rows": rows, "seconds": seconds, "client_cpu_s": cpu}
+
+
+def run_child(variant: str, uri: str, tmp: Path, repeat: int, rng: tuple[str, str, str]) -> dict:
+    out = tmp / f"{variant}-{repeat}" / ("x.parquet" if variant == "raw" else "")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    before = os.times()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", variant, "--uri", uri, "--out", str(out),
+         "--start", rng[0], "--end", rng[1], "--window", rng[2]],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    after = os.times()
+    if proc.returncode != 0:
+        raise SystemExit(f"{variant} failed:\n{proc.stderr}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # this process hosts the stand-in: its CPU during the child's run is the server's work
+    result["server_cpu_s"] = (after.user - before.user) + (after.system - before.system)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=4_000_000)
+    parser.add_argument("--window", default="12h")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child")
+    parser.add_argument("--uri")
+    parser.add_argument("--out")
+    parser.add_argument("--start")
+    parser.add_argument("--end")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.uri, args.out, args.start, args.end, args.window)))
+        return
+
+    import pyarrow as pa
+
+    from influx_flight._downsample import format_time, parse_duration
+    from influx_flight.server import StandInServer
+    from influx_flight.server.demo_data import DemoSpec, generate_batches
+
+    spec = DemoSpec.for_points(args.rows, rooms=10, sensors=10)
+    window_ns = parse_duration(args.window)
+    start_ns = spec.start_ns - spec.start_ns % window_ns
+    end_ns = spec.start_ns + int(spec.days * 86_400) * 10**9 + 1
+    end_ns += -end_ns % window_ns
+    rng = (format_time(start_ns), format_time(end_ns), args.window)
+    variants = ["raw", *(f"streams-{n}" for n in STREAMS)]
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    with StandInServer(tokens=[TOKEN]) as srv, tempfile.TemporaryDirectory() as tmpdir:
+        loaded = 0
+        for batch in generate_batches(spec):
+            srv.engine.append(DATABASE, spec.table, batch, tags=["room", "sensor"])
+            loaded += batch.num_rows
+        windows = (end_ns - start_ns) // window_ns
+        print(f"loaded {loaded:,} rows; range {rng[0]} .. {rng[1]} = {windows} windows of {rng[2]}")
+        for repeat in range(args.repeats):
+            for variant in variants:
+                r = run_child(variant, srv.flight_uri, Path(tmpdir), repeat, rng)
+                if r["rows"] != loaded:
+                    raise SystemExit(f"{variant}: {r['rows']} rows, expected {loaded}")
+                runs[variant].append(r)
+                print(
+                    f"  {variant:<10} run {repeat + 1}: {r['seconds']:6.2f} s  client CPU "
+                    f"{r['client_cpu_s']:5.2f} s  server CPU {r['server_cpu_s']:5.2f} s",
+                    flush=True,
+                )
+
+    summary: dict[str, dict[str, float]] = {}
+    for variant, items in runs.items():
+        wall = statistics.median(r["seconds"] for r in items)
+        summary[variant] = {
+            "seconds": wall,
+            "client_cpu_s": statistics.median(r["client_cpu_s"] for r in items),
+            "server_cpu_s": statistics.median(r["server_cpu_s"] for r in items),
+        }
+        s = summary[variant]
+        s["busy_cores"] = (s["client_cpu_s"] + s["server_cpu_s"]) / wall
+    raw = summary["raw"]["seconds"]
+    for s in summary.values():
+        s["ratio_vs_raw"] = s["seconds"] / raw
+    print()
+    print(f"{'variant':<12}{'median s':>10}{'x raw':>8}{'client CPU s':>14}{'server CPU s':>14}"
+          f"{'busy cores':>12}")  # fmt: skip
+    for variant, s in summary.items():
+        print(
+            f"{variant:<12}{s['seconds']:>10.2f}{s['ratio_vs_raw']:>8.2f}{s['client_cpu_s']:>14.2f}"
+            f"{s['server_cpu_s']:>14.2f}{s['busy_cores']:>12.2f}"
+        )
+    best = min((summary[f"streams-{n}"]["ratio_vs_raw"], n) for n in STREAMS if n >= 2)
+    cores = os.cpu_count() or 1
+    print(
+        f"\nTARGET dataset export {loaded:,} rows: best with 2+ streams {best[0]:.2f}x raw at "
+        f"{best[1]} streams (<= {TARGET}: {'ok' if best[0] <= TARGET else 'MISSED'}); "
+        f"1 stream {summary['streams-1']['ratio_vs_raw']:.2f}x; {cores} cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    doc = {
+        "benchmark": "bench_core_dataset",
+        "rows": loaded,
+        "range": rng,
+        "repeats": args.repeats,
+        "summary": summary,
+        "target": TARGET,
+        "best_ratio": best[0],
+        "best_streams": best[1],
+        "runs": runs,
+        "python": platform.python_version(),
+        "pyarrow": pa.__version__,
+        "cpus": cores,
+        "load_average": os.getloadavg(),
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    path = RESULTS / "bench_core_dataset.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""The fan-out example under a real scheduler: LocalExecutor, parallelism 4, not ``dags test``.
+
+An API server (the task execution API), a DAG processor and a scheduler run as their own
+processes on a private AIRFLOW_HOME; ``airflow backfill create`` asks for 2022-01-01 and the
+scheduler runs the 24 mapped exports and 24 mapped downsamples. Asserted from the metadata DB and
+the files: mapped task instances overlapped in time, every hour has its file, the dataset holds
+each source row once, ``_SUCCESS`` is written, and ``home_1h`` has every hour's aggregates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as pads
+import pytest
+from af_testdata import AIRFLOW_BIN, EXAMPLE_DAGS, connection_json, home_line_protocol, home_points
+
+pytest.importorskip("airflow")
+
+DAG_ID = "example_influxdb3_fanout_backfill"
+DAG_FILE = "example_influxdb3_fanout_backfill.py"
+TIMEOUT = 420
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class AirflowCluster:
+    """api-server + dag-processor + scheduler on a private home, stopped at teardown."""
+
+    def __init__(self, home: Path, extra_env: dict[str, str]) -> None:
+        self.home = home
+        self.db = home / "airflow.db"
+        port = _free_port()
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        self.env = {
+            **base,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # Only the backfill's run: no scheduled run for the latest interval.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db}",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "scale-test-secret-" + os.urandom(8).hex(),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            **extra_env,
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(AIRFLOW_BIN), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self, *args: str) -> None:
+        log = open(self.home / f"{args[0]}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.procs.append(
+            subprocess.Popen(
+                [str(AIRFLOW_BIN), *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    def logs(self) -> str:
+        state = "\n".join(
+            map(str, self.query("SELECT task_id, map_index, state FROM task_instance"))
+        )
+        return f"task instances:\n{state}\n" + "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.home.glob("*.log"))
+        )
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+
+@pytest.fixture
+def cluster(standin: Any, tmp_path: Path) -> Iterator[AirflowCluster]:
+    db = "af_fanout_scheduler"
+    standin.write_lp(db, home_line_protocol(), precision="s")
+    home = tmp_path / "airflow"
+    (home / "dags").mkdir(parents=True)
+    shutil.copy(EXAMPLE_DAGS / DAG_FILE, home / "dags" / DAG_FILE)
+    c = AirflowCluster(
+        home,
+        {
+            "AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT": connection_json(standin, db, standin.token),
+            "AIRFLOW_VAR_INFLUXDB3_EXPORT_BASE": (tmp_path / "exports").as_uri(),
+        },
+    )
+    migrated = c.run("db", "migrate")
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    try:
+        c.start("api-server")
+        c.start("dag-processor")
+        c.start("scheduler")
+        yield c
+    finally:
+        c.stop()
+
+
+def _wait(what: str, cluster: AirflowCluster, check: Any, deadline: float) -> Any:
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}\n{cluster.logs()}")
+        dead = [p.args[1] for p in cluster.procs if p.poll() is not None]
+        if dead:
+            pytest.fail(f"{dead} exited early\n{cluster.logs()}")
+        time.sleep(0.5)
+
+
+@pytest.mark.timeout(900)  # the suite's 300 s default is for one process; this runs a cluster
+def test_backfill_a_day_in_parallel_mapped_tasks(
+    cluster: AirflowCluster, standin: Any, tmp_path: Path
+) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    _wait(
+        "the DAG to be parsed",
+        cluster,
+        lambda: cluster.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),
+        deadline,
+    )
+    unpaused = cluster.run("dags", "unpause", DAG_ID)
+    assert unpaused.returncode == 0, unpaused.stdout + unpaused.stderr
+    created = cluster.run(
+        "backfill", "create", "--dag-id", DAG_ID,
+        "--from-date", "2022-01-01T00:00:00+00:00", "--to-date", "2022-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stdout + created.stderr
+
+    def finished() -> Any:
+        rows = cluster.query("SELECT state FROM dag_run WHERE dag_id = ?", DAG_ID)
+        return rows if rows and all(r[0] in ("success", "failed") for r in rows) else None
+
+    states = _wait("the backfill run to finish", cluster, finished, deadline)
+    tis = cluster.query(
+        "SELECT task_id, map_index, state, start_date, end_date FROM task_instance "
+        "WHERE dag_id = ? ORDER BY task_id, map_index",
+        DAG_ID,
+    )
+    assert states == [("success",)], f"{states}\n{tis}\n{cluster.logs()}"
+
+    exports = [t for t in tis if t[0] == "export_hour"]
+    downsamples = [t for t in tis if t[0] == "downsample_hour"]
+    assert [t[1] for t in exports] == list(range(24))
+    assert [t[1] for t in downsamples] == list(range(24))
+    assert {t[2] for t in exports + downsamples} == {"success"}
+
+    # Mapped task instances ran at the same time (LocalExecutor with parallelism 4).
+    spans = sorted((t[3], t[4]) for t in exports + downsamples)
+    overlaps = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
+    assert overlaps >= 1, spans
+
+    # The dataset: 24 hourly files (empty hours included), every source row once, committed.
+    dataset = tmp_path / "exports" / "home" / "2022-01-01"
+    files = sorted(str(p.relative_to(dataset)) for p in dataset.rglob("*.parquet"))
+    assert files == [f"date=2022-01-01/hour={h:02d}/part-0.parquet" for h in range(24)]
+    assert not [p for p in dataset.rglob(".*") if p.name.endswith(".tmp")]
+    table = pads.dataset(dataset, format="parquet", partitioning="hive").to_table()
+    points = home_points()
+    assert table.num_rows == len(points)
+    assert len(
+        {(t, r) for t, r in zip(table["time"].to_pylist(), table["room"].to_pylist(), strict=True)}
+    ) == len(points)
+    manifest = json.loads((dataset / "_SUCCESS").read_text())
+    assert manifest["windows"] == 24 and manifest["rows"] == len(points)
+    assert (manifest["start"], manifest["end"]) == ("2022-01-01T00:00:00Z", "2022-01-02T00:00:00Z")
+
+    # Downsampling wrote every hour that has data (08:00-11:00, two rooms).
+    with __import__("influx_flight").InfluxDB3Client(
+        {"host": standin.flight_uri, "database": "af_fanout_scheduler", "token": standin.token}
+    ) as client:
+        got = client.query(
+            "SELECT time, room, temp_mean FROM home_1h ORDER BY time, room"
+        ).to_table()
+    assert got.num_rows == 4 * 2
