@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 #: Core's default ``--max-http-request-size`` (10 MiB), also enforced after gzip.
 MAX_REQUEST_SIZE = 10 * 1024 * 1024
+#: Request bodies received but not yet parsed, over all connections (25 full-size bodies):
+#: beyond it a write gets 503, so stalled senders cannot exhaust the server's memory.
+MAX_BUFFERED_BODIES = 256 * 1024 * 1024
 #: The version the stand-in reports on /ping (the Core release the reference describes).
 VERSION = "3.10.0"
 REVISION = "influx-flight-standin"
@@ -254,6 +257,7 @@ class _Api:
         self.executor = executor
         self.cluster_uuid = str(uuid.uuid4())
         self.process_id = str(uuid.uuid4())
+        self._buffered = 0  # bytes of request bodies being received (one event loop: no lock)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -331,11 +335,22 @@ class _Api:
             raise too_big
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_chunked(1 << 16):
-            size += len(chunk)
-            if size > MAX_REQUEST_SIZE:
-                raise too_big
-            chunks.append(chunk)
+        try:
+            async for chunk in request.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > MAX_REQUEST_SIZE:
+                    raise too_big
+                # Slow or stalled senders hold their partial bodies in memory: cap the total.
+                if self._buffered + len(chunk) > MAX_BUFFERED_BODIES:
+                    raise _HttpError(
+                        503,
+                        f"the server is buffering {MAX_BUFFERED_BODIES} bytes of request bodies"
+                        " already; retry the write shortly",
+                    )
+                self._buffered += len(chunk)
+                chunks.append(chunk)
+        finally:
+            self._buffered -= sum(len(c) for c in chunks)
         raw = b"".join(chunks)
         if encoding != "gzip" or not raw:
             return raw

@@ -874,3 +874,43 @@ def test_pathological_regex_does_not_freeze_the_server(standin_factory: object) 
     runner.join(timeout=60)
     print(f"regex query {took[0]:.3f} s; concurrent SELECT 1 waited {wait:.3f} s")
     assert took[0] < 2.0 and wait < 1.0
+
+
+def test_stalled_request_bodies_are_capped(
+    standin_factory: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half-sent bodies used to pile up in memory without a cap; past it, writes get 503."""
+    import socket
+
+    from influx_flight.server import http_api
+
+    monkeypatch.setattr(http_api, "MAX_BUFFERED_BODIES", 450 * 1024)
+    server = standin_factory(tokens=[TOKEN])  # type: ignore[operator]
+    port = server.http_port
+    stalled = []
+    for _ in range(3):  # each sends 200 KiB of a 1 MiB body, then stalls
+        sock = socket.create_connection(("127.0.0.1", port))
+        head = (
+            f"POST /api/v3/write_lp?db=stall HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {1024 * 1024}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b"m v=1 1\n" * (200 * 1024 // 8))
+        stalled.append(sock)
+    url = f"{server.http_url}/api/v3/write_lp?db=stall&precision=ns"
+    deadline = time.monotonic() + 10
+    status = 0
+    while time.monotonic() < deadline:
+        status, body = http("POST", url, b"m v=2 2\n" * (100 * 1024 // 8))
+        if status == 503:
+            break
+        time.sleep(0.2)
+    assert status == 503 and b"retry" in body, (status, body)
+    for sock in stalled:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, body = http("POST", url, b"m v=2 2\n")
+        if status == 204:
+            break
+        time.sleep(0.2)
+    assert status == 204, body
