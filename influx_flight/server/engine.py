@@ -44,6 +44,11 @@ from influx_flight.server.errors import (
     TableNotFound,
     WriteRejected,
 )
+from influx_flight.server.file_limit import (
+    DEFAULT_GEN1_DURATION_NS,
+    DEFAULT_QUERY_FILE_LIMIT,
+    check_file_limit,
+)
 from influx_flight.server.limits import Limits, QuerySlots
 
 TIME_COLUMN = "time"
@@ -201,6 +206,8 @@ class _Table:
         # id(stored batch) -> (stored batch, the same rows with tags as Utf8); filled lazily by
         # pure-scan queries so repeated exports do not re-cast the dictionaries.
         self.hydrated: dict[int, tuple[pa.RecordBatch, pa.RecordBatch]] = {}
+        # id(stored batch) -> (batch, its gen1 windows): the file accounting of file_limit.py
+        self.file_windows: dict[int, tuple[pa.RecordBatch, Any]] = {}
         # Upsert bookkeeping: a point is (tag set, time); rewriting one must replace it, as
         # InfluxDB 3 does. Appends that only move forward in time with distinct keys (the
         # common case) cost one min/max; anything else marks the table for a deduplication
@@ -282,9 +289,10 @@ class _Table:
             self.batches.append(conformed)
             self._merge_tail()
         self.version += 1
-        if self.hydrated:
+        if self.hydrated or self.file_windows:
             live = {id(b) for b in self.batches}
             self.hydrated = {k: v for k, v in self.hydrated.items() if k in live}
+            self.file_windows = {k: v for k, v in self.file_windows.items() if k in live}
 
     def _key_names(self) -> list[str]:
         return [n for n, (k, _t) in self.kinds.items() if k in ("tag", "time")]
@@ -496,12 +504,20 @@ def hydrate_reader(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
 class Engine:
     """Databases of tables in memory, queried with DataFusion. Thread-safe."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        limits: Limits | None = None,
+        query_file_limit: int = DEFAULT_QUERY_FILE_LIMIT,
+        gen1_duration_ns: int = DEFAULT_GEN1_DURATION_NS,
+    ) -> None:
         self.limits = limits or Limits()
         self.slots = QuerySlots(self.limits)
         self._runtime = RuntimeEnvBuilder().with_fair_spill_pool(self.limits.memory_bytes)
         #: Set at shutdown: every running query stops at its next cancellation check.
         self.stopping = threading.Event()
+        #: Core's --query-file-limit (0 turns the check off); see ``file_limit.py``.
+        self.query_file_limit = int(query_file_limit)
+        self.gen1_duration_ns = int(gen1_duration_ns)
         self._lock = threading.RLock()
         self._dbs: dict[str, _Database] = {}
         self._sql_options = (
@@ -707,7 +723,9 @@ class Engine:
     ) -> Any:
         if not isinstance(sql, str) or not sql.strip():
             raise QueryPlanError("the query is empty: send a SQL statement in sql_query")
-        ctx = self._session_for(snap if snap is not None else self._snapshot(database), sql)
+        if snap is None:
+            snap = self._snapshot(database)
+        ctx = self._session_for(snap, sql)
         wanted = placeholders(sql)
         given = dict(params or {})
         for name in wanted:
@@ -719,11 +737,27 @@ class Engine:
         from influx_flight.server import functions
 
         try:
-            return functions.plan(ctx, sql, self._sql_options, values or None)
+            df = functions.plan(ctx, sql, self._sql_options, values or None)
         except ServerError:
             raise
         except Exception as exc:
             raise translate_datafusion_error(exc) from None
+        self._check_file_limit(df, snap)
+        return df
+
+    def _check_file_limit(self, df: Any, snap: _Snapshot) -> None:
+        if self.query_file_limit <= 0:
+            return
+        try:
+            plan = df.optimized_logical_plan().display_indent()
+        except Exception:
+            return  # execution reports the planning error
+        check_file_limit(plan, snap.tables, self.query_file_limit, self.gen1_duration_ns)
+
+    def check_file_limit(self, database: str, df: Any) -> None:
+        """Raise QueryFileLimitExceeded if ``df`` (planned on a session of ``database``) would
+        scan more gen1 files per table than ``query_file_limit``, as Core refuses it."""
+        self._check_file_limit(df, self._snapshot(database))
 
     def query_sql(
         self,

@@ -181,6 +181,31 @@ class ResourcesExhausted(ServerError):
     http_status = 500
 
 
+class QueryFileLimitExceeded(ServerError):
+    """A query that would scan more Parquet files than ``--query-file-limit`` (Core's text).
+
+    Core raises it as a DataFusion External error while planning: INTERNAL over Flight, 500
+    over HTTP (``influxdb3_write/src/write_buffer/mod.rs``). Like Core, the message names the
+    limit (not the count).
+    """
+
+    grpc_code = GrpcCode.INTERNAL
+    http_status = 500
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "error while planning query: External error: Query would scan"
+            f" {limit} Parquet files, exceeding the file limit. InfluxDB 3 Core caps file"
+            " access to prevent performance degradation and memory issues. Use a narrower time"
+            " range, or increase the limit with --query-file-limit (this may cause slower"
+            " queries or instability).\n\nTo remove this limitation, upgrade to InfluxDB 3"
+            " Enterprise, which automatically compacts files for efficient querying across any"
+            " time range. Free for non-commercial and home use, and free trials for commercial"
+            " evaluation: https://www.influxdata.com/downloads"
+        )
+        self.limit = limit
+
+
 class WriteRejected(ServerError):
     """A batch the engine cannot take (type conflict, bad column type, missing time).
 
@@ -207,6 +232,7 @@ __all__ = [
     "InvalidTicket",
     "MalformedAuthorization",
     "PermissionDenied",
+    "QueryFileLimitExceeded",
     "QueryInternalError",
     "QueryNotImplemented",
     "QueryPlanError",

@@ -180,7 +180,23 @@ def test_sample_files_load_completely(standin: Any, name: str, table: str) -> No
     data_lines = [
         line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
-    assert _sql(standin, db, f'SELECT count(*) AS n FROM "{table}"') == [{"n": len(data_lines)}]
+    # Some samples span years: as on Core (query file limit), count them 3 days at a time.
+    scale = 10**9 if path.name in _SECONDS else 1
+    times = [int(line.rsplit(" ", 1)[1]) * scale for line in data_lines]
+    day = 86_400 * 10**9
+    total = 0
+    start = min(times) // day * day
+    while start <= max(times):
+        window = (
+            f'SELECT count(*) AS n FROM "{table}" WHERE time >= to_timestamp_nanos({start})'
+            f" AND time < to_timestamp_nanos({start + 3 * day})"
+        )
+        total += _sql(standin, db, window)[0]["n"]
+        start = max(
+            start + 3 * day,
+            min((t for t in times if t >= start + 3 * day), default=start + 3 * day) // day * day,
+        )
+    assert total == len(data_lines)
 
 
 def _home_maxima(path: Path) -> list[dict[str, Any]]:
