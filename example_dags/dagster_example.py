@@ -12,8 +12,8 @@ Assets (the demo data set's `sensors` table: tags `room`, `sensor`; fields `temp
 
 Connection settings come from the environment when a run starts (the token through
 `dagster.EnvVar`, never resolved at load time):
-INFLUXDB3_HOST_URL, INFLUXDB3_DATABASE_NAME, INFLUXDB3_AUTH_TOKEN and, for a server whose HTTP
-API listens elsewhere, INFLUXDB3_WRITE_URL (the resource reads it when a run starts).
+INFLUXDB3_HOST_URL, INFLUXDB3_DATABASE_NAME and INFLUXDB3_AUTH_TOKEN (InfluxDB 3 and the
+stand-in answer queries and writes on the same port).
 
 Run it:
     influx-flight serve --demo   # or any InfluxDB 3

@@ -128,7 +128,6 @@ def main() -> int:
                 str(VENV_BIN / "influx-flight"),
                 "serve",
                 "--port=0",
-                "--http-port=0",
                 "--demo",
                 f"--demo-days={DEMO_DAYS}",
                 f"--demo-database={DATABASE}",
@@ -139,7 +138,7 @@ def main() -> int:
             log=OUT / "logs" / "server.log",
         )
         settings = wait_for_ready_file(ready_file, server)
-        print(f"      Flight {settings['flight_uri']}  HTTP {settings['http_url']}", flush=True)
+        print(f"      Flight and HTTP on {settings['http_url']}", flush=True)
         env = dict(os.environ)
         env.update(settings["env"])
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -231,9 +230,26 @@ def _client(settings: dict):
         host=settings["env"]["INFLUXDB3_HOST_URL"],
         database=settings["database"],
         token=settings["token"],
-        write_url=settings["http_url"],
     )
     return InfluxDB3Client(config)
+
+
+def _count_rows(client, table: str) -> int:
+    """Rows of ``table``, counted a day at a time: like InfluxDB 3 Core, the stand-in refuses
+    a query over more than 72 hours of files (``--query-file-limit``)."""
+    total = 0
+    for day in range(DEMO_DAYS + 1):
+        window = {
+            "start": f"2024-01-{1 + day:02d}T00:00:00Z",
+            "end": f"2024-01-{2 + day:02d}T00:00:00Z",
+        }
+        result = client.query(
+            f'SELECT count(*) AS n FROM "{table}"'
+            " WHERE time >= $start::timestamp AND time < $end::timestamp",
+            params=window,
+        ).to_table()
+        total += result.column("n")[0].as_py()
+    return total
 
 
 def summarise(settings: dict) -> dict:
@@ -244,7 +260,7 @@ def summarise(settings: dict) -> dict:
             if row["table_schema"] != "iox":
                 continue
             name = row["table_name"]
-            count = client.query(f'SELECT count(*) AS n FROM "{name}"').to_table()
+            rows = _count_rows(client, name)
             columns = client.query(f'SHOW COLUMNS FROM "{name}"').to_table().to_pylist()
             # a point is one field value: every column but time and the tags (Dictionary)
             fields = [
@@ -252,7 +268,6 @@ def summarise(settings: dict) -> dict:
                 for c in columns
                 if c["column_name"] != "time" and "Dictionary" not in c["data_type"]
             ]
-            rows = count.column("n")[0].as_py()
             tables[name] = (rows, rows * len(fields))
     files = sorted(
         (path.relative_to(OUT), path.stat().st_size)
@@ -325,16 +340,15 @@ def print_ui_hints(settings: dict) -> None:
             "port": 8181,
             "schema": DATABASE,
             "password": "demo-token",
-            "extra": {"write_url": "http://127.0.0.1:8182"},
         }
     )
     print(
         "\nThe demo's server has stopped. To explore in the UIs, run one with a fixed token:\n"
         f"  .venv/bin/influx-flight serve --demo --demo-days {DEMO_DAYS} --token demo-token\n"
-        "  (Flight on 127.0.0.1:8181, HTTP on 127.0.0.1:8182; it prints these settings too)\n"
+        "  (Flight and HTTP on 127.0.0.1:8181, as InfluxDB 3; it prints these settings too)\n"
         "then, in each terminal you start a UI from:\n"
         f"  export INFLUXDB3_HOST_URL=http://127.0.0.1:8181 INFLUXDB3_DATABASE_NAME={DATABASE}\n"
-        "  export INFLUXDB3_AUTH_TOKEN=demo-token INFLUXDB3_WRITE_URL=http://127.0.0.1:8182\n"
+        "  export INFLUXDB3_AUTH_TOKEN=demo-token\n"
         f"  export AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT='{connection}'\n"
         "  Airflow: AIRFLOW__CORE__DAGS_FOLDER=$PWD/example_dags .venv/bin/airflow standalone"
         "  -> http://localhost:8080\n"

@@ -33,45 +33,26 @@ STANDIN_TOKEN = "apiv3_test-token-for-the-stand-in"
 
 
 @pytest.fixture(scope="session")
-def standin() -> Iterator[Any]:
+def standin(influxdb3_server: Any) -> Any:
     """One stand-in server for the session: auth on (token ``STANDIN_TOKEN``), fast WAL flush.
 
-    Tests must use their own database names (e.g. derived from the test name) so they do not
-    see each other's data.
+    The ``influxdb3_server`` fixture of the package's own pytest plugin
+    (``influx_flight.testing``), with the token set in ``pyproject.toml``. Tests must use
+    their own database names (e.g. derived from the test name, as ``influxdb3_database``
+    does) so they do not see each other's data.
     """
-    from influx_flight.server import StandInServer
-
-    server = StandInServer(tokens=[STANDIN_TOKEN], wal_flush_interval=0.01)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    assert influxdb3_server.token == STANDIN_TOKEN, "influxdb3_token in pyproject.toml"
+    return influxdb3_server
 
 
 @pytest.fixture
-def standin_factory() -> Iterator[Callable[..., Any]]:
+def standin_factory(influxdb3_server_factory: Callable[..., Any]) -> Callable[..., Any]:
     """Build more stand-in servers with other options; all are stopped at teardown.
 
     ``standin_factory(without_auth=True, data_dir=str(tmp_path), ...)`` returns a started
-    server; ``wal_flush_interval`` defaults to 0.01 s here.
+    server (the plugin's ``influxdb3_server_factory``; ``wal_flush_interval`` 0.01 s).
     """
-    from influx_flight.server import StandInServer
-
-    servers: list[Any] = []
-
-    def make(**options: Any) -> Any:
-        options.setdefault("wal_flush_interval", 0.01)
-        server = StandInServer(**options)
-        server.start()
-        servers.append(server)
-        return server
-
-    try:
-        yield make
-    finally:
-        for server in reversed(servers):
-            server.stop()
+    return influxdb3_server_factory
 
 
 @pytest.fixture

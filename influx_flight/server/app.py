@@ -24,9 +24,11 @@ log = logging.getLogger(__name__)
 
 
 class StandInServer:
-    """A local InfluxDB 3 stand-in: Flight (gRPC) and HTTP on two ephemeral ports.
+    """A local InfluxDB 3 stand-in: Flight (gRPC) and HTTP on one port, as Core serves them.
 
-    Use as a context manager or call :meth:`start` / :meth:`stop`.
+    ``port`` (0 picks a free one) answers both protocols (see ``shared_port.py``); passing
+    ``http_port`` splits them, HTTP then listening on its own port. Use as a context manager or
+    call :meth:`start` / :meth:`stop`.
     """
 
     def __init__(
@@ -37,8 +39,9 @@ class StandInServer:
         wal_flush_interval: float = 1.0,
         host: str = "127.0.0.1",
         port: int = 0,
-        http_port: int = 0,
+        http_port: int | None = None,
         limits: Limits | None = None,
+        query_file_limit: int | None = None,
     ) -> None:
         token_list = [t for t in (tokens or ()) if t]
         if tokens is not None and not token_list and not without_auth:
@@ -52,11 +55,14 @@ class StandInServer:
         self._http_port = http_port
         self.authenticator = Authenticator(self._tokens, without_auth=without_auth)
         self.limits = limits or Limits()
-        self.engine = Engine(self.limits)
+        # Core's --query-file-limit (432 files per table scan; 0 turns it off)
+        file_limit = {} if query_file_limit is None else {"query_file_limit": query_file_limit}
+        self.engine = Engine(self.limits, **file_limit)
         self._flight: InfluxFlightServer | None = None
         self._pipeline: Any = None
         self._http: Any = None
         self._bound_http_port: int | None = None
+        self._shared: Any = None  # the SharedPort when Flight and HTTP share ``port``
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -84,30 +90,54 @@ class StandInServer:
                         "data_dir needs the write pipeline (influx_flight.server.writes), "
                         "which is not available in this build"
                     )
-                self._flight = self._start_flight()
+                shared = self._http_port is None
+                # shared: Flight listens on a private loopback port behind the shared one
+                self._flight = self._start_flight("127.0.0.1", 0) if shared else None
+                if self._flight is None:
+                    self._flight = self._start_flight(self.host, self._port)
                 http_cls = _load_optional("influx_flight.server.http_api", "HttpServer")
                 if http_cls is not None and self._pipeline is not None:
                     self._http = http_cls(
-                        self.engine, self._pipeline, self.authenticator, self.host, self._http_port
+                        self.engine,
+                        self._pipeline,
+                        self.authenticator,
+                        self.host,
+                        None if shared else self._http_port,
                     )
-                    self._bound_http_port = int(self._http.start())
+                    bound = self._http.start()
+                    self._bound_http_port = None if bound is None else int(bound)
+                if shared:
+                    from influx_flight.server.shared_port import SharedPort
+
+                    adopt = self._http.adopt if self._http is not None else _refuse
+                    try:
+                        self._shared = SharedPort(
+                            self.host, self._port, ("127.0.0.1", self._flight.port), adopt
+                        )
+                    except OSError as exc:
+                        raise OSError(
+                            exc.errno,
+                            f"the stand-in could not listen on {self.host}:{self._port}"
+                            f" ({exc.strerror}); is the port in use? Pass port=0 to pick a free"
+                            " one",
+                        ) from None
+                    if self._http is not None:
+                        self._bound_http_port = self._shared.port
             except BaseException:
                 self._stop_locked()
                 raise
         return self
 
-    def _start_flight(self) -> InfluxFlightServer:
+    def _start_flight(self, host: str, port: int) -> InfluxFlightServer:
         import pyarrow as pa
 
         try:
-            return InfluxFlightServer(
-                self.engine, self.authenticator, f"grpc+tcp://{self.host}:{self._port}"
-            )
+            return InfluxFlightServer(self.engine, self.authenticator, f"grpc+tcp://{host}:{port}")
         except pa.ArrowException as exc:
             # gRPC only says "Server did not start properly"; almost always a busy port.
             raise OSError(
                 errno.EADDRINUSE,
-                f"the Flight server could not listen on {self.host}:{self._port} ({exc}); is the"
+                f"the Flight server could not listen on {host}:{port} ({exc}); is the"
                 " port in use? Pass port=0 to pick a free one",
             ) from None
 
@@ -117,6 +147,12 @@ class StandInServer:
             self._stop_locked()
 
     def _stop_locked(self) -> None:
+        if self._shared is not None:
+            try:
+                self._shared.close()
+            except Exception:
+                log.exception("closing the shared port failed")
+            self._shared = None
         # Running queries stop at their next cancellation check (~0.1 s), so neither server
         # waits for a long query to finish.
         self.engine.stopping.set()
@@ -155,7 +191,15 @@ class StandInServer:
 
     @property
     def flight_port(self) -> int | None:
+        """The port gRPC clients use (the shared port unless HTTP was split off)."""
+        if self._shared is not None:
+            return int(self._shared.port)
         return self._flight.port if self._flight is not None else None
+
+    @property
+    def shared_port(self) -> bool:
+        """True when Flight and HTTP answer on the same port (the default, as Core)."""
+        return self._http_port is None
 
     @property
     def flight_uri(self) -> str | None:
@@ -210,6 +254,11 @@ class StandInServer:
                 f" {first.line_number}: {first.error_message}"
             )
         return int(outcome.lines_written)
+
+
+def _refuse(sock: Any) -> None:
+    """HTTP connection on a build without the HTTP API: close it."""
+    sock.close()
 
 
 __all__ = ["StandInServer"]

@@ -33,10 +33,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `influx-flight serve`."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, default=8181, help="Flight (gRPC) port; 0 picks a free one (8181)"
+        "--port",
+        type=int,
+        default=8181,
+        help="port of Flight (gRPC) and the HTTP API together, as Core; 0 picks a free one (8181)",
     )
     parser.add_argument(
-        "--http-port", type=int, default=8182, help="HTTP API port; 0 picks a free one (8182)"
+        "--http-port",
+        type=int,
+        default=None,
+        help="serve the HTTP API on its own port instead (0 picks a free one); default: --port",
     )
     parser.add_argument(
         "--token",
@@ -52,6 +58,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="keep data on disk (WAL + Parquet); acknowledged writes survive a crash",
+    )
+    parser.add_argument(
+        "--query-file-limit",
+        type=int,
+        default=432,
+        help="refuse a query scanning more gen1 (10-minute) files per table, as Core does"
+        " (432 = 72 hours); 0 turns the check off",
     )
     parser.add_argument(
         "--wal-flush-interval",
@@ -118,18 +131,32 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def connection_settings(
     host: str, flight_port: int, http_port: int, token: str, database: str
 ) -> dict[str, Any]:
-    """The settings printed at start and written to --ready-file."""
+    """The settings printed at start and written to --ready-file.
+
+    On one port (``http_port == flight_port``, the default) a connection is just host,
+    database and token, as with Core; a split HTTP port adds ``write_url``.
+    """
     public_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     flight_url = f"http://{public_host}:{flight_port}"
     write_url = f"http://{public_host}:{http_port}"
-    airflow = {
+    shared = http_port == flight_port
+    airflow: dict[str, Any] = {
         "conn_type": "influxdb3_flight",
         "host": f"http://{public_host}",
         "port": flight_port,
         "schema": database,
         "password": token,
-        "extra": {"write_url": write_url},
     }
+    env = {
+        "AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT": "",
+        "INFLUXDB3_HOST_URL": flight_url,
+        "INFLUXDB3_DATABASE_NAME": database,
+        "INFLUXDB3_AUTH_TOKEN": token,
+    }
+    if not shared:
+        airflow["extra"] = {"write_url": write_url}
+        env["INFLUXDB3_WRITE_URL"] = write_url
+    env["AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT"] = json.dumps(airflow, separators=(",", ":"))
     return {
         "flight_uri": f"grpc+tcp://{public_host}:{flight_port}",
         "flight_port": flight_port,
@@ -137,13 +164,7 @@ def connection_settings(
         "http_port": http_port,
         "token": token,
         "database": database,
-        "env": {
-            "AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT": json.dumps(airflow, separators=(",", ":")),
-            "INFLUXDB3_HOST_URL": flight_url,
-            "INFLUXDB3_DATABASE_NAME": database,
-            "INFLUXDB3_AUTH_TOKEN": token,
-            "INFLUXDB3_WRITE_URL": write_url,
-        },
+        "env": env,
     }
 
 
@@ -179,6 +200,9 @@ def run_serve(args: argparse.Namespace) -> int:
     """Start the stand-in, print the settings and block until SIGINT/SIGTERM."""
     from influx_flight.server.app import StandInServer
 
+    if args.query_file_limit < 0:
+        print("--query-file-limit must be >= 0 (0 turns the limit off)", file=sys.stderr)
+        return 2
     if args.wal_flush_interval <= 0:
         print("--wal-flush-interval must be > 0 seconds", file=sys.stderr)
         return 2
@@ -205,6 +229,7 @@ def run_serve(args: argparse.Namespace) -> int:
         without_auth=args.without_auth,
         data_dir=str(args.data_dir) if args.data_dir else None,
         wal_flush_interval=args.wal_flush_interval,
+        query_file_limit=args.query_file_limit,
         host=args.host,
         port=args.port,
         http_port=args.http_port,
@@ -214,8 +239,8 @@ def run_serve(args: argparse.Namespace) -> int:
         server.start()
     except OSError as exc:
         print(
-            f"could not start the stand-in: {exc}. Is the port in use? Try --port 0 "
-            "--http-port 0 to pick free ports.",
+            f"could not start the stand-in: {exc}. Is the port in use? Try --port 0 (and "
+            "--http-port 0 when HTTP is split off) to pick free ports.",
             file=sys.stderr,
         )
         return 1
@@ -248,8 +273,11 @@ def run_serve(args: argparse.Namespace) -> int:
             args.host, int(server.flight_port), int(server.http_port or 0), server.token, database
         )
         auth = "off (--without-auth)" if args.without_auth else "on"
-        print(f"Flight (gRPC): {settings['flight_uri']}")
-        print(f"HTTP API:      {settings['http_url']}")
+        if server.shared_port:
+            print(f"Flight + HTTP: {settings['flight_uri']} and {settings['http_url']} (one port)")
+        else:
+            print(f"Flight (gRPC): {settings['flight_uri']}")
+            print(f"HTTP API:      {settings['http_url']}")
         print(f"token:         {server.token}   (auth {auth})")
         if args.data_dir:
             print(f"data dir:      {args.data_dir}")
@@ -261,13 +289,9 @@ def run_serve(args: argparse.Namespace) -> int:
             + "'"
         )
         print("# Dagster / influx_flight (InfluxDB3Config.from_env):")
-        for key in (
-            "INFLUXDB3_HOST_URL",
-            "INFLUXDB3_DATABASE_NAME",
-            "INFLUXDB3_AUTH_TOKEN",
-            "INFLUXDB3_WRITE_URL",
-        ):
-            print(f"export {key}='{settings['env'][key]}'")
+        for key, value in settings["env"].items():
+            if key.startswith("INFLUXDB3_"):
+                print(f"export {key}='{value}'")
         if args.ready_file:
             tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
             tmp.write_text(json.dumps(settings, indent=2))

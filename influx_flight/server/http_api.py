@@ -896,7 +896,7 @@ class HttpServer:
         pipeline: Any,
         authenticator: Any,
         host: str = "127.0.0.1",
-        port: int = 0,
+        port: int | None = 0,
     ) -> None:
         self.engine = engine
         self.pipeline = pipeline
@@ -913,8 +913,8 @@ class HttpServer:
     def __repr__(self) -> str:
         return f"HttpServer(http://{self.host}:{self.port})"
 
-    def start(self) -> int:
-        """Bind and serve; returns the bound port (a free one when port=0)."""
+    def start(self) -> int | None:
+        """Bind and serve; returns the bound port (a free one when port=0; None without one)."""
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -943,10 +943,25 @@ class HttpServer:
             raise failure[0]
         return self.port
 
+    def adopt(self, sock: Any) -> None:
+        """Serve an already accepted connection (the shared Flight + HTTP port hands it over)."""
+        loop, runner = self._loop, self._runner
+        if loop is None or runner is None or runner.server is None:
+            sock.close()
+            return
+        server = runner.server
+
+        async def serve() -> None:
+            await loop.connect_accepted_socket(server, sock)
+
+        asyncio.run_coroutine_threadsafe(serve(), loop)
+
     async def _setup(self) -> None:
         app = build_app(self.engine, self.pipeline, self.authenticator, self._executor)
         self._runner = web.AppRunner(app, auto_decompress=False, access_log=None)
         await self._runner.setup()
+        if self.port is None:
+            return  # no listener of its own: connections arrive through adopt()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server = site._server

@@ -5,7 +5,8 @@ stand-in server that holds the documentation's sample table: `home` in database 
 (tag `room`; fields `temp`, `hum` float and `co` integer; one point per room every 10 minutes
 on 2022-01-01), generated here by the project's own writer. The environment carries the
 settings a reader would export: INFLUXDB3_HOST_URL, INFLUXDB3_DATABASE_NAME,
-INFLUXDB3_AUTH_TOKEN, INFLUXDB3_WRITE_URL and AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT.
+INFLUXDB3_AUTH_TOKEN and AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT: host, database and token, as
+for InfluxDB 3 (the stand-in answers Flight and HTTP on one port).
 
 A block that is not meant to run is written with another info string (```text, ```bash ...).
 """
@@ -69,14 +70,12 @@ def docs_env(standin: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "INFLUXDB3_HOST_URL": host,
             "INFLUXDB3_DATABASE_NAME": "docs",
             "INFLUXDB3_AUTH_TOKEN": standin.token,
-            "INFLUXDB3_WRITE_URL": standin.http_url,
             "AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT": json.dumps(
                 {
                     "conn_type": "influxdb3_flight",
                     "host": host,
                     "schema": "docs",
                     "password": standin.token,
-                    "extra": {"write_url": standin.http_url},
                 }
             ),
             "AIRFLOW_HOME": str(airflow_home),

@@ -30,7 +30,8 @@ def test_serve_arguments_defaults_and_repeatable_token() -> None:
     parser = argparse.ArgumentParser()
     add_serve_arguments(parser)
     args = parser.parse_args([])
-    assert (args.host, args.port, args.http_port) == ("127.0.0.1", 8181, 8182)
+    assert (args.host, args.port, args.http_port) == ("127.0.0.1", 8181, None)  # one port
+    assert args.query_file_limit == 432
     assert (args.token, args.without_auth, args.data_dir) == (None, False, None)
     assert args.wal_flush_interval == 1.0 and args.demo is False
     args = parser.parse_args(["--token", "a", "--token", "b", "--demo", "--demo-points", "10"])
@@ -53,6 +54,11 @@ def test_connection_settings_shape() -> None:
         "demo",
         "tok",
     )
+    # one port (the default): host, database and token are the whole connection
+    shared = connection_settings("127.0.0.1", 1111, 1111, "tok", "demo")
+    assert "extra" not in json.loads(shared["env"]["AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT"])
+    assert "INFLUXDB3_WRITE_URL" not in shared["env"]
+    assert shared["http_url"] == "http://127.0.0.1:1111"
 
 
 def test_dispatcher_knows_serve() -> None:
@@ -92,11 +98,14 @@ def test_demo_data_loads_a_million_points(tmp_path: Path) -> None:
     engine = Engine()
     spec = DemoSpec.for_points(1_000_000, rooms=5, sensors=4)
     assert load_demo_data(engine, "demo", spec) == spec.total_points >= 999_000
+    # ~6 days of data: more gen1 files than Core's query file limit, so ask for one day
     got = engine.query_sql(
         "demo",
-        "SELECT count(DISTINCT room) AS rooms, count(DISTINCT sensor) AS sensors FROM sensors",
+        "SELECT count(DISTINCT room) AS rooms, count(DISTINCT sensor) AS sensors FROM sensors"
+        " WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-01-02T00:00:00Z'",
     ).read_all()
     assert got.to_pylist() == [{"rooms": 5, "sensors": 4}]
+    assert engine.snapshot("demo")["sensors"].num_rows == spec.total_points
     assert engine.tables("demo")["sensors"].tags == ["room", "sensor"]
 
 
