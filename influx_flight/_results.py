@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._exceptions import InfluxDB3Error, ResultTooLargeError
+from ._sinks import DEFAULT_ROW_GROUP_SIZE
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -369,7 +370,7 @@ class QueryResult:
         destination: Any,
         *,
         compression: str = "zstd",
-        row_group_size: int = 1_000_000,
+        row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
         filesystem: AbstractFileSystem | None = None,
         storage_options: Mapping[str, Any] | None = None,
         split_by: str | dt.timedelta | None = None,
@@ -378,7 +379,8 @@ class QueryResult:
         parquet_options: Mapping[str, Any] | None = None,
     ) -> ExportResult:
         """Stream the result into Parquet at ``destination`` (path, fsspec URL or
-        ObjectStoragePath); atomic, bounded memory. See ``influx_flight.write_parquet``."""
+        ObjectStoragePath); atomic, bounded memory (about four row groups: the sink encodes on
+        a background thread while the next batches arrive). See ``influx_flight.write_parquet``."""
         from ._sinks import write_parquet
 
         return self.consume(
