@@ -33,6 +33,7 @@ from dagster_influx import (
     build_partition_has_data_check,
     build_table_observation,
     build_value_range_check,
+    validate_tables,
 )
 from influx_flight import DownsampleSpec, QueryResult
 
@@ -126,15 +127,18 @@ def _export_dir() -> str:
     )
 
 
-defs = dg.Definitions(
-    assets=[raw_sensors, sensors_5m, sensors_5m_daily_parquet],
-    asset_checks=checks,
-    resources={
-        "influxdb": InfluxDB3Resource(
-            host=dg.EnvVar("INFLUXDB3_HOST_URL"),
-            database=dg.EnvVar("INFLUXDB3_DATABASE_NAME"),
-            token=dg.EnvVar("INFLUXDB3_AUTH_TOKEN"),
-        ),
-        "parquet_io": ParquetIOManager(base_dir=_export_dir()),
-    },
+# validate_tables: two assets storing into one InfluxDB table fail here, when the code loads.
+defs = validate_tables(
+    dg.Definitions(
+        assets=[raw_sensors, sensors_5m, sensors_5m_daily_parquet],
+        asset_checks=checks,
+        resources={
+            "influxdb": InfluxDB3Resource(
+                host=dg.EnvVar("INFLUXDB3_HOST_URL"),
+                database=dg.EnvVar("INFLUXDB3_DATABASE_NAME"),
+                token=dg.EnvVar("INFLUXDB3_AUTH_TOKEN"),
+            ),
+            "parquet_io": ParquetIOManager(base_dir=_export_dir()),
+        },
+    )
 )
