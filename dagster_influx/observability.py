@@ -361,6 +361,19 @@ def _time_range(params: dict[str, str]) -> dict[str, Any]:
 _WHOLE_TABLE: dict[str, Any] = {"time_range": MetadataValue.text("whole table")}
 
 
+def _as_timedelta(value: timedelta | str) -> timedelta:
+    from influx_flight._downsample import parse_duration  # influx_flight.time once it lands
+
+    span = (
+        value
+        if isinstance(value, timedelta)
+        else timedelta(microseconds=parse_duration(value, "lookback") // 1000)
+    )
+    if span <= timedelta(0):
+        raise ValueError(f"lookback must be positive, got {value!r}.")
+    return span
+
+
 def _plain_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-able values of a check's metadata (without its query text)."""
     out = {}
@@ -427,14 +440,20 @@ def _window_check(
     resource_key: str,
     database: str | None,
     blocking: bool,
+    lookback: timedelta | str | None = None,
 ) -> AssetChecksDefinition:
     """An asset check running `SELECT <select> FROM <table>` over the partition's window.
+
+    Unpartitioned checks read the whole table, or the last `lookback` (a bound InfluxDB 3 Core
+    needs once the table holds more than its query file limit, about 72 hours by default).
 
     `evaluate(row, metadata, sql)` turns the query's single row (empty when the table does not
     exist yet) and the window's metadata into the result; the query, the window and the
     resource handling live here once for every check.
     """
     partitions = _check_partitions(partitions_def)
+    if lookback is not None:
+        lookback = _as_timedelta(lookback)
     if database is None:  # the checked asset's database: its metadata, else its key prefix
         database = _asset_database(asset)
 
@@ -450,7 +469,10 @@ def _window_check(
 
     def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
         if partitions is None:
-            return _evaluate_window(context, "", {})
+            if lookback is None:
+                return _evaluate_window(context, "", {})
+            now = datetime.now(UTC)
+            return _evaluate_window(context, *_window(now - lookback, now, time_column))
         keys = list(context.partition_keys)
         if len(keys) == 1:
             start, end = context.partition_time_window
@@ -506,6 +528,7 @@ def build_partition_has_data_check(
     database: str | None = None,
     name: str = "partition_has_data",
     blocking: bool = False,
+    lookback: timedelta | str | None = None,
 ) -> AssetChecksDefinition:
     """Check that at least `min_rows` rows are stored in the partition's window.
 
@@ -543,6 +566,7 @@ def build_partition_has_data_check(
         resource_key=resource_key,
         database=database,
         blocking=blocking,
+        lookback=lookback,
     )
 
 
@@ -558,6 +582,7 @@ def build_no_nulls_check(
     name: str | None = None,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
     blocking: bool = False,
+    lookback: timedelta | str | None = None,
 ) -> AssetChecksDefinition:
     """Check that `column` has a value in every row of the partition's window.
 
@@ -585,6 +610,7 @@ def build_no_nulls_check(
         resource_key=resource_key,
         database=database,
         blocking=blocking,
+        lookback=lookback,
     )
 
 
@@ -602,6 +628,7 @@ def build_value_range_check(
     name: str | None = None,
     severity: AssetCheckSeverity = AssetCheckSeverity.WARN,
     blocking: bool = False,
+    lookback: timedelta | str | None = None,
 ) -> AssetChecksDefinition:
     """Check that every value of numeric `column` lies in `[min_value, max_value]`.
 
@@ -645,4 +672,5 @@ def build_value_range_check(
         resource_key=resource_key,
         database=database,
         blocking=blocking,
+        lookback=lookback,
     )

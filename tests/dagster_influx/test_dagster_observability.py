@@ -147,3 +147,35 @@ def test_check_arguments_are_validated() -> None:
         )
     with pytest.raises(ValueError, match="min_rows must be at least 1"):
         build_partition_has_data_check("cpu", table="cpu", min_rows=0)
+
+
+def test_unpartitioned_checks_can_be_bounded_by_a_lookback(
+    influx: InfluxDB3Resource, db_name: str, standin: Any
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    old, recent = now - timedelta(days=10), now - timedelta(hours=1)
+    standin.write_lp(
+        db_name,
+        "\n".join(
+            f"meter,site=a kwh={v} {int(t.timestamp()) * 10**9}"
+            for t, v in ((old, 500.0), (recent, 1.0))
+        ),
+    )
+
+    @dg.asset(key="meter")
+    def meter() -> None:
+        """Stands for the asset that fills the raw table."""
+
+    checks = [
+        build_partition_has_data_check("meter", table="meter", lookback="2d", min_rows=1),
+        build_value_range_check("meter", table="meter", column="kwh", max_value=10, lookback="2d"),
+        build_value_range_check(
+            "meter", table="meter", column="kwh", max_value=10, name="whole_table"
+        ),
+    ]
+    result = dg.materialize([meter, *checks], resources={"influxdb": influx})
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evals["partition_has_data"].metadata["rows"].value == 1  # the old row is not read
+    assert evals["kwh_in_range"].passed  # 500.0 lies outside the 2-day lookback
+    assert not evals["whole_table"].passed
+    assert evals["kwh_in_range"].metadata["time_range"].value.startswith("[")
