@@ -18,7 +18,7 @@ stand-in answer queries and writes on the same port).
 Run it:
     influx-flight serve --demo   # or any InfluxDB 3
     dagster dev -m example_dags.dagster_example
-    dg check defs -m example_dags.dagster_example   (or: dagster definitions validate -m ...)
+    dagster definitions validate -m example_dags.dagster_example   (in a dg project: dg check defs)
 """
 
 import os
