@@ -850,7 +850,7 @@ def test_select_1_is_answered_during_a_heavy_query(
     runner.join(timeout=30)
     client.close()
     print(f"SELECT 1 during a heavy query: worst {max(waits):.3f} s of {len(waits)}")
-    assert max(waits) < 1.0
+    assert max(waits) < 2.0  # measured ~0.1 s; bounded loosely for loaded CI machines
 
 
 def test_pathological_regex_does_not_freeze_the_server(standin_factory: object) -> None:
@@ -873,7 +873,7 @@ def test_pathological_regex_does_not_freeze_the_server(standin_factory: object) 
     wait = _timed_select_1(server.http_url)
     runner.join(timeout=60)
     print(f"regex query {took[0]:.3f} s; concurrent SELECT 1 waited {wait:.3f} s")
-    assert took[0] < 2.0 and wait < 1.0
+    assert took[0] < 3.0 and wait < 2.0  # was 12.2 s and 11.7 s with Python re
 
 
 def test_stalled_request_bodies_are_capped(
