@@ -64,6 +64,8 @@ class StandInServer:
         self._bound_http_port: int | None = None
         self._shared: Any = None  # the SharedPort when Flight and HTTP share ``port``
         self._lock = threading.Lock()
+        #: True when a stop() left Flight calls running (a slow client): exit the process.
+        self.abandoned_calls = False
 
     def __repr__(self) -> str:
         state = "running" if self._flight is not None else "stopped"
@@ -164,10 +166,20 @@ class StandInServer:
             self._http = None
             self._bound_http_port = None
         if self._flight is not None:
-            try:
-                self._flight.shutdown()
-            except Exception:
-                log.exception("stopping the Flight server failed")
+            # gRPC's shutdown waits for every running call, and a client that reads slowly
+            # keeps one blocked in a write forever: wait a grace period, then go on.
+            flight = self._flight
+            stopper = threading.Thread(
+                target=_shutdown_flight, args=(flight,), name="flight-shutdown", daemon=True
+            )
+            stopper.start()
+            stopper.join(_SHUTDOWN_GRACE)
+            if stopper.is_alive():
+                log.warning(
+                    "Flight calls still running %.0f s after shutdown began: not waiting for them",
+                    _SHUTDOWN_GRACE,
+                )
+                self.abandoned_calls = True
             self._flight = None
         if self._pipeline is not None:
             try:
@@ -259,6 +271,16 @@ class StandInServer:
 def _refuse(sock: Any) -> None:
     """HTTP connection on a build without the HTTP API: close it."""
     sock.close()
+
+
+_SHUTDOWN_GRACE = 3.0
+
+
+def _shutdown_flight(flight: InfluxFlightServer) -> None:
+    try:
+        flight.shutdown()
+    except Exception:
+        log.exception("stopping the Flight server failed")
 
 
 __all__ = ["StandInServer"]

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: Core's default ``--max-http-request-size`` (10 MiB), also enforced after gzip.
 MAX_REQUEST_SIZE = 10 * 1024 * 1024
+#: Seconds a shutdown waits for running HTTP handlers (and Flight calls, in ``app.py``).
+SHUTDOWN_GRACE = 2.0
 #: Request bodies received but not yet parsed, over all connections (25 full-size bodies):
 #: beyond it a write gets 503, so stalled senders cannot exhaust the server's memory.
 MAX_BUFFERED_BODIES = 256 * 1024 * 1024
@@ -958,7 +960,11 @@ class HttpServer:
 
     async def _setup(self) -> None:
         app = build_app(self.engine, self.pipeline, self.authenticator, self._executor)
-        self._runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+        # Handlers still running at shutdown (a client reading slowly) are cancelled after
+        # SHUTDOWN_GRACE seconds: SIGTERM must not wait for them.
+        self._runner = web.AppRunner(
+            app, auto_decompress=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE
+        )
         await self._runner.setup()
         if self.port is None:
             return  # no listener of its own: connections arrive through adopt()
@@ -977,7 +983,7 @@ class HttpServer:
         """Stop serving and wait for the loop thread; idempotent."""
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=SHUTDOWN_GRACE + 2)
         self._thread = None
         self._loop = None
         self._executor.shutdown(wait=False, cancel_futures=True)

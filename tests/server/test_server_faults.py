@@ -914,3 +914,38 @@ def test_stalled_request_bodies_are_capped(
             break
         time.sleep(0.2)
     assert status == 204, body
+
+
+@pytest.mark.slow
+def test_sigterm_with_a_stalled_stream_reader_exits_within_5s(
+    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]],
+) -> None:
+    """A client that stops reading mid-stream blocks gRPC's shutdown: the server goes anyway."""
+    import threading
+
+    import pyarrow.flight as fl
+
+    proc, settings = heavy_server
+    client = fl.FlightClient(settings["flight_uri"])
+    options = fl.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+    query = "SELECT a.v * b.v AS x FROM m a CROSS JOIN m b"  # 400 M rows, streamed
+    ticket = fl.Ticket(json.dumps({"database": "heavy", "sql_query": query}).encode())
+    release = threading.Event()
+
+    def stalled_reader() -> None:
+        with contextlib.suppress(Exception):
+            for i, _chunk in enumerate(client.do_get(ticket, options)):
+                if i == 2:
+                    release.wait(60)  # stops reading: the server's writes block
+                    return
+
+    runner = threading.Thread(target=stalled_reader, daemon=True)
+    runner.start()
+    time.sleep(3.0)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    took = time.monotonic() - started
+    release.set()
+    print(f"SIGTERM to exit with a stalled reader: {took:.2f} s")
+    assert code == 0 and took < 5.0
