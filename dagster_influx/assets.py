@@ -9,7 +9,7 @@ idempotent without deletes.
 
 import bisect
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -31,19 +31,17 @@ from dagster import (
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
 
 from dagster_influx.io_managers import (
-    _rfc3339,
     arrow_table_metadata,
     is_missing_table,
-    quote_ident,
 )
 from dagster_influx.observability import _quiet_beta
 from dagster_influx.tables import WRITES_TABLE, refuse_shared_tables, table_for_asset
 from influx_flight import DownsampleSpec, InfluxDB3Client
+from influx_flight.time import format_time, parse_time, quote_ident
 
 __all__ = ["build_downsample_asset"]
 
 ReturnType = Literal["arrow", "pandas"]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 #: How far a partitions definition is swept for alignment: a year and a bit holds every
@@ -100,7 +98,7 @@ def check_alignment(
                 continue
             checked.add(bound)
             clock = bound.astimezone(ZoneInfo(bucket_clock)).replace(tzinfo=None)
-            if (_naive_ns(clock) - offset) % window:
+            if (parse_time(clock) - offset) % window:
                 suspect = True
         if not suspect:
             continue
@@ -119,8 +117,8 @@ def check_alignment(
                 " matches the partitions' start)."
             )
             raise ValueError(
-                f"build_downsample_asset({name!r}): partition {key!r} [{_rfc3339(start)},"
-                f" {_rfc3339(end)}) does not hold whole {spec.window} buckets ({err}).{hint}"
+                f"build_downsample_asset({name!r}): partition {key!r} [{format_time(start)},"
+                f" {format_time(end)}) does not hold whole {spec.window} buckets ({err}).{hint}"
             ) from err
     return partitions_def
 
@@ -261,7 +259,7 @@ def build_downsample_asset(
         window = context.partition_time_window
         keys = list(context.partition_keys)
         start, end = spec.aligned(window.start, window.end)
-        params = {"start": _ns_rfc3339(start), "end": _ns_rfc3339(end)}
+        params = {"start": format_time(start), "end": format_time(end)}
         out: dict[str, Any] = {
             "time_range": MetadataValue.text(f"[{params['start']}, {params['end']})"),
             "window_start": MetadataValue.timestamp(window.start),
@@ -318,7 +316,7 @@ def build_downsample_asset(
                     {
                         "dagster/partition_row_count": n,
                         "time_range": MetadataValue.text(
-                            f"[{_rfc3339(w.start)}, {_rfc3339(w.end)})"
+                            f"[{format_time(w.start)}, {format_time(w.end)})"
                         ),
                         "window_start": MetadataValue.timestamp(w.start),
                         "window_end": MetadataValue.timestamp(w.end),
@@ -338,25 +336,14 @@ def rows_per_window(
     times_ns: Sequence[int], rows: Sequence[int], windows: Sequence[Any]
 ) -> list[int]:
     """Rows per `[start, end)` window, given row counts at instants (sorted windows)."""
-    bounds = [_dt_ns(w.start) for w in windows]
-    ends = [_dt_ns(w.end) for w in windows]
+    bounds = [parse_time(w.start) for w in windows]
+    ends = [parse_time(w.end) for w in windows]
     counts = [0] * len(windows)
     for t, n in zip(times_ns, rows, strict=True):
         i = bisect.bisect_right(bounds, t) - 1
         if i >= 0 and t < ends[i]:
             counts[i] += n
     return counts
-
-
-def _naive_ns(value: datetime) -> int:
-    """Nanoseconds of a naive wall-clock time counted from 1970-01-01 00:00 on that clock."""
-    delta = value - _EPOCH.replace(tzinfo=None)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
-
-def _dt_ns(value: datetime) -> int:
-    delta = value.astimezone(UTC) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 def _as_ns(column: pa.ChunkedArray) -> list[int]:
@@ -379,7 +366,7 @@ def _stored_bucket_counts(
     times: list[int] = []
     rows: list[int] = []
     for lo, hi in windows:
-        params = {"start": _rfc3339(lo), "end": _rfc3339(hi)}
+        params = {"start": format_time(lo), "end": format_time(hi)}
         try:
             table = client.query(sql, params=params, database=database).to_table()
         except InfluxDB3Error as err:
@@ -402,14 +389,9 @@ def _empty(spec: DownsampleSpec) -> pa.Table:
     return pa.schema(fields).empty_table()
 
 
-def _ns_rfc3339(ns: int) -> str:
-    """RFC 3339 UTC of epoch nanoseconds (partition bounds are whole microseconds)."""
-    return _rfc3339(_EPOCH + timedelta(microseconds=ns // 1000))
-
-
 def _query(client: InfluxDB3Client, spec: DownsampleSpec, params: dict[str, str]) -> pa.Table:
     """The spec's aggregates over the window, without writing them."""
-    from influx_flight._downsample import drop_measurement_column
+    from influx_flight import drop_measurement_column
 
     return drop_measurement_column(
         client.query(spec.query(), language=spec.language, params=params).to_table()

@@ -21,10 +21,8 @@ directory or any fsspec URL), written through the core's atomic Parquet sink.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pyarrow as pa
@@ -68,6 +66,8 @@ from dagster_influx.storage import (
     resolve_env_options,
 )
 from dagster_influx.tables import refuse_shared_tables, table_for_asset
+from influx_flight import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE
+from influx_flight.time import format_time, parse_time, quote_ident
 
 if TYPE_CHECKING:
     from upath import UPath
@@ -145,24 +145,6 @@ def _markdown_preview(table: pa.Table, rows: int) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def quote_ident(name: str) -> str:
-    """SQL identifier in double quotes, inner quotes doubled."""
-    from influx_flight._downsample import quote_ident as core_quote_ident
-
-    return core_quote_ident(name)
-
-
-def _utc(value: datetime) -> datetime:
-    """The instant as an aware UTC datetime (naive input is taken as UTC already)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _rfc3339(value: datetime) -> str:
-    """RFC 3339 in UTC with `Z`; microseconds only when there are any."""
-    value = _utc(value)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ")
-
-
 def slice_query(table_slice: TableSlice) -> tuple[str, dict[str, str]]:
     """`SELECT` for a table slice with `$params`; the window is half-open `[start, end)`."""
     columns = ", ".join(quote_ident(c) for c in table_slice.columns) if table_slice.columns else "*"
@@ -172,8 +154,8 @@ def slice_query(table_slice: TableSlice) -> tuple[str, dict[str, str]]:
         expr = quote_ident(dim.partition_expr)
         if isinstance(dim.partitions, TimeWindow):
             suffix = "" if n == 0 else f"_{n}"
-            params[f"start{suffix}"] = _rfc3339(dim.partitions.start)
-            params[f"end{suffix}"] = _rfc3339(dim.partitions.end)
+            params[f"start{suffix}"] = format_time(dim.partitions.start)
+            params[f"end{suffix}"] = format_time(dim.partitions.end)
             conditions.append(f"{expr} >= ${'start' + suffix} AND {expr} < ${'end' + suffix}")
         else:
             names = []
@@ -289,11 +271,11 @@ def check_slice(table: pa.Table, table_slice: TableSlice, time_column: str) -> N
             )
         column = table.column(dim.partition_expr)
         if isinstance(dim.partitions, TimeWindow):
-            lo = int(_utc(dim.partitions.start).timestamp() * 1_000_000) * 1000
-            hi = int(_utc(dim.partitions.end).timestamp() * 1_000_000) * 1000
+            lo = parse_time(dim.partitions.start)
+            hi = parse_time(dim.partitions.end)
             ns = _as_ns(column, dim.partition_expr)
             outside = pc.or_kleene(pc.less(ns, lo), pc.greater_equal(ns, hi))
-            label = f"[{_rfc3339(dim.partitions.start)}, {_rfc3339(dim.partitions.end)})"
+            label = f"[{format_time(dim.partitions.start)}, {format_time(dim.partitions.end)})"
         else:
             keys = pa.array([str(k) for k in dim.partitions])
             outside = pc.invert(pc.is_in(column.cast(pa.string()), value_set=keys))
@@ -388,13 +370,9 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
 
 def is_missing_table(err: BaseException) -> bool:
     """Whether a query failed only because its database or table does not exist (yet)."""
-    from influx_flight import DatabaseNotFoundError, QueryError
+    from influx_flight import DatabaseNotFoundError, TableNotFoundError
 
-    if isinstance(err, DatabaseNotFoundError):
-        return True
-    return (
-        isinstance(err, QueryError) and re.search(r"table '[^']*' not found", str(err)) is not None
-    )
+    return isinstance(err, DatabaseNotFoundError | TableNotFoundError)
 
 
 def delete_table(connection: InfluxDB3Client, database: str | None, table: str) -> bool:
@@ -668,8 +646,11 @@ class ParquetIOManager(ConfigurableIOManager, UPathIOManager):
             " EnvVar are read when a run starts."
         ),
     )
-    compression: str = Field(default="zstd", description="Parquet compression codec.")
-    row_group_size: int = Field(default=1_000_000, description="Rows per Parquet row group.")
+    compression: str = Field(default=DEFAULT_COMPRESSION, description="Parquet compression codec.")
+    row_group_size: int = Field(
+        default=DEFAULT_ROW_GROUP_SIZE,
+        description="Rows per Parquet row group (bounds memory while writing).",
+    )
 
     _base_path: UPath = PrivateAttr()
 
@@ -724,7 +705,7 @@ class ParquetIOManager(ConfigurableIOManager, UPathIOManager):
         rows: dict[str, int] = {}
         for key in keys:
             window = partitions_def.time_window_for_partition_key(key)
-            lo, hi = _ns(window.start), _ns(window.end)
+            lo, hi = parse_time(window.start), parse_time(window.end)
             mask = pc.and_(pc.greater_equal(ns, lo), pc.less(ns, hi))
             part = obj.filter(mask)
             path = paths[key]
@@ -795,7 +776,3 @@ class ParquetIOManager(ConfigurableIOManager, UPathIOManager):
 def _output_time_column(context: OutputContext) -> str:
     meta = context.definition_metadata or {}
     return str(meta.get("partition_expr") or meta.get("time_column") or "time")
-
-
-def _ns(value: datetime) -> int:
-    return int(_utc(value).timestamp() * 1_000_000) * 1000

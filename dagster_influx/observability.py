@@ -44,8 +44,9 @@ from dagster._core.definitions.asset_key import CoercibleToAssetKey
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
-from dagster_influx.io_managers import _rfc3339, is_missing_table, quote_ident
+from dagster_influx.io_managers import is_missing_table
 from dagster_influx.resource import InfluxDB3Resource
+from influx_flight.time import format_time, quote_ident
 
 __all__ = [
     "build_no_nulls_check",
@@ -197,10 +198,10 @@ def build_table_observation(
             )
         return ObserveResult(
             asset_key=asset_key,
-            data_version=DataVersion(_rfc3339(latest)),
+            data_version=DataVersion(format_time(latest)),
             metadata={
                 "dagster/last_updated_timestamp": MetadataValue.timestamp(latest),
-                "latest_time": MetadataValue.text(_rfc3339(latest)),
+                "latest_time": MetadataValue.text(format_time(latest)),
             },
         )
 
@@ -349,7 +350,7 @@ def _quiet_beta() -> Iterator[None]:
 
 def _window(start: datetime, end: datetime, time_column: str) -> tuple[str, dict[str, str]]:
     """WHERE clause and params of the half-open window `[start, end)`."""
-    params = {"start": _rfc3339(start), "end": _rfc3339(end)}
+    params = {"start": format_time(start), "end": format_time(end)}
     col = quote_ident(time_column)
     return f" WHERE {col} >= $start AND {col} < $end", params
 
@@ -497,7 +498,7 @@ def _window_check(
                 else f"all {len(keys)} partitions passed"
             ),
             metadata={
-                **_time_range({"start": _rfc3339(start), "end": _rfc3339(end)}),
+                **_time_range({"start": format_time(start), "end": format_time(end)}),
                 "partitions_checked": len(keys),
                 "failed_partitions": MetadataValue.json(failed),
                 "by_partition": MetadataValue.json(

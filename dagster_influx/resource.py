@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from influx_flight import DownsampleSpec, InfluxDB3Client, InfluxDB3Config
+    from influx_flight import DownsampleSpec, InfluxDB3Client, InfluxDB3Config, WriteResult
 
 __all__ = ["InfluxDB3Resource"]
 
@@ -172,71 +171,32 @@ class InfluxDB3Resource(ConfigurableResource):
             client.close()
 
     # -- conveniences over the client -----------------------------------------------------------
+    # They forward to the client's methods with the same arguments (see
+    # `influx_flight.InfluxDB3Client`), so they cannot drift from it.
 
-    def query(
-        self,
-        text: str,
-        *,
-        language: Literal["sql", "influxql"] = "sql",
-        params: Mapping[str, Any] | None = None,
-        database: str | None = None,
-    ) -> pa.Table:
-        """Run a query and return the whole result as an Arrow table (timestamps in UTC).
-
-        For results too large for memory use `get_client()` and iterate the batches.
-        """
+    def query(self, text: str, **kwargs: Any) -> pa.Table:
+        """`client.query(text, **kwargs).to_table()`: the whole result as an Arrow table
+        (timestamps in UTC). For results too large for memory use `get_client()` and iterate
+        the batches."""
         with self.get_client() as client:
-            return client.query(
-                text, language=language, params=params, database=database
-            ).to_table()
+            return client.query(text, **kwargs).to_table()
 
-    def query_pandas(
-        self,
-        text: str,
-        *,
-        language: Literal["sql", "influxql"] = "sql",
-        params: Mapping[str, Any] | None = None,
-        database: str | None = None,
-    ) -> pd.DataFrame:
-        """Run a query and return a pandas DataFrame (needs the `pandas` extra)."""
+    def query_pandas(self, text: str, **kwargs: Any) -> pd.DataFrame:
+        """`client.query(text, **kwargs).to_pandas()` (needs the `pandas` extra)."""
         with self.get_client() as client:
-            return client.query(
-                text, language=language, params=params, database=database
-            ).to_pandas()
+            return client.query(text, **kwargs).to_pandas()
 
-    def write(
-        self,
-        data: pa.Table | pa.RecordBatch | pd.DataFrame,
-        *,
-        measurement: str,
-        tags: Sequence[str] = (),
-        time_column: str = "time",
-        precision: str = "ns",
-        database: str | None = None,
-    ) -> Any:
-        """Write an Arrow table or DataFrame as line protocol; returns the core's `WriteResult`.
+    def write(self, data: Any, **kwargs: Any) -> WriteResult:
+        """`client.write(data, **kwargs)`: an Arrow table or DataFrame as line protocol.
 
         A point with the same measurement, tag set and time as an existing one replaces its
         fields (InfluxDB's upsert), so re-writing the same data is idempotent.
         """
         with self.get_client() as client:
-            return client.write(
-                data,
-                measurement=measurement,
-                tags=list(tags),
-                time_column=time_column,
-                precision=precision,
-                database=database,
-            )
+            return client.write(data, **kwargs)
 
-    def downsample(
-        self,
-        spec: DownsampleSpec,
-        start: datetime,
-        end: datetime,
-        *,
-        target_database: str | None = None,
-    ) -> Any:
-        """Run the core's downsampling (query plus write-back) over `[start, end)`."""
+    def downsample(self, spec: DownsampleSpec, start: Any, end: Any, **kwargs: Any) -> Any:
+        """`client.downsample(spec, start, end, **kwargs)`: query plus write-back over
+        `[start, end)`."""
         with self.get_client() as client:
-            return client.downsample(spec, start, end, target_database=target_database)
+            return client.downsample(spec, start, end, **kwargs)

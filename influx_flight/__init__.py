@@ -3,6 +3,9 @@
 The public names are loaded lazily (PEP 562): ``import influx_flight`` imports neither pyarrow
 nor pandas, so Airflow can import DAG files that only build an ``InfluxDB3Config`` cheaply.
 
+Public submodules: ``influx_flight.time`` (durations, RFC 3339, precision, identifier quoting)
+and ``influx_flight.cli``. Every other ``influx_flight._*`` module is private.
+
 Examples:
     from influx_flight import InfluxDB3Client, InfluxDB3Config
 
@@ -23,17 +26,27 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "AuthenticationError": "._exceptions",
     "ConfigurationError": "._exceptions",
+    "DEFAULT_BATCH_ROWS": "._options",
+    "DEFAULT_COMPRESSION": "._options",
+    "DEFAULT_CONCURRENCY": "._options",
+    "DEFAULT_MAX_BODY_BYTES": "._options",
+    "DEFAULT_MAX_RECORDS": "._options",
+    "DEFAULT_RETRY_POLICY": "._retry",
+    "DEFAULT_ROW_GROUP_SIZE": "._options",
     "DatabaseNotFoundError": "._exceptions",
     "DatasetResult": "._dataset",
     "DatasetWindow": "._dataset",
     "DownsampleResult": "._downsample",
     "DownsampleSpec": "._downsample",
-    "EncodingError": "._lineprotocol",
+    "EncodingError": "._exceptions",
     "ExportError": "._exceptions",
     "ExportResult": "._sinks",
     "InfluxDB3Client": "._client",
     "InfluxDB3Config": "._config",
     "InfluxDB3Error": "._exceptions",
+    "MEASUREMENT_COLUMN": "._downsample",
+    "NO_RETRY": "._retry",
+    "OperationCancelledError": "._exceptions",
     "QueryCancelledError": "._exceptions",
     "QueryError": "._exceptions",
     "QueryResult": "._results",
@@ -42,10 +55,15 @@ _EXPORTS: dict[str, str] = {
     "ResultTooLargeError": "._exceptions",
     "RetryPolicy": "._retry",
     "ServerUnavailableError": "._exceptions",
+    "TableNotFoundError": "._exceptions",
     "TransportError": "._exceptions",
+    "USE_CLIENT_DEFAULT": "._options",
+    "UseClientDefault": "._options",
     "WriteError": "._exceptions",
+    "WriteOptions": "._options",
     "WriteResult": "._writer",
     "commit_dataset": "._dataset",
+    "drop_measurement_column": "._downsample",
     "export_dataset": "._dataset",
     "export_window": "._dataset",
     "plan_windows": "._dataset",
@@ -63,23 +81,38 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._dataset import export_dataset as export_dataset
     from ._dataset import export_window as export_window
     from ._dataset import plan_windows as plan_windows
+    from ._downsample import MEASUREMENT_COLUMN as MEASUREMENT_COLUMN
     from ._downsample import DownsampleResult as DownsampleResult
     from ._downsample import DownsampleSpec as DownsampleSpec
+    from ._downsample import drop_measurement_column as drop_measurement_column
     from ._exceptions import AuthenticationError as AuthenticationError
     from ._exceptions import ConfigurationError as ConfigurationError
     from ._exceptions import DatabaseNotFoundError as DatabaseNotFoundError
+    from ._exceptions import EncodingError as EncodingError
     from ._exceptions import ExportError as ExportError
     from ._exceptions import InfluxDB3Error as InfluxDB3Error
+    from ._exceptions import OperationCancelledError as OperationCancelledError
     from ._exceptions import QueryCancelledError as QueryCancelledError
     from ._exceptions import QueryError as QueryError
     from ._exceptions import QueryTimeoutError as QueryTimeoutError
     from ._exceptions import RejectedLine as RejectedLine
     from ._exceptions import ResultTooLargeError as ResultTooLargeError
     from ._exceptions import ServerUnavailableError as ServerUnavailableError
+    from ._exceptions import TableNotFoundError as TableNotFoundError
     from ._exceptions import TransportError as TransportError
     from ._exceptions import WriteError as WriteError
-    from ._lineprotocol import EncodingError as EncodingError
+    from ._options import DEFAULT_BATCH_ROWS as DEFAULT_BATCH_ROWS
+    from ._options import DEFAULT_COMPRESSION as DEFAULT_COMPRESSION
+    from ._options import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
+    from ._options import DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES
+    from ._options import DEFAULT_MAX_RECORDS as DEFAULT_MAX_RECORDS
+    from ._options import DEFAULT_ROW_GROUP_SIZE as DEFAULT_ROW_GROUP_SIZE
+    from ._options import USE_CLIENT_DEFAULT as USE_CLIENT_DEFAULT
+    from ._options import UseClientDefault as UseClientDefault
+    from ._options import WriteOptions as WriteOptions
     from ._results import QueryResult as QueryResult
+    from ._retry import DEFAULT_RETRY_POLICY as DEFAULT_RETRY_POLICY
+    from ._retry import NO_RETRY as NO_RETRY
     from ._retry import RetryPolicy as RetryPolicy
     from ._sinks import ExportResult as ExportResult
     from ._sinks import write_parquet as write_parquet

@@ -10,26 +10,41 @@ cancelled from another thread with ``client.cancel()`` (Airflow's ``on_kill``).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import enum
-import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from ._config import InfluxDB3Config
-from ._exceptions import ConfigurationError, InfluxDB3Error, QueryCancelledError, TransportError
+from ._cancel import Operation, Pump
+from ._config import InfluxDB3Config, _parse_timeout
+from ._exceptions import (
+    ConfigurationError,
+    InfluxDB3Error,
+    OperationCancelledError,
+    QueryCancelledError,
+    QueryTimeoutError,
+    TransportError,
+)
+from ._options import USE_CLIENT_DEFAULT, UseClientDefault, WriteOptions
+from ._params import build_ticket, param_value
 from ._retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_with_retry, is_transient
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.flight as flight
+    import urllib3
+    from typing_extensions import Unpack
 
+    from ._downsample import DownsampleResult, DownsampleSpec
+    from ._http import HttpTransport
+    from ._options import WriteOverrides
     from ._results import BatchStream, QueryResult
+    from ._writer import WriteResult
 
-__all__ = ["USE_CONFIG_DEFAULT", "InfluxDB3Client", "UseConfigDefault"]
+__all__ = ["InfluxDB3Client"]
 
 log = logging.getLogger("influx_flight")
 T = TypeVar("T")
@@ -37,17 +52,7 @@ T = TypeVar("T")
 LANGUAGES: Final = ("sql", "influxql")
 PROTOCOLS: Final = ("ticket", "flightsql")
 USER_AGENT: Final = "influx-flight/0.1.0"
-
-
-class UseConfigDefault:
-    """Sentinel for "not passed": leave ``timeout`` out to use ``config.query_timeout``; pass
-    ``None`` to disable the deadline for this call."""
-
-    def __repr__(self) -> str:
-        return "USE_CONFIG_DEFAULT"
-
-
-USE_CONFIG_DEFAULT: Final = UseConfigDefault()
+_DEFAULT_WRITE_OPTIONS: Final = WriteOptions()
 
 
 class ClientState(enum.Enum):
@@ -56,38 +61,6 @@ class ClientState(enum.Enum):
     UNOPENED = 1
     OPENED = 2
     CLOSED = 3
-
-
-def _param_value(name: str, value: Any) -> Any:
-    """A query parameter as a JSON value (datetimes become RFC 3339 UTC strings)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ConfigurationError(
-                f"params: {name!r} is a naive datetime; InfluxDB stores UTC, so pass an aware "
-                "datetime (e.g. datetime(..., tzinfo=timezone.utc))",
-                field="params",
-            )
-        text = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        return text
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise ConfigurationError(
-        f"params: {name!r} has unsupported type {type(value).__name__}; use str, int, float, "
-        "bool, None or an aware datetime",
-        field="params",
-    )
-
-
-def build_ticket(
-    database: str, query: str, language: str, params: Mapping[str, Any] | None
-) -> bytes:
-    """InfluxDB 3's JSON DoGet ticket (protocol reference §1.2)."""
-    doc: dict[str, Any] = {"database": database, "sql_query": query, "query_type": language}
-    if params:
-        doc["params"] = {str(k): _param_value(str(k), v) for k, v in params.items()}
-    return json.dumps(doc).encode()
 
 
 # --- streams ------------------------------------------------------------------------------------
@@ -121,29 +94,38 @@ class _FlightStream:
                 self._reader.cancel()
 
 
-class _Run:
-    """One query's cancellation state, shared by its attempts."""
+class _PumpedStream:
+    """A BatchStream read on a helper thread (``Pump``): the consumer's waits end within
+    ``POLL_SECONDS`` of a cancel, ``close()`` or the deadline, even while the server is silent."""
 
-    def __init__(self) -> None:
-        self.cancelled = threading.Event()
-        self.lock = threading.Lock()
-        self.stream: BatchStream | None = None
+    def __init__(self, pump: Pump, execution: _QueryExecution) -> None:
+        self._pump = pump
+        self._execution = execution
+        self._exhausted = False
+        kind, schema = self._get()
+        assert kind == "schema"
+        self.schema: pa.Schema = schema
 
-    def attach(self, stream: BatchStream) -> None:
-        with self.lock:
-            self.stream = stream
-            cancelled = self.cancelled.is_set()
-        if cancelled:
-            with contextlib.suppress(Exception):
-                stream.cancel()
+    def _get(self) -> tuple[str, Any]:
+        try:
+            return self._pump.get(self._execution.op, self._execution._cancelled_error)
+        except TimeoutError:
+            raise self._execution._timeout_error() from None
+
+    def read_next(self) -> pa.RecordBatch:
+        kind, value = self._get()
+        if kind == "end":
+            self._exhausted = True
+            raise StopIteration
+        return value
 
     def cancel(self) -> None:
-        with self.lock:
-            self.cancelled.set()
-            stream = self.stream
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.cancel()
+        self._pump.stop()
+
+    def close(self) -> None:
+        if not self._exhausted:
+            self._exhausted = True
+            self._pump.stop()
 
 
 class _QueryExecution:
@@ -170,43 +152,49 @@ class _QueryExecution:
         self.timeout = timeout
         self.headers = headers
         self.host = client.config.host
-        self.run = _Run()
+        self.op = Operation(timeout)
         self.finished = False
 
     def open_once(self) -> BatchStream:
         self.check_cancelled()
-        stream = self._open_ticket() if self.protocol == "ticket" else self._open_flightsql()
-        self.run.attach(stream)
-        return stream
+        opener = self._open_ticket if self.protocol == "ticket" else self._open_flightsql
+        pump = Pump(opener)
+        self.op.on_cancel(pump.stop)
+        try:
+            return _PumpedStream(pump, self)
+        except BaseException as exc:
+            pump.stop()
+            if isinstance(exc, Exception):
+                raise self._mapped(exc) from exc
+            raise
+
+    def _call_timeout(self) -> float | None:
+        remaining = self.op.remaining()
+        return None if remaining is None else max(remaining, 0.001)
 
     def _open_ticket(self) -> BatchStream:
         import pyarrow.flight as flight
 
         ticket = build_ticket(self.database, self.query, self.language, self.params)
         options = flight.FlightCallOptions(
-            timeout=self.timeout, headers=self.client.config.grpc_headers() + self.headers
+            timeout=self._call_timeout(),
+            headers=self.client.config.grpc_headers() + self.headers,
         )
-        try:
-            reader = self.client._flight().do_get(flight.Ticket(ticket), options)
-            return _FlightStream(reader)
-        except Exception as exc:
-            raise self._mapped(exc) from exc
+        reader = self.client._flight().do_get(flight.Ticket(ticket), options)
+        return _FlightStream(reader)
 
     def _open_flightsql(self) -> BatchStream:
         from ._flightsql import open_stream
 
-        try:
-            return open_stream(
-                self.client.config,
-                self.query,
-                database=self.database,
-                language=self.language,
-                params=self.params,
-                timeout=self.timeout,
-                extra_headers=self.headers,
-            )
-        except Exception as exc:
-            raise self._mapped(exc) from exc
+        return open_stream(
+            self.client.config,
+            self.query,
+            database=self.database,
+            language=self.language,
+            params=self.params,
+            timeout=self._call_timeout(),
+            extra_headers=self.headers,
+        )
 
     def _mapped(self, exc: BaseException) -> BaseException:
         mapped = self.translate(exc)
@@ -219,7 +207,7 @@ class _QueryExecution:
     def translate(self, exc: BaseException) -> InfluxDB3Error | None:
         from ._errors import translate_adbc_error, translate_flight_error
 
-        cancelled = self.run.cancelled.is_set()
+        cancelled = self.op.cancelled.is_set()
         kwargs: dict[str, Any] = {
             "query": self.query,
             "database": self.database,
@@ -239,18 +227,33 @@ class _QueryExecution:
     def _cancelled_error(self) -> QueryCancelledError:
         return QueryCancelledError(
             f"The query on {self.client.config.flight_location} (database {self.database!r}) "
-            "was cancelled by client.cancel(); no output was kept.",
+            "was cancelled by client.cancel() or close(); no output was kept.",
+            host=self.host,
+            database=self.database,
+            query=self.query,
+        )
+
+    def _timeout_error(self) -> QueryTimeoutError:
+        return QueryTimeoutError(
+            f"The query on {self.client.config.flight_location} (database {self.database!r}) "
+            f"did not finish within its {self.timeout:g} s deadline; it was cancelled. Raise "
+            "query_timeout (or timeout=...), or narrow the time range.",
             host=self.host,
             database=self.database,
             query=self.query,
         )
 
     def check_cancelled(self) -> None:
-        if self.run.cancelled.is_set():
+        if self.op.cancelled.is_set():
             raise self._cancelled_error()
+        if self.op.expired():
+            raise self._timeout_error()
 
     def _sleep(self, seconds: float) -> None:
-        if self.run.cancelled.wait(seconds):
+        remaining = self.op.remaining()
+        if remaining is not None and remaining < seconds:
+            raise self._timeout_error()
+        if self.op.sleep(seconds):
             raise self._cancelled_error()
 
     def retry(self, fn: Callable[[], T]) -> T:
@@ -268,7 +271,7 @@ class _QueryExecution:
         return call_with_retry(
             fn,
             self.client.retry_policy,
-            is_retryable=lambda e: not self.run.cancelled.is_set() and is_transient(e),
+            is_retryable=lambda e: not self.op.cancelled.is_set() and is_transient(e),
             on_retry=on_retry,
             sleep=self._sleep,
         )
@@ -276,27 +279,40 @@ class _QueryExecution:
     def finish(self) -> None:
         if not self.finished:
             self.finished = True
-            self.client._forget(self.run)
+            self.client._forget(self.op)
 
 
 # --- the client ---------------------------------------------------------------------------------
 
 
 class InfluxDB3Client:
-    """A client for one InfluxDB 3 server: queries over Flight, writes and downsampling.
+    """A client for one InfluxDB 3 server: queries over Flight, writes and downsampling over
+    HTTP, with one lifecycle.
+
+    The client owns its transports, each created on first use and reused by every call: one
+    gRPC channel for queries and one HTTP connection pool for writes and table management.
+    Its ``retry_policy`` applies to queries and writes alike, ``config.query_timeout`` /
+    ``config.write_timeout`` are the default deadlines, and ``write_options`` the default write
+    settings; a call may override any of them (``timeout=``, ``concurrency=``, ...), leaving the
+    others at the client's value (``USE_CLIENT_DEFAULT``).
 
     Args:
         config: An ``InfluxDB3Config`` (or a mapping accepted by ``InfluxDB3Config.from_dict``).
         retry_policy: Retries for transient failures (default: 4 attempts within 60 s).
+        write_options: Default write settings (precision, batching, gzip, concurrency, ...).
+        flight_client: A ``pyarrow.flight.FlightClient`` to use instead of building one (tests).
+        http_pool: A ``urllib3.PoolManager`` to use for HTTP instead of building one (tests,
+            proxies); requests on it cannot be aborted by ``cancel()``, only abandoned.
 
     Examples:
         with InfluxDB3Client(InfluxDB3Config.from_env()) as client:
             client.check_connection()
             table = client.query("SELECT * FROM cpu LIMIT 10").to_table()
+            client.write(table, measurement="cpu_copy", tags=["host"])
             client.query("SHOW MEASUREMENTS", language="influxql").to_records()
 
-    A client is thread-safe: several threads may query at once; ``cancel()`` cancels them all.
-    Once closed it refuses further calls.
+    A client is thread-safe: several threads may query and write at once; ``cancel()`` stops
+    them all (the client stays usable), ``close()`` stops them and refuses further calls.
     """
 
     def __init__(
@@ -304,6 +320,9 @@ class InfluxDB3Client:
         config: InfluxDB3Config | Mapping[str, Any],
         *,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        write_options: WriteOptions = _DEFAULT_WRITE_OPTIONS,
+        flight_client: flight.FlightClient | None = None,
+        http_pool: urllib3.PoolManager | None = None,
     ) -> None:
         if isinstance(config, Mapping):
             config = InfluxDB3Config.from_dict(config)
@@ -317,13 +336,21 @@ class InfluxDB3Client:
                 f"retry_policy: expected a RetryPolicy, got {type(retry_policy).__name__}",
                 field="retry_policy",
             )
+        if not isinstance(write_options, WriteOptions):
+            raise ConfigurationError(
+                f"write_options: expected a WriteOptions, got {type(write_options).__name__}",
+                field="write_options",
+            )
         self.config = config
         self.retry_policy = retry_policy
+        self.write_options = write_options
         self._state = ClientState.UNOPENED
         self._lock = threading.Lock()
-        self._flight_client: flight.FlightClient | None = None
+        self._flight_client: flight.FlightClient | None = flight_client
+        self._http_pool = http_pool
+        self._http: HttpTransport | None = None
         self._pid = os.getpid()
-        self._runs: set[_Run] = set()
+        self._ops: set[Operation] = set()
 
     def __repr__(self) -> str:
         return f"<InfluxDB3Client {self._state.name.lower()} {self.config!r}>"
@@ -342,18 +369,29 @@ class InfluxDB3Client:
         return self._state is ClientState.CLOSED
 
     def close(self) -> None:
-        """Cancel running queries and close the channel. Idempotent."""
+        """Cancel running queries and writes, then close the channel and the HTTP pool.
+
+        Idempotent; returns promptly even while a query is blocked waiting for the server.
+        """
         with self._lock:
             if self._state is ClientState.CLOSED:
                 return
             self._state = ClientState.CLOSED
-            runs = list(self._runs)
+            ops = list(self._ops)
             client, self._flight_client = self._flight_client, None
-        for run in runs:
-            run.cancel()
+            http, self._http = self._http, None
+        for op in ops:
+            op.cancel()
+        if http is not None:
+            http.close()
         if client is not None and self._pid == os.getpid():
-            with contextlib.suppress(Exception):
-                client.close()
+            # Closing the channel waits for calls still unwinding on reader threads; do it in
+            # the background so close() itself never blocks on the server.
+            closer = threading.Thread(
+                target=_close_quietly, args=(client,), name="influx-flight-close", daemon=True
+            )
+            closer.start()
+            closer.join(0.5)
 
     def _check_open(self) -> None:
         if self._state is ClientState.CLOSED:
@@ -397,23 +435,48 @@ class InfluxDB3Client:
                     if not cfg.verify_tls:
                         kwargs["disable_server_verification"] = True
                 self._flight_client = flight.FlightClient(cfg.flight_location, **kwargs)
-                self._state = ClientState.OPENED
+            self._state = ClientState.OPENED
             return self._flight_client
 
-    def _forget(self, run: _Run) -> None:
+    def _transport(self) -> HttpTransport:
+        """The shared HTTP transport, created lazily."""
+        from ._http import HttpTransport
+
         with self._lock:
-            self._runs.discard(run)
+            self._check_open()
+            if self._http is None:
+                self._http = HttpTransport(
+                    self.config,
+                    pool=self._http_pool,
+                    maxsize=max(16, self.write_options.concurrency),
+                )
+            self._state = ClientState.OPENED
+            return self._http
+
+    def _begin(self, op: Operation) -> Operation:
+        with self._lock:
+            self._check_open()
+            self._ops.add(op)
+        return op
+
+    def _forget(self, op: Operation) -> None:
+        with self._lock:
+            self._ops.discard(op)
 
     def cancel(self) -> None:
-        """Cancel every query running on this client (safe from any thread).
+        """Cancel every query and write running on this client (safe from any thread).
 
-        The reading thread gets ``QueryCancelledError``; a Parquet export removes its temporary
-        file. The client stays usable for new queries.
+        Waiting threads get ``QueryCancelledError`` (queries) or ``OperationCancelledError``
+        (writes) within a fraction of a second; a Parquet export removes its temporary file.
+        The client stays usable for new calls.
         """
         with self._lock:
-            runs = list(self._runs)
-        for run in runs:
-            run.cancel()
+            ops = list(self._ops)
+            http = self._http
+        for op in ops:
+            op.cancel()
+        if ops and http is not None:
+            http.abort()
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -424,7 +487,7 @@ class InfluxDB3Client:
         language: Literal["sql", "influxql"] = "sql",
         params: Mapping[str, Any] | None = None,
         protocol: Literal["ticket", "flightsql"] = "ticket",
-        timeout: float | UseConfigDefault | None = USE_CONFIG_DEFAULT,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
         database: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> QueryResult:
@@ -436,14 +499,16 @@ class InfluxDB3Client:
             params: Server-side parameters (str, int, float, bool, None, aware datetime).
             protocol: ``"ticket"`` (InfluxDB's JSON DoGet ticket, default) or ``"flightsql"``
                 (ADBC Flight SQL).
-            timeout: Deadline of the whole stream in seconds; leave out for
-                ``config.query_timeout``, None for no deadline.
+            timeout: Deadline of the whole query, retries and streaming included, in seconds;
+                leave out for ``config.query_timeout``, None for no deadline. When it passes
+                the call is cancelled and ``QueryTimeoutError`` raised.
             database: Overrides ``config.database`` for this call.
             headers: Extra gRPC headers for this call.
 
         Raises:
-            QueryError, AuthenticationError, DatabaseNotFoundError, TransportError: mapped
-            from the server's answer, after retries for transient failures.
+            QueryError, TableNotFoundError, AuthenticationError, DatabaseNotFoundError,
+            QueryTimeoutError, TransportError: mapped from the server's answer, after retries
+            for transient failures.
         """
         from ._results import QueryResult
 
@@ -470,18 +535,9 @@ class InfluxDB3Client:
             )
         if params:
             for name, value in params.items():
-                _param_value(str(name), value)  # validate early, with a clear message
-        db = database.strip() if isinstance(database, str) and database.strip() else None
-        if database is not None and db is None:
-            raise ConfigurationError(
-                f"database: expected a non-empty name, got {database!r}", field="database"
-            )
-        if isinstance(timeout, UseConfigDefault):
-            deadline = self.config.query_timeout
-        else:
-            from ._config import _parse_timeout
-
-            deadline = _parse_timeout("timeout", timeout)
+                param_value(str(name), value)  # validate early, with a clear message
+        db = _database(database)
+        deadline = self._query_timeout(timeout)
         extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         execution = _QueryExecution(
             self,
@@ -493,15 +549,18 @@ class InfluxDB3Client:
             timeout=deadline,
             headers=extra,
         )
-        with self._lock:
-            self._check_open()
-            self._runs.add(execution.run)
+        self._begin(execution.op)
         try:
             stream = execution.open()
         except BaseException:
             execution.finish()
             raise
         return QueryResult(execution, stream)
+
+    def _query_timeout(self, timeout: float | UseClientDefault | None) -> float | None:
+        if isinstance(timeout, UseClientDefault):
+            return self.config.query_timeout
+        return _parse_timeout("timeout", timeout)
 
     def check_connection(self, *, timeout: float | None = 10.0) -> None:
         """Run ``SELECT 1`` against the configured database; raises the mapped error."""
@@ -514,7 +573,7 @@ class InfluxDB3Client:
         self._check_open()
         return connect_dbapi(self.config, database=database)
 
-    # -- writes and downsampling (implemented in _writer.py / _downsample.py) -------------------
+    # -- writes ---------------------------------------------------------------------------------
 
     def write(
         self,
@@ -522,56 +581,359 @@ class InfluxDB3Client:
         *,
         measurement: str,
         tags: Iterable[str] = (),
-        time_column: str = "time",
-        precision: str = "ns",
+        time_column: str | None = "time",
+        field_columns: Sequence[str] | None = None,
         database: str | None = None,
-        concurrency: int = 4,
-        **options: Any,
-    ) -> Any:
-        """Write an Arrow table / record batches / pandas DataFrame as line protocol.
+        **options: Unpack[WriteOverrides],
+    ) -> WriteResult:
+        """Write Arrow data (Table, RecordBatch, reader, iterable of batches) or a pandas
+        DataFrame as line protocol.
 
-        See ``influx_flight._writer.write_arrow``; returns a WriteResult.
+        Columns other than ``time_column`` and ``tags`` become fields (or only
+        ``field_columns``). ``options`` override the client's ``write_options`` for this call
+        (``precision``, ``concurrency``, ``gzip``, ``no_sync``, ``accept_partial``,
+        ``max_body_bytes``, ``batch_rows``, ``endpoint``, ``timeout``).
+
+        Raises:
+            WriteError: after all requests are done, if the server rejected lines
+                (``rejected_lines`` name the input rows; ``write_result`` says what was stored).
+            EncodingError: a value line protocol cannot carry (nothing was sent).
+            OperationCancelledError: ``cancel()`` / ``close()`` interrupted the write.
         """
-        from . import _writer
+        from ._writer import arrow_chunks
 
-        self._check_open()
-        return _writer.write_arrow(
-            self.config,
+        merged = self.write_options.merge(**options)
+        encode = arrow_chunks(
             data,
             measurement=measurement,
-            tags=tags,
+            tags=list(tags),
             time_column=time_column,
-            precision=precision,
-            database=database,
-            concurrency=concurrency,
-            **options,
+            field_columns=field_columns,
         )
+        return self._write(encode, database, merged)
 
     def write_lp(
         self,
-        lines: str | bytes | Iterable[str],
+        lines: str | bytes | Iterable[str] | Iterable[bytes],
         *,
         database: str | None = None,
-        precision: str = "ns",
-        **options: Any,
-    ) -> Any:
-        """Write line protocol text as is (see ``influx_flight._writer.write_line_protocol``)."""
-        from . import _writer
+        **options: Unpack[WriteOverrides],
+    ) -> WriteResult:
+        """Write raw line protocol: a text (split on newlines) or an iterable of lines (one line
+        per item; use it when string fields contain newlines). Rejected lines carry ``row`` =
+        the 0-based input line. ``options`` as for ``write``."""
+        from ._writer import line_chunks
+
+        merged = self.write_options.merge(**options)
+        return self._write(line_chunks(lines), database, merged)
+
+    def _write(self, encode: Any, database: str | None, options: WriteOptions) -> WriteResult:
+        from ._writer import write_data
 
         self._check_open()
-        return _writer.write_line_protocol(
-            self.config, lines, database=database, precision=precision, **options
+        db = _database(database)
+        op = self._begin(Operation())
+        try:
+            return write_data(
+                self._transport(),
+                self.config,
+                encode,
+                database=db,
+                options=options,
+                retry=self.retry_policy,
+                op=op,
+            )
+        except OperationCancelledError:
+            raise
+        finally:
+            self._forget(op)
+
+    # -- query -> write back ------------------------------------------------------------------
+
+    def write_back(
+        self,
+        query: str,
+        *,
+        measurement: str,
+        tags: Iterable[str] = (),
+        field_columns: Sequence[str] | None = None,
+        language: Literal["sql", "influxql"] = "sql",
+        params: Mapping[str, Any] | None = None,
+        database: str | None = None,
+        target_database: str | None = None,
+        protocol: Literal["ticket", "flightsql"] = "ticket",
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        write_options: WriteOptions | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> WriteResult:
+        """Run a query and write its rows to ``measurement``, streaming batch by batch.
+
+        The one query-to-write loop (``downsample`` and the Airflow and Dagster adapters use
+        it): InfluxQL's ``iox::measurement`` column is dropped, empty batches are skipped, and
+        when the stream breaks with a transient error the query is run again from scratch and
+        its rows rewritten (identical points, so the rewrite is idempotent). ``WriteResult.rows``
+        is the number of rows read; an empty result writes nothing.
+
+        Args:
+            query: SQL or InfluxQL; must return a ``time`` column.
+            measurement: Table to write to; ``tags`` are the columns written as tags, the
+                other columns (or only ``field_columns``) become fields.
+            database: Database to query (default: the client's); ``target_database`` where
+                to write (default: the client's).
+            timeout: Deadline of the query (as for ``query``).
+            write_options: Write settings for this call instead of the client's.
+        """
+        from ._writer import WriteResult
+
+        merged = self._write_options(write_options)
+        tag_list = list(tags)
+        result = self.query(
+            query,
+            language=language,
+            params=params,
+            database=database,
+            protocol=protocol,
+            timeout=timeout,
         )
 
-    def downsample(self, spec: Any, start: Any, end: Any, **options: Any) -> Any:
-        """Aggregate ``[start, end)`` per ``spec`` and write it back; returns a DownsampleResult.
+        def write_back(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> WriteResult:
+            rows = _RowCounter(batches)
+            first = rows.first()
+            if first is None:
+                return WriteResult()
+            fields = field_columns
+            if fields is not None:
+                fields = [f for f in fields if f in first.schema.names]
+            return self._write(
+                _writer_arrow(rows, measurement, tag_list, fields), target_database, merged
+            )
 
-        See ``influx_flight._downsample.run_downsample``.
+        return result.consume(write_back)
+
+    def downsample(
+        self,
+        spec: DownsampleSpec,
+        start: str | datetime | int,
+        end: str | datetime | int,
+        *,
+        chunk: str | timedelta | None = None,
+        database: str | None = None,
+        target_database: str | None = None,
+        dry_run: bool = False,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+        write_options: WriteOptions | UseClientDefault = USE_CLIENT_DEFAULT,
+    ) -> DownsampleResult:
+        """Aggregate ``[start, end)`` per ``spec`` (window by window with ``chunk``) and write
+        the buckets back with ``write_back``. Re-running writes identical points (idempotent).
+
+        ``database`` is the source (default: the client's), ``target_database`` the
+        destination (default: the spec's, else the client's); ``timeout`` applies to each
+        window's query; ``write_options`` replace the client's for this call.
         """
-        from . import _downsample
+        from ._downsample import run_downsample
 
         self._check_open()
-        return _downsample.run_downsample(self, spec, start, end, **options)
+        return run_downsample(
+            self,
+            spec,
+            start,
+            end,
+            chunk=chunk,
+            database=database,
+            target_database=target_database,
+            dry_run=dry_run,
+            timeout=timeout,
+            write_options=self._write_options(write_options),
+        )
+
+    def _write_options(self, options: WriteOptions | UseClientDefault) -> WriteOptions:
+        if isinstance(options, UseClientDefault):
+            return self.write_options
+        if not isinstance(options, WriteOptions):
+            raise ConfigurationError(
+                f"write_options: expected a WriteOptions, got {type(options).__name__}",
+                field="write_options",
+            )
+        return options
+
+    # -- table management (Core's /api/v3/configure/table) --------------------------------------
+
+    def create_table(
+        self,
+        table: str,
+        *,
+        tags: Sequence[str] = (),
+        fields: Mapping[str, str] | None = None,
+        database: str | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+    ) -> None:
+        """Create ``table`` with its tag columns and typed fields
+        (``{"usage": "float64"}``; types utf8, int64, uint64, float64, bool).
+
+        Raises ConfigurationError for a bad type, QueryError when the server refuses (409:
+        the table exists), DatabaseNotFoundError, AuthenticationError.
+        """
+        known = ("utf8", "int64", "uint64", "float64", "bool")
+        field_list = []
+        for name, kind in (fields or {}).items():
+            if kind not in known:
+                raise ConfigurationError(
+                    f"fields: {name!r} has type {kind!r}; use one of {', '.join(known)}",
+                    field="fields",
+                )
+            field_list.append({"name": name, "type": kind})
+        db = _database(database) or self.config.database
+        body = {"db": db, "table": table, "tags": list(tags), "fields": field_list}
+        self._configure("POST", "table", db, timeout, json_body=body)
+
+    def delete_table(
+        self,
+        table: str,
+        *,
+        database: str | None = None,
+        hard_delete_at: str | datetime | None = None,
+        timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+    ) -> None:
+        """Delete ``table`` (Core soft-deletes it; ``hard_delete_at``: ``"now"``, ``"never"``,
+        ``"default"`` or an instant). Raises TableNotFoundError when it does not exist."""
+        from .time import format_time
+
+        db = _database(database) or self.config.database
+        params = {"db": db, "table": table}
+        if hard_delete_at is not None:
+            params["hard_delete_at"] = (
+                format_time(hard_delete_at)
+                if isinstance(hard_delete_at, datetime)
+                else str(hard_delete_at)
+            )
+        self._configure("DELETE", "table", db, timeout, params=params, table=table)
+
+    def _configure(
+        self,
+        method: str,
+        what: str,
+        database: str,
+        timeout: float | UseClientDefault | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        table: str | None = None,
+    ) -> None:
+        """One call to ``/api/v3/configure/<what>`` over the shared transport, with retries."""
+        import json
+        from urllib.parse import urlencode
+
+        from ._errors import error_from_http
+        from ._exceptions import DatabaseNotFoundError, TableNotFoundError
+
+        self._check_open()
+        url = f"{self.config.write_base_url.rstrip('/')}/api/v3/configure/{what}"
+        if params:
+            url += "?" + urlencode(params)
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        headers.update(self.config.http_headers())
+        body = None
+        if json_body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(json_body).encode()
+        limit = (
+            self.config.write_timeout
+            if isinstance(timeout, UseClientDefault)
+            else _parse_timeout("timeout", timeout)
+        )
+        transport = self._transport()
+        op = self._begin(Operation())
+
+        def attempt() -> Any:
+            resp = transport.request(
+                method, url, body=body, headers=headers, timeout=limit, database=database
+            )
+            if resp.status >= 400:
+                err = error_from_http(
+                    self.config,
+                    resp.status,
+                    resp.data,
+                    resp.headers,
+                    operation=f"{method} /api/v3/configure/{what}",
+                    database=database,
+                    url=url,
+                )
+                if resp.status == 404 and table is not None:
+                    err = TableNotFoundError(
+                        f"Table {table!r} does not exist in database {database!r} on "
+                        f"{self.config.scrub(self.config.write_base_url)} ({err.message}).",
+                        table=table,
+                        host=self.config.host,
+                        database=database,
+                    )
+                elif isinstance(err, DatabaseNotFoundError):
+                    pass
+                raise err
+            return resp
+
+        try:
+            call_with_retry(
+                attempt,
+                self.retry_policy,
+                is_retryable=lambda e: not op.cancelled.is_set() and is_transient(e),
+                sleep=lambda s: op.sleep(s),
+            )
+        finally:
+            self._forget(op)
+
+
+class _RowCounter:
+    """Batches without InfluxQL's ``iox::measurement`` column and without empty batches,
+    counted as they pass."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        from ._downsample import drop_measurement_column
+
+        self._drop = drop_measurement_column
+        self._it = iter(batches)
+        self._first: pa.RecordBatch | None = None
+        self.rows = 0
+
+    def first(self) -> pa.RecordBatch | None:
+        self._first = next(iter(self), None)
+        return self._first
+
+    def __iter__(self) -> Any:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        for batch in self._it:
+            if batch.num_rows == 0:
+                continue
+            batch = self._drop(batch)
+            self.rows += batch.num_rows
+            yield batch
+
+
+def _writer_arrow(
+    rows: _RowCounter, measurement: str, tags: list[str], fields: Sequence[str] | None
+) -> Any:
+    from ._writer import arrow_chunks
+
+    return arrow_chunks(
+        iter(rows), measurement=measurement, tags=tags, time_column="time", field_columns=fields
+    )
+
+
+def _database(database: str | None) -> str | None:
+    """A per-call database override, validated (None: the config's)."""
+    if database is None:
+        return None
+    db = database.strip() if isinstance(database, str) else ""
+    if not db:
+        raise ConfigurationError(
+            f"database: expected a non-empty name, got {database!r}", field="database"
+        )
+    return db
+
+
+def _close_quietly(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        client.close()
 
 
 InfluxDB3Client.__module__ = "influx_flight"

@@ -19,71 +19,42 @@ Examples:
     spec = DownsampleSpec(source="home", window="1h", aggregates={"temp": ["mean", "max"]},
                           group_by=["room"], target_measurement="home_1h")
     spec.to_sql()        # SELECT date_bin(INTERVAL '1 hour', time, ...) AS time, ...
-    run_downsample(client, spec, "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", chunk="6h")
+    client.downsample(spec, "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", chunk="6h")
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from influx_flight._exceptions import ConfigurationError
+from influx_flight._options import USE_CLIENT_DEFAULT, UseClientDefault
+from influx_flight.time import (
+    align_range,
+    format_time,
+    influxql_duration,
+    parse_duration,
+    parse_time,
+    quote_ident,
+    split_range,
+    sql_interval,
+    to_datetime,
+)
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from influx_flight._writer import WriteResult
+    from influx_flight._client import InfluxDB3Client
+    from influx_flight._options import WriteOptions
 
 __all__ = [
     "AGGREGATES",
+    "MEASUREMENT_COLUMN",
     "DownsampleResult",
     "DownsampleSpec",
-    "align_range",
-    "format_time",
-    "parse_duration",
-    "parse_time",
-    "quote_ident",
-    "split_range",
+    "drop_measurement_column",
+    "run_downsample",
 ]
-
-_NS = {
-    "ns": 1,
-    "u": 1_000,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-    "d": 86_400_000_000_000,
-    "w": 604_800_000_000_000,
-}
-_DURATION_RE = re.compile(r"(\d+)(ns|us|µs|u|ms|s|m|h|d|w)")
-
-#: SQL unit names for rendering an interval, largest first.
-_SQL_UNITS = (
-    (86_400_000_000_000, "day"),
-    (3_600_000_000_000, "hour"),
-    (60_000_000_000, "minute"),
-    (1_000_000_000, "second"),
-    (1_000_000, "millisecond"),
-    (1_000, "microsecond"),
-    (1, "nanosecond"),
-)
-#: InfluxQL duration units, largest first.
-_INFLUXQL_UNITS = (
-    (604_800_000_000_000, "w"),
-    (86_400_000_000_000, "d"),
-    (3_600_000_000_000, "h"),
-    (60_000_000_000, "m"),
-    (1_000_000_000, "s"),
-    (1_000_000, "ms"),
-    (1_000, "u"),
-    (1, "ns"),
-)
 
 #: Aggregates: name -> (SQL template, InfluxQL function, is a selector with a time).
 AGGREGATES: dict[str, tuple[str, str, bool]] = {
@@ -101,204 +72,6 @@ AGGREGATES: dict[str, tuple[str, str, bool]] = {
 _AGG_ALIASES = {"avg": "mean", "average": "mean", "first_value": "first", "last_value": "last"}
 
 FillValue = None | Literal["null", "previous", "linear"] | int | float
-
-
-# --- durations and instants ----------------------------------------------------------------------
-
-
-def parse_duration(value: str | timedelta | int, what: str = "window") -> int:
-    """``"1h"``, ``"90m"``, ``"1h30m"``, ``"500ms"``, a timedelta, or int nanoseconds -> ns."""
-    if isinstance(value, bool):
-        raise ConfigurationError(f"{what}: expected a duration, got {value!r}", field=what)
-    if isinstance(value, timedelta):
-        ns = (value.days * 86_400 + value.seconds) * 1_000_000_000 + value.microseconds * 1_000
-    elif isinstance(value, int):
-        ns = value
-    elif isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        sign = -1 if text.startswith("-") else 1
-        text = text.lstrip("+-") if text[:1] in "+-" else text
-        pos, ns = 0, 0
-        for m in _DURATION_RE.finditer(text):
-            if m.start() != pos:
-                break
-            ns += int(m.group(1)) * _NS[m.group(2)]
-            pos = m.end()
-        if not text or pos != len(text):
-            raise ConfigurationError(
-                f"{what}: cannot read {value!r} as a duration; use forms like '1h', '15m', "
-                "'1h30m', '500ms', '7d' or a datetime.timedelta",
-                field=what,
-            )
-        ns *= sign
-    else:
-        raise ConfigurationError(
-            f"{what}: expected a duration string or timedelta, got {type(value).__name__}",
-            field=what,
-        )
-    return ns
-
-
-def _sql_interval(ns: int) -> str:
-    for unit_ns, name in _SQL_UNITS:
-        if ns % unit_ns == 0:
-            n = ns // unit_ns
-            return f"INTERVAL '{n} {name}{'s' if n != 1 else ''}'"
-    raise AssertionError("unreachable")
-
-
-def _influxql_duration(ns: int) -> str:
-    for unit_ns, name in _INFLUXQL_UNITS:
-        if ns % unit_ns == 0:
-            return f"{ns // unit_ns}{name}"
-    raise AssertionError("unreachable")
-
-
-def parse_time(value: str | datetime | int, what: str = "start") -> int:
-    """An instant as int nanoseconds since the epoch (UTC).
-
-    Accepts an aware datetime (pandas Timestamps included), a naive datetime (taken as UTC),
-    an ISO-8601 string (``Z`` or offset; naive = UTC, up to nanoseconds) or int nanoseconds.
-    """
-    if isinstance(value, bool):
-        raise ConfigurationError(f"{what}: expected an instant, got {value!r}", field=what)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, datetime):
-        nanos = getattr(value, "nanosecond", 0)  # pandas.Timestamp
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-        delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-        return (
-            (delta.days * 86_400 + delta.seconds) * 1_000_000_000
-            + delta.microseconds * 1_000
-            + nanos
-        )
-    if isinstance(value, str):
-        text = value.strip()
-        m = re.fullmatch(
-            r"(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?)(?:\.(\d{1,9}))?"
-            r"(Z|[+-]\d{2}:?\d{2})?",
-            text,
-        )
-        if not m:
-            raise ConfigurationError(
-                f"{what}: cannot read {value!r} as an ISO-8601 instant such as "
-                "'2024-01-01T00:00:00Z'",
-                field=what,
-            )
-        base, frac, zone = m.groups()
-        try:
-            dt = datetime.fromisoformat(base + (zone or "").replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ConfigurationError(f"{what}: {value!r} is not a valid instant: {exc}") from None
-        return parse_time(dt, what) + (int(frac.ljust(9, "0")) if frac else 0)
-    raise ConfigurationError(
-        f"{what}: expected a datetime, an ISO-8601 string or int nanoseconds, got "
-        f"{type(value).__name__}",
-        field=what,
-    )
-
-
-def format_time(ns: int) -> str:
-    """RFC 3339 UTC with ``Z`` (fractional seconds only when needed, up to nanoseconds)."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=secs)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    return text + "Z"
-
-
-def _to_datetime(ns: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1_000)
-
-
-def align_range(
-    start: str | datetime | int,
-    end: str | datetime | int,
-    window: str | timedelta | int,
-    offset: str | timedelta | int | None = None,
-    *,
-    align: Literal["strict", "widen"] = "strict",
-) -> tuple[int, int]:
-    """Check (or widen) ``[start, end)`` to whole windows; returns int nanoseconds.
-
-    Buckets start at ``epoch + offset + k * window`` (UTC). ``strict`` refuses unaligned bounds
-    with a ConfigurationError naming the aligned ones; ``widen`` extends to them.
-    """
-    w = parse_duration(window)
-    off = parse_duration(offset, "offset") % w if offset is not None else 0
-    s, e = parse_time(start, "start"), parse_time(end, "end")
-    if e <= s:
-        raise ConfigurationError(
-            f"end ({format_time(e)}) must be after start ({format_time(s)}); the range is "
-            "half-open [start, end)",
-            field="end",
-        )
-    s_floor = s - (s - off) % w
-    e_ceil = e + (-(e - off)) % w
-    if s_floor == s and e_ceil == e:
-        return s, e
-    if align == "widen":
-        return s_floor, e_ceil
-    if align != "strict":
-        raise ConfigurationError(
-            f"align: expected 'strict' or 'widen', got {align!r}", field="align"
-        )
-    bad = []
-    if s_floor != s:
-        bad.append(
-            f"start {format_time(s)} (aligned: {format_time(s_floor)} or {format_time(s_floor + w)})"
-        )
-    if e_ceil != e:
-        bad.append(
-            f"end {format_time(e)} (aligned: {format_time(e_ceil - w)} or {format_time(e_ceil)})"
-        )
-    raise ConfigurationError(
-        f"the range is not aligned to {_influxql_duration(w)} windows"
-        + (f" with offset {_influxql_duration(off)}" if off else "")
-        + ": "
-        + "; ".join(bad)
-        + ". Partial buckets would overwrite complete ones; pass aligned bounds, e.g. "
-        f"[{format_time(s_floor)}, {format_time(e_ceil)}), or align='widen'.",
-        field="start" if s_floor != s else "end",
-    )
-
-
-def split_range(
-    start: str | datetime | int,
-    end: str | datetime | int,
-    chunk: str | timedelta | int,
-) -> list[tuple[int, int]]:
-    """Cut ``[start, end)`` into consecutive half-open pieces of ``chunk`` (the last may be
-    shorter); int nanoseconds. Chunks start at ``start``, so aligned bounds and a chunk that is a
-    multiple of the window give aligned pieces."""
-    s, e = parse_time(start, "start"), parse_time(end, "end")
-    c = parse_duration(chunk, "chunk")
-    if c <= 0:
-        raise ConfigurationError("chunk: must be a positive duration", field="chunk")
-    if e <= s:
-        raise ConfigurationError("end must be after start (half-open [start, end))", field="end")
-    out = []
-    t = s
-    while t < e:
-        out.append((t, min(t + c, e)))
-        t += c
-    return out
-
-
-# --- quoting ---------------------------------------------------------------------------------------------
-
-
-def quote_ident(name: str, language: Literal["sql", "influxql"] = "sql") -> str:
-    """Quote an identifier for SQL (``"a""b"``) or InfluxQL (``"a\\"b"``)."""
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"identifier must be a non-empty string, got {name!r}")
-    if "\n" in name or "\0" in name:
-        raise ConfigurationError(f"identifier {name!r} contains a newline or NUL")
-    if language == "sql":
-        return '"' + name.replace('"', '""') + '"'
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # --- the spec ------------------------------------------------------------------------------------------------
@@ -463,7 +236,7 @@ class DownsampleSpec:
     def to_sql(self) -> str:
         """The SQL query for one ``[$start, $end)`` range."""
         q = quote_ident
-        interval = _sql_interval(self._window_ns)
+        interval = sql_interval(self._window_ns)
         gapfill = self.fill is not None
         bin_fn = "date_bin_gapfill" if gapfill else "date_bin"
         cols = [f"{bin_fn}({interval}, time, {self._origin_literal()}) AS time"]
@@ -504,9 +277,9 @@ class DownsampleSpec:
         where = "time >= $start AND time < $end"
         if self.filter:
             where += f" AND ({self.filter})"
-        group = f"time({_influxql_duration(self._window_ns)}"
+        group = f"time({influxql_duration(self._window_ns)}"
         if self._offset_ns:
-            group += f", {_influxql_duration(self._offset_ns)}"
+            group += f", {influxql_duration(self._offset_ns)}"
         group += ")"
         group_by = ", ".join([group, *(q(t) for t in self.group_by)])
         if self.fill is None:
@@ -540,7 +313,7 @@ def _local_ns(ns: int, zone: str) -> int:
     """The wall-clock time in ``zone`` of the UTC instant ``ns``, as naive epoch nanoseconds."""
     from zoneinfo import ZoneInfo
 
-    dt = _to_datetime(ns).astimezone(ZoneInfo(zone))
+    dt = to_datetime(ns).astimezone(ZoneInfo(zone))
     return parse_time(dt.replace(tzinfo=None), "t") + ns % 1_000
 
 
@@ -549,7 +322,7 @@ def _utc_ns(local: int, zone: str) -> int:
     clock time repeats; shifted forward if it is skipped)."""
     from zoneinfo import ZoneInfo
 
-    naive = _to_datetime(local).replace(tzinfo=None)
+    naive = to_datetime(local).replace(tzinfo=None)
     return parse_time(naive.replace(tzinfo=ZoneInfo(zone)), "t") + local % 1_000
 
 
@@ -582,7 +355,7 @@ def _align_local(s: int, e: int, spec: DownsampleSpec, zone: str) -> tuple[int, 
             out.append(_utc_ns(lo + w if up else lo, zone))
             continue
         raise ConfigurationError(
-            f"{name} {format_time(ns)} is not on a {_influxql_duration(w)} boundary in "
+            f"{name} {format_time(ns)} is not on a {influxql_duration(w)} boundary in "
             f"{zone} (nearest: {format_time(_utc_ns(lo, zone))} or {format_time(_utc_ns(lo + w, zone))}"
             "). Pass aligned bounds or align='widen'.",
             field=name,
@@ -624,20 +397,8 @@ def drop_measurement_column(data: Any) -> Any:
     return data
 
 
-def _strip_batches(
-    batches: Iterator[pa.RecordBatch], counter: list[int]
-) -> Iterator[pa.RecordBatch]:
-    """Drop InfluxQL's ``iox::measurement`` column and count rows, batch by batch."""
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        batch = drop_measurement_column(batch)
-        counter[0] += batch.num_rows
-        yield batch
-
-
 def run_downsample(
-    client: Any,
+    client: InfluxDB3Client,
     spec: DownsampleSpec,
     start: str | datetime | int,
     end: str | datetime | int,
@@ -646,14 +407,11 @@ def run_downsample(
     target_database: str | None = None,
     database: str | None = None,
     dry_run: bool = False,
-    concurrency: int = 4,
+    timeout: float | UseClientDefault | None = USE_CLIENT_DEFAULT,
+    write_options: WriteOptions | None = None,
 ) -> DownsampleResult:
-    """Query ``spec`` over ``[start, end)`` (chunk by chunk) and write the buckets back.
-
-    ``client`` is an InfluxDB3Client (``client.query(...)``, ``client.config``); ``database`` is
-    the source database (default: the client's), ``target_database`` the destination (default:
-    the spec's, else the client's). Re-running writes identical points (idempotent).
-    """
+    """``client.downsample``: query ``spec`` over ``[start, end)`` (chunk by chunk) and write the
+    buckets back with ``client.write_back``."""
     s, e = spec.aligned(start, end)
     if chunk is None:
         pieces = [(s, e)]
@@ -662,14 +420,14 @@ def run_downsample(
         if c <= 0 or c % spec.window_ns:
             raise ConfigurationError(
                 f"chunk: must be a positive multiple of the window "
-                f"({_influxql_duration(spec.window_ns)}) so every chunk holds whole buckets; got "
+                f"({influxql_duration(spec.window_ns)}) so every chunk holds whole buckets; got "
                 f"{chunk!r}",
                 field="chunk",
             )
         pieces = _split_local(s, e, c, spec.time_zone) if spec.time_zone else split_range(s, e, c)
     text = spec.query()
-    config = client.config
-    target = target_database or spec.target_database or config.database
+    target = target_database or spec.target_database or client.config.database
+    options = write_options if write_options is not None else client.write_options
     rows_read = points = skipped = requests = 0
     queries: list[str] = []
     all_params: list[dict[str, str]] = []
@@ -680,8 +438,17 @@ def run_downsample(
         if dry_run:
             continue
         try:
-            written, read = _run_window(
-                client, spec, text, params, database, config, target, concurrency
+            written = client.write_back(
+                text,
+                measurement=spec.target_measurement,
+                tags=spec.group_by,
+                field_columns=spec.output_fields,
+                language=spec.language,
+                params=params,
+                database=database,
+                target_database=target,
+                timeout=timeout,
+                write_options=options,
             )
         except Exception as exc:
             exc.add_note(
@@ -691,68 +458,20 @@ def run_downsample(
                 "(it writes the same points)."
             )
             raise
-        rows_read += read
-        if written is not None:
-            points += written.lines_written
-            skipped += written.rows_skipped
-            requests += written.requests
+        rows_read += written.rows
+        points += written.lines_written
+        skipped += written.rows_skipped
+        requests += written.requests
     return DownsampleResult(
         rows_read=rows_read,
         points_written=points,
-        windows=[(_to_datetime(lo), _to_datetime(hi)) for lo, hi in pieces],
+        windows=[(to_datetime(lo), to_datetime(hi)) for lo, hi in pieces],
         queries=queries,
-        start=_to_datetime(s),
-        end=_to_datetime(e),
+        start=to_datetime(s),
+        end=to_datetime(e),
         rows_skipped=skipped,
         write_requests=requests,
         target_database=target,
         dry_run=dry_run,
         params=all_params,
     )
-
-
-def _run_window(
-    client: Any,
-    spec: DownsampleSpec,
-    text: str,
-    params: dict[str, str],
-    database: str | None,
-    config: Any,
-    target: str,
-    concurrency: int,
-) -> tuple[WriteResult | None, int]:
-    """Query one window and write its buckets back; returns (write result, rows read)."""
-    from influx_flight._writer import write_arrow
-
-    result = client.query(text, language=spec.language, params=params, database=database)
-    counter = [0]
-
-    def write_back(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> WriteResult | None:
-        # Called again from scratch if the stream breaks and the query is re-run: the
-        # points written by the broken attempt are rewritten identically (idempotent).
-        counter[0] = 0
-        stripped = _strip_batches(batches, counter)
-        first = next(stripped, None)
-        if first is None:
-            return None
-
-        def _all() -> Iterator[pa.RecordBatch]:
-            yield first
-            yield from stripped
-
-        return write_arrow(
-            config,
-            _all(),
-            measurement=spec.target_measurement,
-            tags=list(spec.group_by),
-            time_column="time",
-            field_columns=[f for f in spec.output_fields if f in first.schema.names],
-            database=target,
-            concurrency=concurrency,
-        )
-
-    if hasattr(result, "consume"):
-        written = result.consume(write_back)
-    else:  # any iterable of record batches
-        written = write_back(iter(result), None)  # type: ignore[arg-type]
-    return written, counter[0]

@@ -25,6 +25,7 @@ from ._exceptions import (
     QueryTimeoutError,
     RejectedLine,
     ServerUnavailableError,
+    TableNotFoundError,
     TransportError,
     WriteError,
 )
@@ -43,6 +44,7 @@ __all__ = [
 _DB_NOT_FOUND = re.compile(
     r"database not found|database '[^']*' not found|Database .* not found", re.I
 )
+_TABLE_NOT_FOUND = re.compile(r"table '(?:[^'.]*\.)*([^'.]*)' not found", re.I)
 _PREFIXES = re.compile(
     r"^(Flight returned [a-z ]+ error, with message: |gRPC returned [a-z ]+ error, with message: )",
     re.I,
@@ -117,6 +119,9 @@ def translate_flight_error(
             "and port are right; transient failures are retried.",
             **ctx,
         )
+    missing = _table_not_found(where, msg, ctx)
+    if missing is not None:
+        return missing
     if isinstance(exc, flight.FlightInternalError):
         if _DB_NOT_FOUND.search(msg):
             return _database_not_found(config, db, msg, ctx)
@@ -169,6 +174,21 @@ def translate_flight_error(
     # could not be decoded or held on the client.
     return TransportError(
         f"Reading the result from {where} failed ({type(exc).__name__}: {msg}).", **ctx
+    )
+
+
+def _table_not_found(where: str, msg: str, ctx: dict[str, Any]) -> TableNotFoundError | None:
+    """TableNotFoundError when the server says a table does not exist (DataFusion's planner:
+    ``table 'public.iox.<name>' not found``), else None."""
+    m = _TABLE_NOT_FOUND.search(msg)
+    if m is None:
+        return None
+    return TableNotFoundError(
+        f"{where} has no table {m.group(1)!r} ({msg}). Check the table name, or write to it "
+        "first (tables are created by their first write).",
+        table=m.group(1),
+        server_message=msg,
+        **ctx,
     )
 
 
@@ -387,6 +407,9 @@ def translate_adbc_error(
             "and port are right; transient failures are retried.",
             **ctx,
         )
+    missing = _table_not_found(where, msg, ctx)
+    if missing is not None:
+        return missing
     if _DB_NOT_FOUND.search(msg) or name == "NOT_FOUND":
         return _database_not_found(config, db, msg, ctx)
     if name in ("INVALID_ARGUMENT", "NOT_IMPLEMENTED", "INTERNAL", "INVALID_STATE", "INVALID_DATA"):

@@ -6,11 +6,14 @@ InfluxDB3Error                      host, database, query
  ├── AuthenticationError            UNAUTHENTICATED / PERMISSION_DENIED / 401 / 403
  ├── DatabaseNotFoundError          NOT_FOUND, Core's INTERNAL "database not found", 404
  ├── QueryError                     INVALID_ARGUMENT & co: carries .server_message
- ├── QueryCancelledError            the query was cancelled (client.cancel(), CANCELLED)
+ │    └── TableNotFoundError        the query names a table that does not exist (.table)
+ ├── OperationCancelledError        a write or query was cancelled (client.cancel(), close())
+ │    └── QueryCancelledError       the query was cancelled (also the server's CANCELLED)
  ├── TransportError                 the connection failed
  │    ├── ServerUnavailableError    UNAVAILABLE, refused connection, 429/5xx (retried; .retry_after)
  │    └── QueryTimeoutError         deadline exceeded
  ├── WriteError                     carries .rejected_lines (line_number, message, original_line, row)
+ │    └── EncodingError             a value line protocol cannot carry; nothing was sent (.column, .rows)
  ├── ResultTooLargeError            a guard (XCom rows) was exceeded
  └── ExportError                    a sink failed; nothing was left behind (.path)
 ```
@@ -22,6 +25,7 @@ The translation from pyarrow.flight / HTTP errors lives in ``influx_flight._erro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,14 +33,17 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "DatabaseNotFoundError",
+    "EncodingError",
     "ExportError",
     "InfluxDB3Error",
+    "OperationCancelledError",
     "QueryCancelledError",
     "QueryError",
     "QueryTimeoutError",
     "RejectedLine",
     "ResultTooLargeError",
     "ServerUnavailableError",
+    "TableNotFoundError",
     "TransportError",
     "WriteError",
 ]
@@ -100,7 +107,23 @@ class QueryError(InfluxDB3Error):
         self.server_message = server_message
 
 
-class QueryCancelledError(InfluxDB3Error):
+class TableNotFoundError(QueryError):
+    """The query names a table (measurement) that does not exist in the database (yet);
+    ``table`` is its name as the server reported it, when known."""
+
+    def __init__(self, message: str, *, table: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.table = table
+
+
+class OperationCancelledError(InfluxDB3Error):
+    """A write or query was cancelled before it completed (``client.cancel()``, ``close()``).
+
+    Writes already acknowledged were stored; writing the same points again is safe.
+    """
+
+
+class QueryCancelledError(OperationCancelledError):
     """The query was cancelled before it completed (``client.cancel()`` or the server)."""
 
 
@@ -152,6 +175,20 @@ class WriteError(InfluxDB3Error):
         super().__init__(message, **context)
         self.rejected_lines = list(rejected_lines)
         self.status = status
+
+
+class EncodingError(WriteError, ValueError):
+    """Input values that line protocol cannot carry; nothing was sent.
+
+    ``column`` names the offending column and ``rows`` lists (up to 10) input row indices.
+    """
+
+    def __init__(
+        self, message: str, *, column: str | None = None, rows: Sequence[int] = (), **context: Any
+    ) -> None:
+        super().__init__(message, **context)
+        self.column = column
+        self.rows = list(rows)
 
 
 class ResultTooLargeError(InfluxDB3Error):

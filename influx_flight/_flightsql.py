@@ -104,7 +104,7 @@ def as_bound_parameters(parameters: Any) -> Any:
         return parameters
     import pyarrow as pa
 
-    from ._client import _param_value
+    from ._params import param_value
 
     if isinstance(parameters, Mapping):
         named = {str(k).removeprefix("$"): v for k, v in parameters.items()}
@@ -118,7 +118,7 @@ def as_bound_parameters(parameters: Any) -> Any:
         )
     if not named:
         return None
-    return pa.RecordBatch.from_pydict({k: [_param_value(k, v)] for k, v in named.items()})
+    return pa.RecordBatch.from_pydict({k: [param_value(k, v)] for k, v in named.items()})
 
 
 class InfluxDB3DbapiCursor:

@@ -31,7 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from influx_flight._exceptions import ConfigurationError, WriteError
+from influx_flight._exceptions import ConfigurationError, EncodingError
+from influx_flight._options import DEFAULT_BATCH_ROWS
+from influx_flight.time import PRECISIONS, normalize_precision
 
 __all__ = [
     "PRECISIONS",
@@ -46,48 +48,9 @@ __all__ = [
     "to_record_batches",
 ]
 
-#: Precision name -> (canonical short name, units per second).
-PRECISIONS: dict[str, tuple[str, int]] = {}
-for _names, _short, _per_s in (
-    (("ns", "n", "nanosecond", "nanoseconds"), "ns", 1_000_000_000),
-    (("us", "u", "µs", "microsecond", "microseconds"), "us", 1_000_000),
-    (("ms", "millisecond", "milliseconds"), "ms", 1_000),
-    (("s", "second", "seconds"), "s", 1),
-):
-    for _n in _names:
-        PRECISIONS[_n] = (_short, _per_s)
-
 _UNIT_PER_S = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
-#: Rows encoded per step: bounds memory and keeps string offsets far from the 2 GiB limit.
-DEFAULT_BATCH_ROWS = 65_536
-
 _BAD_IDENT = r"[\n\t]|\\$"  # characters an identifier or tag value cannot carry
-
-
-class EncodingError(WriteError, ValueError):
-    """Input values that line protocol cannot carry; nothing was sent.
-
-    ``column`` names the offending column and ``rows`` lists (up to 10) input row indices.
-    """
-
-    def __init__(
-        self, message: str, *, column: str | None = None, rows: Sequence[int] = (), **context: Any
-    ) -> None:
-        super().__init__(message, **context)
-        self.column = column
-        self.rows = list(rows)
-
-
-def normalize_precision(precision: str) -> str:
-    """Return the canonical short name (ns, us, ms, s) or raise ConfigurationError."""
-    try:
-        return PRECISIONS[str(precision).strip().lower()][0]
-    except KeyError:
-        raise ConfigurationError(
-            f"precision {precision!r} is not supported; use one of 'ns', 'us', 'ms' or 's'",
-            field="precision",
-        ) from None
 
 
 # --- results --------------------------------------------------------------------------------------

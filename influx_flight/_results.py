@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._exceptions import InfluxDB3Error, ResultTooLargeError
-from ._sinks import DEFAULT_ROW_GROUP_SIZE
+from ._options import DEFAULT_COMPRESSION, DEFAULT_MAX_RECORDS, DEFAULT_ROW_GROUP_SIZE
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["QueryResult", "utc_schema"]
 
 T = TypeVar("T")
-
-#: The default row guard of ``to_records`` (results meant for XCom should be small).
-DEFAULT_MAX_RECORDS = 10_000
 
 
 class BatchStream(Protocol):
@@ -369,7 +366,7 @@ class QueryResult:
         self,
         destination: Any,
         *,
-        compression: str = "zstd",
+        compression: str = DEFAULT_COMPRESSION,
         row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
         filesystem: AbstractFileSystem | None = None,
         storage_options: Mapping[str, Any] | None = None,
@@ -379,8 +376,7 @@ class QueryResult:
         parquet_options: Mapping[str, Any] | None = None,
     ) -> ExportResult:
         """Stream the result into Parquet at ``destination`` (path, fsspec URL or
-        ObjectStoragePath); atomic, bounded memory (about four row groups: the sink encodes on
-        a background thread while the next batches arrive). See ``influx_flight.write_parquet``."""
+        ObjectStoragePath); atomic, bounded memory. See ``influx_flight.write_parquet``."""
         from ._sinks import write_parquet
 
         return self.consume(

@@ -27,7 +27,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import ExportError, InfluxDB3Error
+from ._exceptions import ConfigurationError, ExportError, InfluxDB3Error
+from ._options import DEFAULT_COMPRESSION, DEFAULT_ENCODE_QUEUE, DEFAULT_ROW_GROUP_SIZE
+from .time import format_time, parse_duration
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,25 +46,7 @@ __all__ = [
     "write_parquet",
 ]
 
-DEFAULT_COMPRESSION = "zstd"
-#: Rows per Parquet row group, whatever the server's batch size. pyarrow buffers a whole row
-#: group before writing it, so this bounds an export's memory (about 13 MiB of sensor rows).
-DEFAULT_ROW_GROUP_SIZE = 262_144
-#: Full row groups waiting for the encoder thread while the next ones are received. Receiving
-#: and encoding overlap; memory stays at about (this + 2) row groups per export.
-DEFAULT_ENCODE_QUEUE = 2
 _COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
-_WINDOW_RE = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h|d|w)\s*$")
-_UNIT_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-    "d": 86_400_000_000_000,
-    "w": 604_800_000_000_000,
-}
 _PLACEHOLDER_RE = re.compile(r"\{(window_start|window_end|date|hour)\}")
 
 ProgressCallback = Callable[[int, int], None]
@@ -105,16 +89,15 @@ class ExportResult:
 
 
 def parse_window(value: str | dt.timedelta) -> int:
-    """A window ('15m', '1h', '1d', '1w' or a timedelta) as nanoseconds."""
-    if isinstance(value, dt.timedelta):
-        ns = (value.days * 86_400 + value.seconds) * 1_000_000_000 + value.microseconds * 1_000
-    elif isinstance(value, str) and (m := _WINDOW_RE.match(value)):
-        ns = int(m.group(1)) * _UNIT_NS[m.group(2)]
-    else:
-        raise ExportError(
-            f"split_by: {value!r} is not a window; use a duration like '1h', '1d', '7d' or a "
-            "datetime.timedelta"
-        )
+    """A ``split_by`` window ('15m', '1h', '1d', '1w' or a timedelta) as nanoseconds.
+
+    A bare number is refused (seconds or nanoseconds? the unit must be written out)."""
+    try:
+        if not isinstance(value, str | dt.timedelta):
+            raise ConfigurationError(f"split_by: {value!r} is not a duration such as '1h' or '1d'")
+        ns = parse_duration(value, "split_by")
+    except ConfigurationError as exc:
+        raise ExportError(str(exc)) from None
     if ns <= 0:
         raise ExportError(f"split_by: the window must be positive, got {value!r}")
     return ns
@@ -457,11 +440,6 @@ def _window_label(ns: int) -> dict[str, str]:
     }
 
 
-def _iso(ns: int) -> str:
-    start = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1_000)
-    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _split_batch(
     batch: pa.RecordBatch, time_index: int, window_ns: int
 ) -> list[tuple[int, pa.RecordBatch]]:
@@ -623,8 +601,10 @@ def write_parquet(
                     path=f.target.display,
                     rows=f.rows,
                     bytes=size,
-                    window_start=_iso(window) if window is not None else None,
-                    window_end=_iso(window + (window_ns or 0)) if window is not None else None,
+                    window_start=format_time(window) if window is not None else None,
+                    window_end=format_time(window + (window_ns or 0))
+                    if window is not None
+                    else None,
                 )
             )
     except BaseException as exc:

@@ -11,8 +11,8 @@ retried. When the server rejects lines, :class:`WriteError` is raised after ever
 done, naming each rejected line's input row, and saying the other lines were written.
 
 Examples:
-    result = write_arrow(config, table, measurement="home", tags=["room"])
-    result = write_line_protocol(config, "cpu,host=a usage=1 1700000000000000000\\n")
+    client.write(table, measurement="home", tags=["room"])
+    client.write_lp("cpu,host=a usage=1 1700000000000000000\\n", precision="ns")
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -33,44 +33,33 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from influx_flight import __version__
+from influx_flight._cancel import POLL_SECONDS, Operation
 from influx_flight._errors import error_from_http
 from influx_flight._exceptions import (
     ConfigurationError,
     InfluxDB3Error,
+    OperationCancelledError,
     RejectedLine,
-    ServerUnavailableError,
-    TransportError,
     WriteError,
 )
-from influx_flight._lineprotocol import (
-    DEFAULT_BATCH_ROWS,
-    EncodedBody,
-    EncodedChunk,
-    iter_encode,
-    normalize_precision,
-    pack_bodies,
-)
-from influx_flight._retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_with_retry
+from influx_flight._lineprotocol import EncodedBody, EncodedChunk, iter_encode, pack_bodies
+from influx_flight._options import DEFAULT_MAX_BODY_BYTES, SERVER_MAX_BODY_BYTES, WriteOptions
+from influx_flight._retry import RetryPolicy, call_with_retry, is_transient
 
 if TYPE_CHECKING:
-    import urllib3
-
     from influx_flight._config import InfluxDB3Config
+    from influx_flight._http import HttpResponse, HttpTransport
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "SERVER_MAX_BODY_BYTES",
     "WriteResult",
-    "write_arrow",
-    "write_line_protocol",
+    "arrow_chunks",
+    "line_chunks",
+    "write_data",
 ]
 
 log = logging.getLogger("influx_flight.writer")
-
-#: InfluxDB 3's default ``--max-http-request-size`` (also enforced after gzip is undone).
-SERVER_MAX_BODY_BYTES = 10 * 1024 * 1024
-#: Default body size: under the server limit with room for a line that straddles it.
-DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 _V3_PRECISION = {"ns": "nanosecond", "us": "microsecond", "ms": "millisecond", "s": "second"}
 _MAX_LISTED = 10  # rejected lines spelled out in an error message
@@ -116,146 +105,62 @@ class _Outcome:
     fatal: BaseException | None = None
 
 
-# --- validation ------------------------------------------------------------------------------------
-
-
-def _check_options(
-    config: InfluxDB3Config,
-    *,
-    database: str | None,
-    concurrency: int,
-    endpoint: str,
-    accept_partial: bool,
-    no_sync: bool,
-    max_body_bytes: int,
-) -> str:
-    db = database if database is not None else config.database
-    if not isinstance(db, str) or not db.strip():
-        raise ConfigurationError(
-            "database: name the database to write to (database=... or the config's database)",
-            field="database",
-        )
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ConfigurationError(
-            f"concurrency: expected an integer >= 1, got {concurrency!r}", field="concurrency"
-        )
-    if endpoint not in ("v3", "v2"):
-        raise ConfigurationError(
-            f"endpoint: expected 'v3' (/api/v3/write_lp) or 'v2' (/api/v2/write), got {endpoint!r}",
-            field="endpoint",
-        )
-    if endpoint == "v2" and no_sync:
-        raise ConfigurationError(
-            "no_sync is only available on the v3 endpoint (/api/v3/write_lp); use endpoint='v3'",
-            field="no_sync",
-        )
-    if (
-        isinstance(max_body_bytes, bool)
-        or not isinstance(max_body_bytes, int)
-        or not 1024 <= max_body_bytes <= SERVER_MAX_BODY_BYTES
-    ):
-        raise ConfigurationError(
-            f"max_body_bytes: expected an integer between 1024 and {SERVER_MAX_BODY_BYTES} "
-            f"(the server's 10 MiB limit, which also applies after gzip), got {max_body_bytes!r}",
-            field="max_body_bytes",
-        )
-    return db.strip()
-
-
 # --- HTTP ---------------------------------------------------------------------------------------------
 
 
 class _Sender:
-    """One urllib3 pool, one URL and the headers of every request of a write call."""
+    """The URL, headers and retry loop of every request of one write call, over the client's
+    shared HTTP transport."""
 
     def __init__(
         self,
+        transport: HttpTransport,
         config: InfluxDB3Config,
         *,
         database: str,
-        precision: str,
-        endpoint: str,
-        use_gzip: bool,
-        accept_partial: bool,
-        no_sync: bool,
-        concurrency: int,
+        options: WriteOptions,
         retry: RetryPolicy,
+        op: Operation,
     ) -> None:
-        import urllib3
-
+        self.transport = transport
         self.config = config
         self.database = database
-        self.endpoint = endpoint
-        self.use_gzip = use_gzip
-        self.accept_partial = accept_partial and endpoint == "v3"
+        self.use_gzip = options.gzip
+        self.accept_partial = options.accept_partial and options.endpoint == "v3"
         self.retry = retry
+        self.op = op
+        self.timeout = options.resolved_timeout(config.write_timeout)
         base = config.write_base_url.rstrip("/")
-        if endpoint == "v3":
+        if options.endpoint == "v3":
             params = {
                 "db": database,
-                "precision": _V3_PRECISION[precision],
-                "accept_partial": "true" if accept_partial else "false",
+                "precision": _V3_PRECISION[options.precision],
+                "accept_partial": "true" if options.accept_partial else "false",
             }
-            if no_sync:
+            if options.no_sync:
                 params["no_sync"] = "true"
             self.url = f"{base}/api/v3/write_lp?{urlencode(params)}"
         else:
-            self.url = (
-                f"{base}/api/v2/write?{urlencode({'bucket': database, 'precision': precision})}"
-            )
+            query = urlencode({"bucket": database, "precision": options.precision})
+            self.url = f"{base}/api/v2/write?{query}"
         headers = {
             "Content-Type": "text/plain; charset=utf-8",
             "Accept": "application/json",
             "User-Agent": f"influx-flight/{__version__}",
         }
         headers.update(config.http_headers())
-        if use_gzip:
+        if options.gzip:
             headers["Content-Encoding"] = "gzip"
         self.headers = headers
-        wt = config.write_timeout
-        timeout = urllib3.Timeout(connect=min(wt, 10.0), read=wt) if wt else urllib3.Timeout()
-        pool_kwargs: dict[str, Any] = {
-            "num_pools": 2,
-            "maxsize": concurrency,
-            "block": True,
-            "retries": False,
-            "timeout": timeout,
-        }
-        if base.startswith("https"):
-            pool_kwargs["cert_reqs"] = "CERT_REQUIRED" if config.verify_tls else "CERT_NONE"
-            pem = config.ca_cert_pem()
-            if pem is not None:
-                pool_kwargs["ca_cert_data"] = pem.decode("ascii")
-        self.pool: urllib3.PoolManager = urllib3.PoolManager(**pool_kwargs)
 
-    def close(self) -> None:
-        self.pool.clear()
-
-    def _post(self, payload: bytes | memoryview) -> urllib3.BaseHTTPResponse:
-        import urllib3
-
-        try:
-            return self.pool.request(
-                "POST", self.url, body=payload, headers=self.headers, retries=False
-            )
-        except urllib3.exceptions.SSLError as exc:
-            raise TransportError(
-                f"TLS handshake with {self.config.scrub(self.url)} failed: "
-                f"{self.config.scrub(str(exc))}. Check verify_tls and ca_cert (a CA bundle that "
-                "signed the server certificate).",
-                host=self.config.host,
-                database=self.database,
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise ServerUnavailableError(
-                f"cannot write to {self.config.scrub(self.url)}: "
-                f"{self.config.scrub(str(reason))}. Check that the server is running and the "
-                "write URL (write_url / INFLUXDB3_WRITE_URL) is right; transient failures are "
-                "retried.",
-                host=self.config.host,
-                database=self.database,
-            ) from None
+    def _cancelled(self) -> OperationCancelledError:
+        return OperationCancelledError(
+            f"The write to {self.config.scrub(self.config.write_base_url)} (database "
+            f"{self.database!r}) was cancelled by client.cancel() or close(); requests already "
+            "acknowledged were stored, writing the same rows again is safe.",
+            host=self.config.host,
+            database=self.database,
+        )
 
     def send(self, body: EncodedBody, request_no: int) -> _Outcome:
         """POST one body (retrying transient failures); never raises for rejected lines."""
@@ -272,14 +177,24 @@ class _Sender:
             last_row=int(rows[-1]) if len(rows) else 0,
         )
 
-        def attempt() -> urllib3.BaseHTTPResponse:
-            resp = self._post(payload)
+        def attempt() -> HttpResponse:
+            if self.op.cancelled.is_set():
+                raise self._cancelled()
+            resp = self.transport.request(
+                "POST",
+                self.url,
+                body=payload,
+                headers=self.headers,
+                timeout=self.timeout,
+                database=self.database,
+                action="write to",
+            )
             if resp.status == 429 or resp.status >= 500:
                 raise error_from_http(
                     self.config,
                     resp.status,
                     resp.data,
-                    dict(resp.headers),
+                    resp.headers,
                     database=self.database,
                     url=self.url,
                 )
@@ -295,10 +210,20 @@ class _Sender:
                 delay,
             )
 
+        def sleep(seconds: float) -> None:
+            if self.op.sleep(seconds):
+                raise self._cancelled()
+
         try:
-            resp = call_with_retry(attempt, self.retry, on_retry=on_retry)
+            resp = call_with_retry(
+                attempt,
+                self.retry,
+                is_retryable=lambda e: not self.op.cancelled.is_set() and is_transient(e),
+                on_retry=on_retry,
+                sleep=sleep,
+            )
         except InfluxDB3Error as exc:
-            out.fatal = exc
+            out.fatal = self._cancelled() if self.op.cancelled.is_set() else exc
             return out
         out.bytes_sent = len(payload)
         out.status = resp.status
@@ -310,7 +235,7 @@ class _Sender:
             self.config,
             resp.status,
             resp.data,
-            dict(resp.headers),
+            resp.headers,
             database=self.database,
             url=self.url,
         )
@@ -359,34 +284,56 @@ def _run(
     concurrency: int,
     counts: dict[str, int],
 ) -> WriteResult:
-    """Send bodies with at most ``2 * concurrency`` in flight; stop early on a fatal error."""
+    """Send bodies with at most ``2 * concurrency`` in flight; stop early on a fatal error.
+
+    The calling thread waits in short steps, so ``client.cancel()`` / ``close()`` (which also
+    shut the transport's sockets down) and signals (Airflow's ``execution_timeout``) stop the
+    write promptly instead of after the request timeout.
+    """
+    op = sender.op
     outcomes: list[_Outcome] = []
     fatal: BaseException | None = None
     pending: deque[Future[_Outcome]] = deque()
     input_error: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="influx-write") as pool:
+
+    def collect(futures: Iterable[Future[_Outcome]]) -> None:
+        nonlocal fatal
+        for f in futures:
+            pending.remove(f)
+            o = f.result()
+            outcomes.append(o)
+            if o.fatal is not None and fatal is None:
+                fatal = o.fatal
+
+    def wait_until(done_when: Callable[[], bool]) -> None:
+        while not done_when():
+            if op.cancelled.is_set():
+                raise sender._cancelled()
+            done, _ = wait(list(pending), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            collect(done)
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="influx-write")
+    interrupted = False
+    try:
         try:
             for request_no, body in enumerate(bodies, start=1):
                 if fatal is not None:
                     break
+                if op.cancelled.is_set():
+                    raise sender._cancelled()
                 pending.append(pool.submit(sender.send, body, request_no))
-                while len(pending) >= 2 * concurrency:
-                    done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                    for f in done:
-                        pending.remove(f)
-                        o = f.result()
-                        outcomes.append(o)
-                        if o.fatal is not None and fatal is None:
-                            fatal = o.fatal
-        except BaseException as exc:  # the input could not be encoded (or the caller interrupted)
+                wait_until(lambda: len(pending) < 2 * concurrency)
+            wait_until(lambda: not pending)
+        except BaseException as exc:  # bad input, cancel, or a signal (task timeout)
             input_error = exc
-        finally:
-            for f in pending:
-                o = f.result()
-                outcomes.append(o)
-                if o.fatal is not None and fatal is None:
-                    fatal = o.fatal
-            sender.close()
+            interrupted = not isinstance(exc, Exception) or isinstance(exc, OperationCancelledError)
+            if interrupted:
+                op.cancel()  # stop the requests in flight (sockets shut down)
+            else:
+                wait_until(lambda: not pending)
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
+    collect([f for f in pending if f.done() and not f.cancelled()])
     outcomes.sort(key=lambda o: o.request_no)
     done_ok = [o for o in outcomes if o.fatal is None]
     rejected = [r for o in done_ok for r in o.rejected]
@@ -475,105 +422,67 @@ def _split_bodies(
     yield from pack_bodies(counted(), max_body_bytes)
 
 
-# --- public API ----------------------------------------------------------------------------------------
+# --- entry points (called by InfluxDB3Client) ---------------------------------------------------------
 
 
-def write_arrow(
+def write_data(
+    transport: HttpTransport,
     config: InfluxDB3Config,
+    encode: Callable[[str, int], Iterable[EncodedChunk]],
+    *,
+    database: str | None,
+    options: WriteOptions,
+    retry: RetryPolicy,
+    op: Operation,
+) -> WriteResult:
+    """Encode (``encode(precision, batch_rows)``), cut into bodies, send; the options are
+    already merged and validated."""
+    db = database if database is not None else config.database
+    if not isinstance(db, str) or not db.strip():
+        raise ConfigurationError(
+            "database: name the database to write to (database=... or the config's database)",
+            field="database",
+        )
+    sender = _Sender(transport, config, database=db.strip(), options=options, retry=retry, op=op)
+    counts = {"rows": 0, "skipped": 0}
+    chunks = encode(options.precision, options.batch_rows)
+    return _run(
+        sender,
+        _split_bodies(chunks, options.max_body_bytes, counts),
+        concurrency=options.concurrency,
+        counts=counts,
+    )
+
+
+def arrow_chunks(
     data: Any,
     *,
     measurement: str,
-    tags: Sequence[str] = (),
-    time_column: str | None = "time",
-    precision: str = "ns",
-    field_columns: Sequence[str] | None = None,
-    database: str | None = None,
-    concurrency: int = 4,
-    endpoint: Literal["v3", "v2"] = "v3",
-    gzip: bool = True,
-    accept_partial: bool = True,
-    no_sync: bool = False,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    retry: RetryPolicy = DEFAULT_RETRY_POLICY,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-) -> WriteResult:
-    """Encode Arrow data (Table, RecordBatch, reader, DataFrame, batches) and write it.
+    tags: Sequence[str],
+    time_column: str | None,
+    field_columns: Sequence[str] | None,
+) -> Callable[[str, int], Iterable[EncodedChunk]]:
+    """The encoder of Arrow data (Table, RecordBatch, reader, DataFrame, batches)."""
 
-    Columns other than ``time_column`` and ``tags`` become fields (or only ``field_columns``).
-    Raises WriteError (with ``rejected_lines`` mapped to input rows and ``write_result``) after
-    all requests are done if the server rejected lines; AuthenticationError & co. at once.
-    """
-
-    def encode(prec: str) -> Iterable[EncodedChunk]:
+    def encode(precision: str, batch_rows: int) -> Iterable[EncodedChunk]:
         return iter_encode(
             data,
             measurement=measurement,
             tags=tags,
             time_column=time_column,
-            precision=prec,
+            precision=precision,
             field_columns=field_columns,
             batch_rows=batch_rows,
             threads=min(2, os.cpu_count() or 1),
         )
 
-    return _write(
-        config,
-        encode,
-        database=database,
-        precision=precision,
-        concurrency=concurrency,
-        endpoint=endpoint,
-        gzip=gzip,
-        accept_partial=accept_partial,
-        no_sync=no_sync,
-        max_body_bytes=max_body_bytes,
-        retry=retry,
-    )
+    return encode
 
 
-def _write(
-    config: InfluxDB3Config,
-    encode: Callable[[str], Iterable[EncodedChunk]],
-    *,
-    database: str | None,
-    precision: str,
-    concurrency: int,
-    endpoint: Literal["v3", "v2"],
-    gzip: bool,
-    accept_partial: bool,
-    no_sync: bool,
-    max_body_bytes: int,
-    retry: RetryPolicy,
-) -> WriteResult:
-    """Validate the options (before anything is encoded), then encode, cut into bodies, send."""
-    prec = normalize_precision(precision)
-    db = _check_options(
-        config,
-        database=database,
-        concurrency=concurrency,
-        endpoint=endpoint,
-        accept_partial=accept_partial,
-        no_sync=no_sync,
-        max_body_bytes=max_body_bytes,
-    )
-    sender = _Sender(
-        config,
-        database=db,
-        precision=prec,
-        endpoint=endpoint,
-        use_gzip=gzip,
-        accept_partial=accept_partial,
-        no_sync=no_sync,
-        concurrency=concurrency,
-        retry=retry,
-    )
-    counts = {"rows": 0, "skipped": 0}
-    return _run(
-        sender,
-        _split_bodies(encode(prec), max_body_bytes, counts),
-        concurrency=concurrency,
-        counts=counts,
-    )
+def line_chunks(lines: Any) -> Callable[[str, int], Iterable[EncodedChunk]]:
+    """The "encoder" of raw line protocol (validated before anything is sent)."""
+    chunk = _lines_chunk(lines)
+    return lambda _precision, _rows: [chunk]
 
 
 def _lines_chunk(lines: Any) -> EncodedChunk:
@@ -609,35 +518,3 @@ def _lines_chunk(lines: Any) -> EncodedChunk:
     row_index = np.flatnonzero(keep_np).astype(np.int64)
     text = pc.binary_join_element_wise(kept, "\n", "")
     return EncodedChunk(text, row_index, len(items), len(items) - len(kept))
-
-
-def write_line_protocol(
-    config: InfluxDB3Config,
-    lines: str | bytes | Iterable[str] | Iterable[bytes],
-    *,
-    database: str | None = None,
-    precision: str = "ns",
-    concurrency: int = 4,
-    endpoint: Literal["v3", "v2"] = "v3",
-    gzip: bool = True,
-    accept_partial: bool = True,
-    no_sync: bool = False,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    retry: RetryPolicy = DEFAULT_RETRY_POLICY,
-) -> WriteResult:
-    """Write raw line protocol: a text (split on newlines) or an iterable of lines (each item one
-    line; use this form when string fields contain newlines). Rejected lines carry ``row`` = the
-    0-based input line."""
-    return _write(
-        config,
-        lambda _prec: [_lines_chunk(lines)],
-        database=database,
-        precision=precision,
-        concurrency=concurrency,
-        endpoint=endpoint,
-        gzip=gzip,
-        accept_partial=accept_partial,
-        no_sync=no_sync,
-        max_body_bytes=max_body_bytes,
-        retry=retry,
-    )

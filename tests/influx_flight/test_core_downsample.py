@@ -10,18 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from influx_flight._config import InfluxDB3Config
-from influx_flight._downsample import (
-    DownsampleSpec,
+from influx_flight import ConfigurationError, DownsampleSpec, InfluxDB3Client, InfluxDB3Config
+from influx_flight.time import (
     align_range,
     format_time,
     parse_duration,
     parse_time,
     quote_ident,
-    run_downsample,
     split_range,
 )
-from influx_flight._exceptions import ConfigurationError
 
 H = 3_600_000_000_000
 T0 = "2024-01-01T00:00:00Z"
@@ -261,27 +258,20 @@ def test_spec_refuses_bad_settings(kw: dict, field: str, match: str) -> None:
     assert exc.value.field == field
 
 
-class _NoQueryClient:
-    """A client whose query() must not be called (dry runs only build the plan)."""
-
-    def __init__(self) -> None:
-        self.config = InfluxDB3Config(host="http://127.0.0.1:1", database="src")
-
-    def query(self, *a: object, **k: object) -> object:
-        raise AssertionError("dry_run must not query")
+def _NoQueryClient() -> InfluxDB3Client:
+    """A client of a server that is not there: dry runs only build the plan, never connect."""
+    return InfluxDB3Client(InfluxDB3Config(host="http://127.0.0.1:1", database="src"))
 
 
 def test_dry_run_plans_chunks_without_querying() -> None:
-    res = run_downsample(
-        _NoQueryClient(), _spec(), T0, "2024-01-02T00:00:00Z", chunk="6h", dry_run=True
-    )
+    res = _NoQueryClient().downsample(_spec(), T0, "2024-01-02T00:00:00Z", chunk="6h", dry_run=True)
     assert res.dry_run and res.rows_read == 0 and res.points_written == 0
     assert len(res.windows) == 4 and len(res.queries) == 4
     assert res.params[1] == {"start": "2024-01-01T06:00:00Z", "end": "2024-01-01T12:00:00Z"}
     assert res.windows[0] == (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 6, tzinfo=UTC))
     assert res.target_database == "src"
     with pytest.raises(ConfigurationError, match="multiple of the window"):
-        run_downsample(_NoQueryClient(), _spec(), T0, "2024-01-02T00:00:00Z", chunk="90m")
+        _NoQueryClient().downsample(_spec(), T0, "2024-01-02T00:00:00Z", chunk="90m")
 
 
 def test_time_zone_alignment_and_chunks_across_dst() -> None:
@@ -289,7 +279,7 @@ def test_time_zone_alignment_and_chunks_across_dst() -> None:
     spec = _spec(language="influxql", window="1d", time_zone="Europe/Paris", align="widen")
     s, e = spec.aligned("2022-03-26T12:00:00Z", "2022-03-28T12:00:00Z")
     assert (format_time(s), format_time(e)) == ("2022-03-25T23:00:00Z", "2022-03-28T22:00:00Z")
-    res = run_downsample(_NoQueryClient(), spec, s, e, chunk="1d", dry_run=True)
+    res = _NoQueryClient().downsample(spec, s, e, chunk="1d", dry_run=True)
     assert res.params == [
         {"start": "2022-03-25T23:00:00Z", "end": "2022-03-26T23:00:00Z"},
         {"start": "2022-03-26T23:00:00Z", "end": "2022-03-27T22:00:00Z"},

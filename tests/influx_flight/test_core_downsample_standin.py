@@ -13,10 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from influx_flight._client import InfluxDB3Client
-from influx_flight._config import InfluxDB3Config
-from influx_flight._downsample import DownsampleSpec, run_downsample
-from influx_flight._exceptions import ConfigurationError, QueryError, WriteError
+from influx_flight import (
+    ConfigurationError,
+    DownsampleSpec,
+    InfluxDB3Client,
+    InfluxDB3Config,
+    QueryError,
+    WriteError,
+)
 
 START = "2024-03-01T00:00:00Z"
 END = "2024-03-01T12:00:00Z"
@@ -120,7 +124,7 @@ def test_sql_downsample_matches_pandas_and_rerun_is_idempotent(
         target_measurement="home_1h",
         target_database="ds_sql",
     )
-    first = run_downsample(client, spec, START, END)
+    first = client.downsample(spec, START, END)
     exp = _expected(df)
     assert first.rows_read == len(exp) == first.points_written
     got = _stored(client, "ds_sql", "home_1h")
@@ -128,7 +132,7 @@ def test_sql_downsample_matches_pandas_and_rerun_is_idempotent(
     _compare(got, exp, ["temp_mean", "temp_count", "hum_sum"])
     assert got["temp_count"].dtype == np.int64 and got["hum_sum"].dtype == np.int64
 
-    second = run_downsample(client, spec, START, END, chunk="5h")
+    second = client.downsample(spec, START, END, chunk="5h")
     assert second.points_written == first.points_written and len(second.windows) == 3
     _assert_same_points(_stored(client, "ds_sql", "home_1h"), got)
 
@@ -146,7 +150,7 @@ def test_influxql_downsample_drops_measurement_column(
         target_database="ds_iql",
         language="influxql",
     )
-    res = run_downsample(client, spec, START, END, chunk="4h")
+    res = client.downsample(spec, START, END, chunk="4h")
     exp = _expected(df)
     assert res.points_written == len(exp) and len(res.windows) == 3
     got = _stored(client, "ds_iql", "home_1h_iql")
@@ -154,7 +158,7 @@ def test_influxql_downsample_drops_measurement_column(
     _compare(
         got, exp, ["temp_mean", "temp_count", "hum_sum", "temp_max", "temp_first", "temp_last"]
     )
-    run_downsample(client, spec, START, END)
+    client.downsample(spec, START, END)
     _assert_same_points(_stored(client, "ds_iql", "home_1h_iql"), got)
 
 
@@ -169,7 +173,7 @@ def test_widen_queries_whole_windows_only(source: tuple[InfluxDB3Client, pd.Data
         target_database="ds_widen",
         align="widen",
     )
-    res = run_downsample(client, spec, "2024-03-01T02:30:00Z", "2024-03-01T05:00:00Z")
+    res = client.downsample(spec, "2024-03-01T02:30:00Z", "2024-03-01T05:00:00Z")
     assert res.params == [{"start": "2024-03-01T02:00:00Z", "end": "2024-03-01T06:00:00Z"}]
     got = _stored(client, "ds_widen", "home_2h")
     # whole 2h buckets: 12 points per room, fewer where bath,1 has its 03:20-05:20 gap
@@ -190,7 +194,7 @@ def test_filter_and_offset(source: tuple[InfluxDB3Client, pd.DataFrame]) -> None
         target_measurement="kitchen_1h",
         target_database="ds_filter",
     )
-    run_downsample(client, spec, "2024-03-01T00:30:00Z", "2024-03-01T03:30:00Z")
+    client.downsample(spec, "2024-03-01T00:30:00Z", "2024-03-01T03:30:00Z")
     got = _stored(client, "ds_filter", "kitchen_1h")
     k = df[(df.room == "kitchen")]
     k = k[(k.time >= "2024-03-01T00:30:00Z") & (k.time < "2024-03-01T03:30:00Z")]
@@ -215,9 +219,9 @@ def test_late_data_rerun_overwrites_bucket(standin: Any) -> None:
             group_by=["s"],
             target_measurement="m_1h",
         )
-        run_downsample(client, spec, "1970-01-01T00:00:00Z", "1970-01-01T01:00:00Z")
+        client.downsample(spec, "1970-01-01T00:00:00Z", "1970-01-01T01:00:00Z")
         client.write_lp("m,s=a v=8 120000000000\n")  # a late point in the same bucket
-        run_downsample(client, spec, "1970-01-01T00:00:00Z", "1970-01-01T01:00:00Z")
+        client.downsample(spec, "1970-01-01T00:00:00Z", "1970-01-01T01:00:00Z")
         got = client.query("SELECT * FROM m_1h").to_table().to_pylist()
     assert len(got) == 1
     assert got[0]["v_mean"] == 4.0 and got[0]["v_count"] == 3
@@ -240,7 +244,7 @@ def test_sql_selectors_with_time(source: tuple[InfluxDB3Client, pd.DataFrame]) -
         target_database="ds_sel",
         with_time=True,
     )
-    run_downsample(client, spec, START, END)
+    client.downsample(spec, START, END)
     got = _stored(client, "ds_sel", "home_sel")
     exp = _expected(df)
     _compare(got, exp, ["temp_max", "temp_first", "temp_last"])
@@ -270,7 +274,7 @@ def test_fill_previous_fills_the_empty_bucket(
         target_database="ds_fill",
     )
     try:
-        res = run_downsample(client, spec, START, END)
+        res = client.downsample(spec, START, END)
     except QueryError as exc:
         if "gapfill" in str(exc) or "locf" in str(exc) or "fill" in str(exc):
             pytest.skip(f"the stand-in cannot gap-fill yet: {exc}")
@@ -334,7 +338,7 @@ def test_property_downsample_matches_pandas(
         language=language,  # type: ignore[arg-type]
         align="widen",
     )
-    res = run_downsample(client, spec, "2024-03-01T01:07:00Z", "2024-03-01T07:53:00Z")
+    res = client.downsample(spec, "2024-03-01T01:07:00Z", "2024-03-01T07:53:00Z")
     lo, hi = pd.Timestamp(res.start), pd.Timestamp(res.end)
     inside = df[(df.time >= lo) & (df.time < hi)].sort_values("time", kind="stable")
     off = pd.Timedelta(minutes=offset_min)
@@ -382,9 +386,9 @@ def test_influxql_time_zone_buckets_on_local_midnight(
         target_database="ds_tz",
     )
     with pytest.raises(ConfigurationError, match="Europe/Paris"):
-        run_downsample(client, spec, "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z")
+        client.downsample(spec, "2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z")
     # Paris midnight of 1 March 2024 is 23:00 UTC the day before
-    res = run_downsample(client, spec, "2024-02-29T23:00:00Z", "2024-03-01T23:00:00Z")
+    res = client.downsample(spec, "2024-02-29T23:00:00Z", "2024-03-01T23:00:00Z")
     got = _stored(client, "ds_tz", "home_1d_paris")
     assert res.points_written == len(ROOMS) == len(got)
     assert (got.time == pd.Timestamp("2024-02-29T23:00:00Z")).all()
@@ -420,7 +424,7 @@ def test_failure_in_a_later_window_says_what_was_written(standin: Any) -> None:
     )
     with InfluxDB3Client(cfg) as client:
         with pytest.raises(WriteError) as exc:
-            run_downsample(client, spec, "1970-01-01T00:00:00Z", "1970-01-01T02:00:00Z", chunk="1h")
+            client.downsample(spec, "1970-01-01T00:00:00Z", "1970-01-01T02:00:00Z", chunk="1h")
         notes = " ".join(exc.value.__notes__)
         assert "1 of 2 window(s) were written before [1970-01-01T01:00:00Z" in notes
         assert client.query("SELECT s, v_sum FROM m_1h").to_table().to_pylist() == [

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from influx_flight import ExportError, InfluxDB3Client, InfluxDB3Config, write_parquet
-from influx_flight._sinks import parse_window
+from influx_flight._sinks import parse_window  # the split_by rule of to_parquet
 
 HOUR = 3_600 * 10**9
 DAY = 24 * HOUR

@@ -20,20 +20,39 @@ import pyarrow as pa
 import pytest
 from aiohttp import web
 
-from influx_flight._config import InfluxDB3Config
-from influx_flight._exceptions import (
+from influx_flight import (
+    DEFAULT_RETRY_POLICY,
     AuthenticationError,
     ConfigurationError,
+    EncodingError,
+    InfluxDB3Client,
+    InfluxDB3Config,
+    RetryPolicy,
     ServerUnavailableError,
     TransportError,
     WriteError,
+    WriteResult,
 )
 from influx_flight._lineprotocol import encode_table
-from influx_flight._retry import RetryPolicy
-from influx_flight._writer import write_arrow, write_line_protocol
 
 TOKEN = "apiv3_secret-token-never-shown"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, jitter=False, max_elapsed=30)
+
+
+def write_arrow(
+    config: InfluxDB3Config, data: Any, *, retry: RetryPolicy = DEFAULT_RETRY_POLICY, **kwargs: Any
+) -> WriteResult:
+    """``client.write`` through a one-off client with ``retry`` as its policy."""
+    with InfluxDB3Client(config, retry_policy=retry) as client:
+        return client.write(data, **kwargs)
+
+
+def write_line_protocol(
+    config: InfluxDB3Config, lines: Any, *, retry: RetryPolicy = DEFAULT_RETRY_POLICY, **kwargs: Any
+) -> WriteResult:
+    """``client.write_lp`` through a one-off client with ``retry`` as its policy."""
+    with InfluxDB3Client(config, retry_policy=retry) as client:
+        return client.write_lp(lines, **kwargs)
 
 
 @dataclass
@@ -363,7 +382,6 @@ def test_bad_options_are_refused_before_sending(
 
 
 def test_bad_rows_later_in_a_stream_stop_it_and_say_what_was_written(recorder: Recorder) -> None:
-    from influx_flight._lineprotocol import EncodingError
 
     n = 3000
     good = pa.record_batch(

@@ -1,6 +1,6 @@
 """The one mapping from an Airflow connection to the core's ``InfluxDB3Config``.
 
-Stdlib and ``influx_flight._config`` only (no pyarrow), so it is cheap to import and test.
+Stdlib and ``influx_flight.InfluxDB3Config`` only (no pyarrow), so it is cheap to import and test.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _host_with_port(host: str, port: int | None) -> str:
 
 
 def _choice(conn_id: str, name: str, value: Any, allowed: tuple[str, ...], default: str) -> str:
-    from influx_flight._exceptions import ConfigurationError
+    from influx_flight import ConfigurationError
 
     if _blank(value):
         return default
@@ -78,8 +78,7 @@ def settings_from_connection(conn: Any, *, database: str | None = None) -> Conne
     :param conn: the Airflow connection.
     :param database: overrides the connection's database (e.g. a task's ``database=``).
     """
-    from influx_flight._config import InfluxDB3Config
-    from influx_flight._exceptions import ConfigurationError
+    from influx_flight import ConfigurationError, InfluxDB3Config
 
     conn_id = getattr(conn, "conn_id", None) or "<unnamed>"
     extra: Mapping[str, Any] = conn.extra_dejson or {}

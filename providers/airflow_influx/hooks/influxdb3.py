@@ -17,7 +17,7 @@ from airflow_influx.hooks.flightsql import InfluxDB3FlightSQLHook
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from influx_flight import QueryResult
+    from influx_flight import QueryResult, WriteResult
 
 
 class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
@@ -54,36 +54,21 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
 
     # -- native queries -----------------------------------------------------------------------
 
-    def query(
-        self,
-        text: str,
-        *,
-        language: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        protocol: str | None = None,
-        timeout: float | None = None,
-        database: str | None = None,
-    ) -> QueryResult:
-        """Start a query and return the core's streaming ``QueryResult``.
+    def query(self, text: str, **kwargs: Any) -> QueryResult:
+        """``InfluxDB3Client.query`` on the hook's client: same arguments, and ``language`` /
+        ``protocol`` default to the hook's, then the connection's extras.
 
         :param text: SQL or InfluxQL.
-        :param language: ``sql`` or ``influxql``; default: the hook's, then the connection's.
-        :param params: values for ``$name`` placeholders (bound by the server).
-        :param protocol: ``ticket`` or ``flightsql``; default: the hook's, then the connection's.
-        :param timeout: deadline for the whole stream in seconds; default: the connection's.
-        :param database: another database than the connection's.
+        :param kwargs: as for ``influx_flight.InfluxDB3Client.query`` (``params``, ``timeout``,
+            ``database``, ...); ``None`` for ``language`` or ``protocol`` means the default.
         """
         settings = self.get_settings()
-        kwargs: dict[str, Any] = {
-            "language": language or self.query_language or settings.query_language,
-            "protocol": protocol or self.protocol or settings.protocol,
-        }
-        if params:
-            kwargs["params"] = dict(params)
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        if database is not None:
-            kwargs["database"] = database
+        if kwargs.get("language") is None:
+            kwargs["language"] = self.query_language or settings.query_language
+        if kwargs.get("protocol") is None:
+            kwargs["protocol"] = self.protocol or settings.protocol
+        if not kwargs.get("params"):
+            kwargs.pop("params", None)
         return self.get_client().query(text, **kwargs)
 
     def get_arrow(
@@ -144,36 +129,17 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def write(
-        self,
-        data: Any,
-        *,
-        measurement: str,
-        tags: list[str] | None = None,
-        time_column: str = "time",
-        precision: str = "ns",
-        database: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Write a ``pyarrow.Table`` / ``RecordBatch`` / pandas DataFrame as line protocol.
-
-        Returns the core's ``WriteResult``; rejected lines raise ``WriteError`` with the rows.
-        """
-        return self.get_client().write(
-            data,
-            measurement=measurement,
-            tags=list(tags or []),
-            time_column=time_column,
-            precision=precision,
-            database=database,
-            **kwargs,
-        )
+    def write(self, data: Any, **kwargs: Any) -> WriteResult:
+        """``InfluxDB3Client.write`` on the hook's client (same arguments): a ``pyarrow.Table``
+        / ``RecordBatch`` / pandas DataFrame as line protocol. Rejected lines raise
+        ``WriteError`` naming the rows."""
+        return self.get_client().write(data, **kwargs)
 
     # -- connection test ----------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
         """Run a cheap query; answer ``(ok, message)`` with a message a person can act on."""
-        from influx_flight._exceptions import InfluxDB3Error
+        from influx_flight import InfluxDB3Error
 
         config = None
         try:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import AssetAlias, BaseOperator
+
+from influx_flight.time import format_time, parse_time, to_datetime
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -398,45 +400,36 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         result = hook.get_client().downsample(spec, start, end, **options)
         return {
             "mode": "spec",
-            "start": _iso(result.start),
-            "end": _iso(result.end),
+            "start": format_time(result.start),
+            "end": format_time(result.end),
             "rows_read": result.rows_read,
             "rows_written": result.points_written,
             "rows_skipped": result.rows_skipped,
-            "windows": [[_iso(lo), _iso(hi)] for lo, hi in result.windows],
+            "windows": [[format_time(lo), format_time(hi)] for lo, hi in result.windows],
             "source": spec.source,
             "target_measurement": spec.target_measurement,
             "target_database": result.target_database,
         }
 
     def _run_query(self, hook: InfluxDB3FlightHook, start: datetime, end: datetime) -> dict:
-        params = {**(self.query_params or {}), "start": _iso(start), "end": _iso(end)}
-        result = hook.query(self.query or "", language=self.language, params=params)
-        rows_read = [0]
-
-        def batches() -> Any:
-            # Streams from the query straight into the writer; InfluxQL's
-            # ``iox::measurement`` column is not data and is dropped.
-            from influx_flight._downsample import drop_measurement_column
-
-            for batch in result:
-                if batch.num_rows == 0:
-                    continue
-                batch = drop_measurement_column(batch)
-                rows_read[0] += batch.num_rows
-                yield batch
-
-        written = hook.write(
-            batches(),
+        params = {**(self.query_params or {}), "start": format_time(start), "end": format_time(end)}
+        settings = hook.get_settings()
+        # The core's one query -> write-back loop: streams batches, drops InfluxQL's
+        # iox::measurement column, restarts from scratch on a transient failure.
+        written = hook.get_client().write_back(
+            self.query or "",
             measurement=self.target_measurement or "",
             tags=self.target_tags,
-            database=self.target_database,
+            language=self.language or hook.query_language or settings.query_language,
+            protocol=hook.protocol or settings.protocol,
+            params=params,
+            target_database=self.target_database,
         )
         return {
             "mode": "query",
-            "start": _iso(start),
-            "end": _iso(end),
-            "rows_read": rows_read[0],
+            "start": format_time(start),
+            "end": format_time(end),
+            "rows_read": written.rows,
             "rows_written": written.lines_written,
             "rows_skipped": written.rows_skipped,
             "target_measurement": self.target_measurement,
@@ -449,17 +442,12 @@ def _as_datetime(value: datetime | str | None, name: str) -> datetime | None:
         return None
     if isinstance(value, datetime):
         return value
+    from influx_flight import ConfigurationError
+
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+        return to_datetime(parse_time(str(value), name))
+    except ConfigurationError:
         raise ValueError(
             f"{name}={value!r} is not an ISO-8601 date-time; use e.g. '2024-01-01T00:00:00Z' or "
             "'{{ data_interval_start | ts }}'"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -98,8 +98,7 @@ class InfluxDB3SensorTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poke until the condition holds or a non-retryable error occurs."""
-        from influx_flight import InfluxDB3Client
-        from influx_flight._exceptions import InfluxDB3Error
+        from influx_flight import InfluxDB3Client, InfluxDB3Error
 
         try:
             settings = await self._settings()
