@@ -24,6 +24,7 @@ from influx_flight import (
     RejectedLine,
     ResultTooLargeError,
     ServerUnavailableError,
+    TableNotFoundError,
     TransportError,
     WriteError,
 )
@@ -41,8 +42,12 @@ SERVER_ERRORS: dict[str, tuple[BaseException, type[InfluxDB3Error]]] = {
     "unauthenticated": (flight.FlightUnauthenticatedError("Unauthenticated"), AuthenticationError),
     "permission": (flight.FlightUnauthorizedError("Permission denied"), AuthenticationError),
     "invalid": (
-        pa.ArrowInvalid("Error while planning query: table 'public.iox.nope' not found"),
+        pa.ArrowInvalid("Error while planning query: syntax error at or near FORM"),
         QueryError,
+    ),
+    "table_not_found": (
+        pa.ArrowInvalid("Error while planning query: table 'public.iox.nope' not found"),
+        TableNotFoundError,
     ),
     "not_found": (KeyError("Database 'nope' not found"), DatabaseNotFoundError),
     "core_db_not_found": (
@@ -110,9 +115,7 @@ def test_query_error_carries_server_message(config: InfluxDB3Config) -> None:
     client = flight.FlightClient(config.flight_location)
     with pytest.raises(QueryError) as info, map_flight_errors(config):
         client.do_get(flight.Ticket(b"invalid")).read_all()
-    assert info.value.server_message == (
-        "Error while planning query: table 'public.iox.nope' not found"
-    )
+    assert info.value.server_message == ("Error while planning query: syntax error at or near FORM")
     client.close()
 
 

@@ -8,6 +8,7 @@ decompressed body) and answers as each test scripts it (204, 503 + Retry-After, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -22,15 +23,19 @@ from aiohttp import web
 
 from influx_flight import (
     DEFAULT_RETRY_POLICY,
+    NO_RETRY,
+    USE_CLIENT_DEFAULT,
     AuthenticationError,
     ConfigurationError,
     EncodingError,
     InfluxDB3Client,
     InfluxDB3Config,
+    OperationCancelledError,
     RetryPolicy,
     ServerUnavailableError,
     TransportError,
     WriteError,
+    WriteOptions,
     WriteResult,
 )
 from influx_flight._lineprotocol import encode_table
@@ -62,6 +67,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     wire_bytes: int
+    peer: Any = None
 
 
 @dataclass
@@ -81,7 +87,8 @@ class Recorder:
         # Content-Length is what travelled on the wire.
         body = await request.read()
         wire = int(request.headers["Content-Length"])
-        seen = Seen(request.path, dict(request.query), dict(request.headers), body, wire)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        seen = Seen(request.path, dict(request.query), dict(request.headers), body, wire, peer)
         with self.lock:
             self.seen.append(seen)
             n = len(self.seen)
@@ -542,3 +549,93 @@ def test_tls_with_ca_bundle_and_without(tls_recorder: tuple[Recorder, str], tmp_
         write_arrow(_config(rec.url), _table(2), measurement="m", retry=FAST_RETRY)
     assert not isinstance(exc.value, ServerUnavailableError)  # not retried
     assert "ca_cert" in str(exc.value) and len(rec.seen) == 2
+
+
+# --- the client's settings apply to writes --------------------------------------------------------
+
+
+def _fail_once(seen: Seen, n: int) -> tuple[int, str, dict[str, str]]:
+    return (503, '{"error":"busy"}', {}) if n == 1 else (204, "", {})
+
+
+def test_no_retry_policy_means_one_write_attempt(recorder: Recorder) -> None:
+    recorder.respond = _fail_once
+    client = InfluxDB3Client(_config(recorder.url), retry_policy=NO_RETRY)
+    with client, pytest.raises(ServerUnavailableError, match="HTTP 503"):
+        client.write(_table(3), measurement="m")
+    assert len(recorder.seen) == 1
+
+
+def test_client_retry_policy_retries_writes(recorder: Recorder) -> None:
+    recorder.respond = _fail_once
+    with InfluxDB3Client(_config(recorder.url), retry_policy=FAST_RETRY) as client:
+        res = client.write(_table(3), measurement="m")
+    assert res.lines_written == 3 and len(recorder.seen) == 2
+
+
+def test_write_options_on_the_client_and_per_call_overrides(recorder: Recorder) -> None:
+    opts = WriteOptions(precision="ms", gzip=False, no_sync=True)
+    with InfluxDB3Client(_config(recorder.url), write_options=opts) as client:
+        client.write_lp("m v=1 1\n")
+        client.write_lp("m v=1 1\n", precision="s", no_sync=USE_CLIENT_DEFAULT)
+        with pytest.raises(ConfigurationError, match="unknown write option"):
+            client.write_lp("m v=1 1\n", gzipped=True)  # type: ignore[call-arg]
+    first, second = recorder.seen
+    assert first.query["precision"] == "millisecond" and first.query["no_sync"] == "true"
+    assert "Content-Encoding" not in first.headers
+    assert second.query["precision"] == "second" and second.query["no_sync"] == "true"
+    assert client.write_options == opts  # frozen: calls never change it
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.gzip = True  # type: ignore[misc]
+
+
+def test_one_connection_pool_serves_every_write_of_a_client(recorder: Recorder) -> None:
+    with InfluxDB3Client(_config(recorder.url), write_options=WriteOptions(concurrency=1)) as c:
+        for i in range(5):
+            c.write_lp(f"m v={i} {i}\n")
+    ports = {s.peer[1] for s in recorder.seen}
+    assert len(recorder.seen) == 5 and len(ports) == 1, ports  # one keep-alive connection
+
+
+def test_injected_http_pool_is_used(recorder: Recorder) -> None:
+    import urllib3
+
+    class CountingPool(urllib3.PoolManager):
+        requests = 0
+
+        def urlopen(self, *args: Any, **kwargs: Any) -> Any:
+            self.requests += 1
+            return super().urlopen(*args, **kwargs)
+
+    pool = CountingPool()
+    with InfluxDB3Client(_config(recorder.url), http_pool=pool) as client:
+        client.write_lp("m v=1 1\n")
+        client.write_lp("m v=2 2\n")
+    assert pool.requests == 2 and len(recorder.seen) == 2
+
+
+@pytest.mark.parametrize("how", ["cancel", "close"])
+def test_cancel_and_close_interrupt_a_write_in_flight(recorder: Recorder, how: str) -> None:
+    recorder.delay = 4.0  # the server sits on the request
+    client = InfluxDB3Client(_config(recorder.url), retry_policy=FAST_RETRY)
+    box: dict[str, float] = {}
+
+    def stop() -> None:
+        time.sleep(0.5)
+        box["at"] = time.monotonic()
+        getattr(client, how)()
+        box["returned"] = time.monotonic() - box["at"]
+
+    thread = threading.Thread(target=stop)
+    thread.start()
+    with pytest.raises(OperationCancelledError, match="cancelled"):
+        client.write(_table(10), measurement="m")
+    ended = time.monotonic() - box["at"]
+    thread.join(5)
+    assert ended < 1.0, f"the write ended {ended:.2f}s after {how}()"
+    assert box["returned"] < 1.0
+    assert len(recorder.seen) == 1  # not retried after the cancel
+    if how == "cancel":
+        recorder.delay = 0
+        assert client.write(_table(2), measurement="m").lines_written == 2  # still usable
+    client.close()
