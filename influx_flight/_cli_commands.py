@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ._config import ENV_AUTH_TOKEN, InfluxDB3Config
 from ._exceptions import ConfigurationError, InfluxDB3Error
+from ._options import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -193,7 +194,18 @@ def add_query_arguments(parser: argparse.ArgumentParser) -> None:
         help="query parameter for $NAME (VALUE parsed as JSON when possible, else a string)",
     )
     parser.add_argument("--protocol", choices=("ticket", "flightsql"), default="ticket")
-    parser.add_argument("--compression", default="zstd", help="Parquet compression (zstd)")
+    parser.add_argument(
+        "--compression",
+        default=DEFAULT_COMPRESSION,
+        help=f"Parquet compression ({DEFAULT_COMPRESSION})",
+    )
+    parser.add_argument(
+        "--row-group-size",
+        type=int,
+        default=DEFAULT_ROW_GROUP_SIZE,
+        metavar="ROWS",
+        help=f"Parquet rows per row group ({DEFAULT_ROW_GROUP_SIZE:,})",
+    )
     parser.add_argument("--split-by", metavar="WINDOW", help="Parquet: one file per window (1d)")
     parser.add_argument(
         "--max-rows",
@@ -367,6 +379,7 @@ def _export(
         exported = result.to_parquet(
             args.output,
             compression=args.compression,
+            row_group_size=args.row_group_size,
             split_by=args.split_by,
             on_progress=progress,
         )

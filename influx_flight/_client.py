@@ -23,7 +23,6 @@ from ._config import InfluxDB3Config, _parse_timeout
 from ._exceptions import (
     ConfigurationError,
     InfluxDB3Error,
-    OperationCancelledError,
     QueryCancelledError,
     QueryTimeoutError,
     TransportError,
@@ -643,8 +642,6 @@ class InfluxDB3Client:
                 retry=self.retry_policy,
                 op=op,
             )
-        except OperationCancelledError:
-            raise
         finally:
             self._forget(op)
 
@@ -823,7 +820,7 @@ class InfluxDB3Client:
         from urllib.parse import urlencode
 
         from ._errors import error_from_http
-        from ._exceptions import DatabaseNotFoundError, TableNotFoundError
+        from ._exceptions import TableNotFoundError
 
         self._check_open()
         url = f"{self.config.write_base_url.rstrip('/')}/api/v3/configure/{what}"
@@ -857,7 +854,8 @@ class InfluxDB3Client:
                     database=database,
                     url=url,
                 )
-                if resp.status == 404 and table is not None:
+                # Core answers 404 for an unknown database and for an unknown table.
+                if resp.status == 404 and table and "database not found" not in err.message:
                     err = TableNotFoundError(
                         f"Table {table!r} does not exist in database {database!r} on "
                         f"{self.config.scrub(self.config.write_base_url)} ({err.message}).",
@@ -865,8 +863,6 @@ class InfluxDB3Client:
                         host=self.config.host,
                         database=database,
                     )
-                elif isinstance(err, DatabaseNotFoundError):
-                    pass
                 raise err
             return resp
 

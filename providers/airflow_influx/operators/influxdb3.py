@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import AssetAlias, BaseOperator
 
+from influx_flight import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE
 from influx_flight.time import format_time, parse_time, to_datetime
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
     :param language: ``sql`` or ``influxql``; default as for the query operator.
     :param query_params: values for ``$name`` placeholders (templated).
     :param compression: Parquet codec (``zstd``, ``snappy``, ``gzip``, ``lz4``, ``none``).
-    :param row_group_size: rows per row group; default: the core's.
+    :param row_group_size: rows per row group; default: the core's ``DEFAULT_ROW_GROUP_SIZE``.
     :param split_by: e.g. ``"1h"``: one file per window of the ``time`` column; ``output_path``
         is then a directory (files named by window start) or a template with ``{window_start}``,
         ``{date}`` or ``{hour}``.
@@ -196,8 +197,8 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         output_path: Any,
         language: str | None = None,
         query_params: Mapping[str, Any] | None = None,
-        compression: str = "zstd",
-        row_group_size: int | None = None,
+        compression: str = DEFAULT_COMPRESSION,
+        row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
         split_by: str | None = None,
         time_column: str = "time",
         asset_alias: str | None = None,
@@ -240,9 +241,10 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         """Stream the result to Parquet; push path, files, rows and bytes."""
         from airflow.sdk import Asset
 
-        options: dict[str, Any] = {"compression": self.compression}
-        if self.row_group_size is not None:
-            options["row_group_size"] = self.row_group_size
+        options: dict[str, Any] = {
+            "compression": self.compression,
+            "row_group_size": self.row_group_size,
+        }
         if self.split_by:
             options["split_by"] = self.split_by
             options["time_column"] = self.time_column
