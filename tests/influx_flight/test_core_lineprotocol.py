@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from line_protocol_parser import parse_line
 
-from influx_flight._exceptions import ConfigurationError, WriteError
-from influx_flight._lineprotocol import EncodingError, encode_table, iter_encode
+from influx_flight import ConfigurationError, EncodingError, WriteError
+from influx_flight._lineprotocol import encode_table, iter_encode  # unit tests of the encoder
 
 
 def _go_to_iox(s: str) -> str:

@@ -167,7 +167,11 @@ def test_token_scheme_accepted(standin: Any, database: str) -> None:
         host=standin.flight_uri, database=database, token=TOKEN, auth_scheme="Token"
     )
     with InfluxDB3Client(cfg) as c:
-        c.check_connection()
+        c.check_connection()  # raises AuthenticationError if the scheme were refused
+        assert c.query("SELECT 1 AS one").to_records() == [{"one": 1}]
+    wrong = cfg.with_options(token=TOKEN + "x")
+    with InfluxDB3Client(wrong) as c, pytest.raises(AuthenticationError):
+        c.check_connection()  # the same call fails with a wrong token: the check is real
 
 
 def test_without_auth_server_needs_no_token(standin_factory: Any) -> None:
@@ -184,8 +188,11 @@ def test_refused_connection_after_retries() -> None:
         c.query("SELECT 1", timeout=5)
 
 
-def test_check_connection(client: InfluxDB3Client) -> None:
-    client.check_connection()
+def test_check_connection(client: InfluxDB3Client, standin: Any) -> None:
+    assert client.check_connection() is None
+    missing = client.config.with_options(database="no_such_database_here")
+    with InfluxDB3Client(missing) as other, pytest.raises(DatabaseNotFoundError):
+        other.check_connection()
 
 
 def test_dbapi_connect(client: InfluxDB3Client) -> None:

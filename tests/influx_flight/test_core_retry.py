@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from influx_flight import (
+    NO_RETRY,
     AuthenticationError,
     ConfigurationError,
     QueryError,
     RetryPolicy,
     ServerUnavailableError,
 )
-from influx_flight._retry import NO_RETRY, call_with_retry, is_transient
+from influx_flight._retry import call_with_retry, is_transient  # unit tests of the loop
 
 
 class FakeClock:

@@ -381,23 +381,13 @@ def test_ddl_dml_and_set_are_refused(
     assert table.to_pylist() == [{"n": 4}]
 
 
-def test_influxql_ticket_routes_to_influxql_or_says_unavailable(
+def test_influxql_ticket_routes_to_influxql(
     flight_client: flight.FlightClient, auth_options: Any, home_db: str
 ) -> None:
     ticket = {"database": home_db, "sql_query": "SELECT temp FROM home", "query_type": "influxql"}
-    try:
-        import influx_flight.server.influxql as influxql
-
-        available = hasattr(influxql, "execute")
-    except ModuleNotFoundError:
-        available = False
-    if available:
-        table = _get(flight_client, ticket, auth_options)
-        assert table.num_rows == 4
-        assert "iox::measurement" in table.column_names
-    else:
-        with pytest.raises(pa.ArrowInvalid, match="InfluxQL is not available yet"):
-            _get(flight_client, ticket, auth_options)
+    table = _get(flight_client, ticket, auth_options)
+    assert table.num_rows == 4
+    assert table.column("iox::measurement").to_pylist() == ["home"] * 4
 
 
 def test_unimplemented_rpcs(flight_client: flight.FlightClient, auth_options: Any) -> None:

@@ -243,10 +243,6 @@ def test_unknown_query_type_falls_back_to_sql(client: Any, server: Any) -> None:
 
 
 def test_influxql_header_on_get_flight_info(client: Any, server: Any) -> None:
-    from influx_flight.server import influxql
-
-    if not hasattr(influxql, "execute"):
-        pytest.skip("the InfluxQL planner (influxql.execute) is not available yet")
     descriptor = _cmd(protos.CommandStatementQuery(query="SELECT temp FROM home"))
     opts = _options(server, ("x-influxdata-query-language", "InfluxQL"))
     info = client.get_flight_info(descriptor, opts)
@@ -556,10 +552,6 @@ def test_do_put_uses_the_first_row_and_drains_the_rest(client: Any, server: Any)
 
 
 def test_influxql_protobuf_ticket_with_params(client: Any, server: Any) -> None:
-    from influx_flight.server import influxql
-
-    if not hasattr(influxql, "execute"):
-        pytest.skip("the InfluxQL planner (influxql.execute) is not available yet")
     info = protos.ReadInfo(
         database=DB,
         sql_query="SELECT temp FROM home WHERE room = $room",

@@ -1,0 +1,127 @@
+"""A task's ``execution_timeout`` ends it promptly even while the server is still computing.
+
+A real DAG run (``dag.test()``) of ``InfluxDB3QueryOperator`` on a query the stand-in computes
+for well over 30 s, with ``execution_timeout=5s``: Airflow's timeout signal interrupts the
+core's wait for the first batch, the operator's hook closes the client (cancelling the call),
+and the task instance ends within seconds of the timeout. The stand-in runs in a child process
+that is killed afterwards, since it keeps computing the abandoned query (server-side
+cancellation is the stand-in's own work).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("airflow")
+
+from af_testdata import DEFAULT_CONN_ENV, REPO
+
+SLOW = "SELECT count(*) AS n FROM generate_series(1, 10000000000)"
+TIMEOUT_S = 5
+BOUND_S = 5  # the task must end within this long after execution_timeout
+
+DAG_FILE = f"""
+import time
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import DAG
+from airflow_influx.operators.influxdb3 import InfluxDB3QueryOperator
+
+
+def _mark(context):
+    with open({{marker!r}}, "w") as f:
+        f.write(repr(time.time()))
+
+
+with DAG("af_execution_timeout", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC)):
+    InfluxDB3QueryOperator(
+        task_id="slow",
+        query={SLOW!r},
+        execution_timeout=timedelta(seconds={TIMEOUT_S}),
+        retries=0,
+        on_execute_callback=_mark,
+    )
+"""
+
+
+@pytest.fixture
+def slow_server(tmp_path: Path) -> Any:
+    ready = tmp_path / "ready.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "influx_flight.cli",
+            "serve",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--without-auth",
+            "--wal-flush-interval",
+            "0.01",
+            "--ready-file",
+            str(ready),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "stand-in did not start"
+            time.sleep(0.05)
+        time.sleep(0.1)
+        yield json.loads(ready.read_text())
+    finally:
+        proc.kill()
+        proc.wait(30)
+
+
+@pytest.mark.slow
+def test_execution_timeout_ends_a_task_blocked_on_a_slow_query(
+    airflow_db: None, slow_server: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from influx_flight import InfluxDB3Client, InfluxDB3Config
+
+    config = InfluxDB3Config(
+        host=slow_server["flight_uri"], database="slow", write_url=slow_server["http_url"]
+    )
+    with InfluxDB3Client(config) as client:
+        client.write_lp("m v=1 1\n")  # the database exists
+    conn = {
+        "conn_type": "influxdb3_flight",
+        "host": slow_server["flight_uri"],
+        "schema": "slow",
+        "extra": {"write_url": slow_server["http_url"]},
+    }
+    monkeypatch.setenv(DEFAULT_CONN_ENV, json.dumps(conn))
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    marker = tmp_path / "execute_started"
+    dag_file = dags / "af_execution_timeout.py"
+    dag_file.write_text(DAG_FILE.replace("{marker!r}", repr(str(marker))))
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
+    spec = importlib.util.spec_from_file_location("af_execution_timeout", dag_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    dag_run = module.dag.test()
+
+    (ti,) = dag_run.get_task_instances()
+    assert str(ti.state) == "failed"
+    started = float(marker.read_text())
+    overrun = ti.end_date.timestamp() - started - TIMEOUT_S
+    print(f"task ended {overrun:.2f}s after its {TIMEOUT_S}s execution_timeout")
+    assert overrun < BOUND_S, f"the task ended {overrun:.1f}s after execution_timeout"
