@@ -34,7 +34,6 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._downsample import align_range, format_time, parse_duration, split_range
 from ._exceptions import ConfigurationError, ExportError
 from ._sinks import (
     DEFAULT_COMPRESSION,
@@ -43,6 +42,7 @@ from ._sinks import (
     _resolve,
     _Target,
 )
+from .time import align_range, format_time, parse_duration, split_range
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -133,7 +133,7 @@ def plan_windows(
 
 def window_query(table: str, columns: list[str] | None = None) -> str:
     """``SELECT ... FROM "table" WHERE time >= $start AND time < $end`` (identifiers quoted)."""
-    from ._downsample import quote_ident
+    from .time import quote_ident
 
     cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
     return f"SELECT {cols} FROM {quote_ident(table)} WHERE time >= $start AND time < $end"
