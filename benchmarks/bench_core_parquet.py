@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from influx_flight._sinks import DEFAULT_ROW_GROUP_SIZE
+from influx_flight import DEFAULT_ROW_GROUP_SIZE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOKEN = "apiv3_bench-token"

@@ -6,7 +6,7 @@
     data_frame_measurement_name=..., data_frame_tag_columns=[...])`` runs). Target: >= 5x the
     serializer's rows/s. Both outputs are checked to describe the same points.
 (c) End-to-end write-back points/s into a stand-in server (started here, Core's 1 s WAL flush by
-    default) with ``write_arrow`` at concurrency 1 (the baseline), 4 and 8 (8 MiB and 1 MiB bodies, gzip;
+    default) with ``client.write`` at concurrency 1 (the baseline), 4 and 8 (8 MiB and 1 MiB bodies, gzip;
     target >= 300k points/s; the stand-in runs in its own process), of rows shaped
     like a downsampling job's output (bucket time, 2 tags, 3 numeric fields).
 
@@ -36,10 +36,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from influx_flight._config import InfluxDB3Config
+from influx_flight import DEFAULT_MAX_BODY_BYTES, NO_RETRY, InfluxDB3Client, InfluxDB3Config
 from influx_flight._lineprotocol import encode_table
-from influx_flight._retry import NO_RETRY
-from influx_flight._writer import DEFAULT_MAX_BODY_BYTES, write_arrow
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MEASUREMENT = "cpu"
@@ -198,6 +196,7 @@ def bench_write(
             write_url=srv["http_url"],
             write_timeout=600.0,
         )
+        client = InfluxDB3Client(cfg, retry_policy=NO_RETRY)  # one pool for every run
         for concurrency in CONCURRENCIES:
             times = []
             result = None
@@ -206,14 +205,12 @@ def bench_write(
                 make = make_downsampled if data == "downsampled" else make_table
                 table = make(rows, seed=rep, start_s=1_700_000_000 + rep * rows * 120)
                 t0 = time.perf_counter()
-                result = write_arrow(
-                    cfg,
+                result = client.write(
                     table,
                     measurement=f"cpu_c{concurrency}",
                     tags=TAGS,
                     concurrency=concurrency,
                     max_body_bytes=body_bytes,
-                    retry=NO_RETRY,
                 )
                 times.append(time.perf_counter() - t0)
                 assert result.lines_written == rows
@@ -233,6 +230,7 @@ def bench_write(
                     "data": data,
                 }
             )
+        client.close()
     return out
 
 

@@ -490,7 +490,7 @@ def _commit(
         "windows": len(windows),
         "rows": rows,
         "bytes": nbytes,
-        "committed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "committed_at": format_time(dt.datetime.now(dt.UTC).replace(microsecond=0)),
         "files": [
             {
                 "path": f.path[len(prefix) :] if f.path.startswith(prefix) else f.path,
