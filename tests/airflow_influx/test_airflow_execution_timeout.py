@@ -11,6 +11,7 @@ cancellation is the stand-in's own work).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ def _mark(context):
         f.write(repr(time.time()))
 
 
-with DAG("af_execution_timeout", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC)):
+with DAG("af_execution_timeout", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC)) as dag:
     InfluxDB3QueryOperator(
         task_id="slow",
         query={SLOW!r},
@@ -48,6 +49,13 @@ with DAG("af_execution_timeout", schedule=None, start_date=datetime(2024, 1, 1, 
         retries=0,
         on_execute_callback=_mark,
     )
+
+if __name__ == "__main__":
+    run = dag.test()
+    (ti,) = run.get_task_instances()
+    with open({{marker!r}}) as f:
+        started = float(f.read())
+    print("RESULT", ti.state, ti.end_date.timestamp() - started)
 """
 
 
@@ -88,10 +96,8 @@ def slow_server(tmp_path: Path) -> Any:
 
 @pytest.mark.slow
 def test_execution_timeout_ends_a_task_blocked_on_a_slow_query(
-    airflow_db: None, slow_server: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    airflow_db: None, slow_server: dict[str, Any], tmp_path: Path
 ) -> None:
-    import importlib.util
-
     from influx_flight import InfluxDB3Client, InfluxDB3Config
 
     config = InfluxDB3Config(
@@ -105,23 +111,29 @@ def test_execution_timeout_ends_a_task_blocked_on_a_slow_query(
         "schema": "slow",
         "extra": {"write_url": slow_server["http_url"]},
     }
-    monkeypatch.setenv(DEFAULT_CONN_ENV, json.dumps(conn))
     dags = tmp_path / "dags"
     dags.mkdir()
     marker = tmp_path / "execute_started"
     dag_file = dags / "af_execution_timeout.py"
     dag_file.write_text(DAG_FILE.replace("{marker!r}", repr(str(marker))))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-    spec = importlib.util.spec_from_file_location("af_execution_timeout", dag_file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    dag_run = module.dag.test()
-
-    (ti,) = dag_run.get_task_instances()
-    assert str(ti.state) == "failed"
-    started = float(marker.read_text())
-    overrun = ti.end_date.timestamp() - started - TIMEOUT_S
+    # A child process, so that Airflow reads this DAGs folder from its configuration.
+    env = {
+        **os.environ,
+        DEFAULT_CONN_ENV: json.dumps(conn),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(dag_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result, (proc.stdout + proc.stderr)[-4000:]
+    _, state, ran = result[-1].split()
+    assert state == "failed"
+    overrun = float(ran) - TIMEOUT_S
     print(f"task ended {overrun:.2f}s after its {TIMEOUT_S}s execution_timeout")
     assert overrun < BOUND_S, f"the task ended {overrun:.1f}s after execution_timeout"
