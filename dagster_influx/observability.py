@@ -86,7 +86,7 @@ def fetch_last_updated_timestamps(
         params: dict[str, str] = {}
         if since is not None:
             sql += f" WHERE {col} >= $since"
-            params["since"] = _rfc3339(since)
+            params["since"] = format_time(since)
         try:
             result = influxdb.query(sql, params=params or None, database=database)
         except InfluxDB3Error as err:
@@ -194,7 +194,7 @@ def build_table_observation(
         if latest is None:  # nothing in the lookback: no evidence of a change
             return ObserveResult(
                 asset_key=asset_key,
-                metadata={"latest_time": MetadataValue.text(f"no rows since {_rfc3339(since)}")},
+                metadata={"latest_time": MetadataValue.text(f"no rows since {format_time(since)}")},
             )
         return ObserveResult(
             asset_key=asset_key,
@@ -279,7 +279,7 @@ def _partitioned_observation(
             f" max({col}) AS latest FROM {quote_ident(table)}"
             f" WHERE {col} >= $start AND {col} < $end GROUP BY 1"
         )
-        params = {"start": _rfc3339(windows[0][1]), "end": _rfc3339(windows[-1][2])}
+        params = {"start": format_time(windows[0][1]), "end": format_time(windows[-1][2])}
         try:
             result = influxdb.query(sql, params=params, database=database)
         except InfluxDB3Error as err:
@@ -301,10 +301,10 @@ def _partitioned_observation(
                 if t is not None and (latest[i] is None or t > latest[i]):
                     latest[i] = t
         for (key, start, end), n, t in zip(windows, rows, latest, strict=True):
-            version = f"{n} rows, latest {_rfc3339(t)}" if t is not None else "no rows"
+            version = f"{n} rows, latest {format_time(t)}" if t is not None else "no rows"
             metadata: dict[str, Any] = {
                 "rows": n,
-                "time_range": MetadataValue.text(f"[{_rfc3339(start)}, {_rfc3339(end)})"),
+                "time_range": MetadataValue.text(f"[{format_time(start)}, {format_time(end)})"),
             }
             if t is not None:
                 metadata["dagster/last_updated_timestamp"] = MetadataValue.timestamp(t)

@@ -15,7 +15,7 @@ from dagster_influx import (
     build_value_range_check,
     fetch_last_updated_timestamps,
 )
-from dagster_influx.io_managers import _rfc3339
+from influx_flight.time import format_time
 
 ONE_MINUTE = timedelta(minutes=1)
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_date="2026-01-01-12:00")
@@ -58,14 +58,14 @@ def test_observation_reports_latest_time_in_the_lookback_as_data_version(
 
     write(now - timedelta(hours=1))
     first = observe()
-    assert first.tags["dagster/data_version"] == _rfc3339(now - timedelta(hours=1))
+    assert first.tags["dagster/data_version"] == format_time(now - timedelta(hours=1))
     assert (
         first.metadata["dagster/last_updated_timestamp"].value
         == (now - timedelta(hours=1)).timestamp()
     )
 
     write(now - timedelta(minutes=5))
-    assert observe().tags["dagster/data_version"] == _rfc3339(now - timedelta(minutes=5))
+    assert observe().tags["dagster/data_version"] == format_time(now - timedelta(minutes=5))
 
 
 def _checks_result(

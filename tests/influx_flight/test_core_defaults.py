@@ -56,7 +56,7 @@ def big(standin: Any) -> InfluxDB3Config:
     )
     table = pa.table(
         {
-            "time": pa.array(np.arange(ROWS, dtype=np.int64) * 1_000_000_000, pa.timestamp("ns")),
+            "time": pa.array(np.arange(ROWS, dtype=np.int64) * 1_000_000, pa.timestamp("ns")),
             "v": np.arange(ROWS, dtype=np.float64),
         }
     )
