@@ -146,7 +146,7 @@ def build_table_observation(
             cpu = build_table_observation("cpu", partitions_def=daily, lookback="3d")
     """
     from dagster_influx.tables import table_for_asset
-    from influx_flight._downsample import parse_duration  # influx_flight.time once it lands
+    from influx_flight.time import parse_duration
 
     asset_key = AssetKey.from_coercible(key) if key is not None else AssetKey([table])
     database = database or table_for_asset(asset_key).database
@@ -363,7 +363,7 @@ _WHOLE_TABLE: dict[str, Any] = {"time_range": MetadataValue.text("whole table")}
 
 
 def _as_timedelta(value: timedelta | str) -> timedelta:
-    from influx_flight._downsample import parse_duration  # influx_flight.time once it lands
+    from influx_flight.time import parse_duration
 
     span = (
         value
