@@ -17,7 +17,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.0
+    from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow_influx.operators.influxdb3 import (
     InfluxDB3DownsampleOperator,
     InfluxDB3ToParquetOperator,

@@ -18,7 +18,12 @@ from airflow.providers.common.sql.operators.sql import (
     SQLValueCheckOperator,
 )
 from airflow.providers.common.sql.sensors.sql import SqlSensor
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.0
+    from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow_influx.sensors.influxdb3 import InfluxDB3Sensor
 
 CONN_ID = "influxdb3_flight_default"

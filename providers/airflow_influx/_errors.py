@@ -19,6 +19,6 @@ def fail_fast_on_permanent_errors() -> Iterator[None]:
     except InfluxDB3Error as exc:
         if exc.retryable:
             raise
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.providers.common.compat.sdk import AirflowFailException
 
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

@@ -7,6 +7,8 @@ importing the hook class, so this module must stay import-free (plain data only)
 from __future__ import annotations
 
 CONN_TYPE = "influxdb3_flight"
+#: The Airflow releases this provider is tested on (CI runs the oldest and the newest).
+SUPPORTED_AIRFLOW = ">=3.0.6,<4"
 HOOK_NAME = "InfluxDB 3 (Arrow Flight)"
 
 _CONNECTION_TYPE: dict = {
@@ -57,6 +59,17 @@ _CONNECTION_TYPE: dict = {
             "description": "Bearer for InfluxDB 3 Core/Enterprise/Cloud; Token for v2-style tokens.",
             "schema": {"type": "string", "enum": ["Bearer", "Token"], "default": "Bearer"},
         },
+        "retries": {
+            "label": "Retries per call",
+            "description": "Attempts per query or write for transient failures (1 = none; "
+            "default 4 within 60 s). These stack under the task's own Airflow retries.",
+            "schema": {"type": ["integer", "null"], "minimum": 1},
+        },
+        "retry_max_seconds": {
+            "label": "Retry budget (seconds)",
+            "description": "Stop retrying a call after this long (default 60).",
+            "schema": {"type": ["number", "null"], "minimum": 0},
+        },
         "write_url": {
             "label": "Write URL",
             "description": "HTTP base URL for writes when it differs from the Host URL.",
@@ -69,7 +82,9 @@ PROVIDER_INFO: dict = {
     "package-name": "influxdb3-orchestration",
     "name": "InfluxDB 3 (Arrow Flight)",
     "description": "InfluxDB 3 over Arrow Flight: SQL and InfluxQL queries, Parquet exports, "
-    "downsampling write-back, sensors and common.sql support.",
+    "downsampling write-back, sensors and common.sql support. Requires apache-airflow"
+    + SUPPORTED_AIRFLOW
+    + ".",
     "versions": ["0.1.0"],
     "integrations": [
         {
@@ -94,4 +109,12 @@ PROVIDER_INFO: dict = {
         {"integration-name": HOOK_NAME, "python-modules": ["airflow_influx.triggers.influxdb3"]}
     ],
     "connection-types": [_CONNECTION_TYPE],
+    "asset-uris": [
+        {
+            "schemes": ["influxdb3"],
+            "handler": "airflow_influx.assets.sanitize_uri",
+            "factory": "airflow_influx.assets.create_asset",
+            "to_openlineage_converter": "airflow_influx.assets.convert_asset_to_openlineage",
+        }
+    ],
 }

@@ -13,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = REPO / "example_dags"
+#: DAGs written as users write them, for the regression tests (a second DAG bundle).
+USER_DAGS = Path(__file__).resolve().parent / "dags"
 
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
 DEFAULT_CONN_ENV = "AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT"

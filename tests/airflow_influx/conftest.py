@@ -8,6 +8,7 @@ repository's ``example_dags/`` for this session.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -20,12 +21,32 @@ from af_testdata import (
     DEFAULT_CONN_ENV,
     EXAMPLE_DAGS,
     REPO,
+    USER_DAGS,
     connection_json,
     db_name,
     home_line_protocol,
 )
 
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(EXAMPLE_DAGS))
+# The users' DAGs of the regression tests live in tests/airflow_influx/dags: a second bundle, so
+# that dag.test() (which runs only DAGs of a bundle) accepts them next to the examples.
+os.environ.setdefault(
+    "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+    json.dumps(
+        [
+            {
+                "name": "dags-folder",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {},
+            },
+            {
+                "name": "af-user-dags",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(USER_DAGS)},
+            },
+        ]
+    ),
+)
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def _task_states(dag_run: Any) -> dict[str, str]:
 
 
 def _xcom(dag_run: Any, task_id: str) -> Any:
-    from airflow.sdk.serde import deserialize
+    from af_compat import deserialize
 
     ti = next(t for t in dag_run.get_task_instances() if t.task_id == task_id)
     # The metadata-DB task instance returns the stored (serde-encoded) form.
@@ -61,7 +61,7 @@ def _xcom(dag_run: Any, task_id: str) -> Any:
 
 
 def test_dagbag_imports_all_examples_without_errors(airflow_db: None) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from af_compat import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
@@ -76,7 +76,7 @@ def test_dagbag_imports_all_examples_without_errors(airflow_db: None) -> None:
         assert dag.tags and "influxdb3" in dag.tags
         # Each run covers a whole hour whatever [scheduler] create_cron_data_intervals says
         # (a plain "@hourly" would give zero-length intervals under Airflow 3's defaults).
-        from airflow.sdk import CronDataIntervalTimetable
+        from af_compat import CronDataIntervalTimetable
 
         assert isinstance(dag.timetable, CronDataIntervalTimetable), dag_id
 

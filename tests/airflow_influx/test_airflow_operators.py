@@ -8,13 +8,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
 pytest.importorskip("airflow")
 
+from af_compat import AirflowFailException, TaskDeferred
 from af_testdata import HOME_HOURS, ROOMS, home_points
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from airflow_influx.operators.influxdb3 import (
     InfluxDB3DownsampleOperator,
     InfluxDB3QueryOperator,
@@ -42,6 +43,8 @@ class _OutletEvents(dict):
 class _Accessor:
     def __init__(self) -> None:
         self.added: list[tuple[Any, dict]] = []
+
+        self.extra: dict = {}
 
     def add(self, asset: Any, extra: dict | None = None) -> None:
         self.added.append((asset, extra or {}))
@@ -106,7 +109,8 @@ def test_parquet_export_pushes_path_rows_bytes_and_asset_events(
         compression="snappy",
         row_group_size=10,
     )
-    assert [a.name for a in op.outlets] == ["influxdb3-parquet/export"]
+    # One Asset for the destination directory, known at parse time (not one per file).
+    assert [a.uri for a in op.outlets] == [target.parent.as_uri()]
     events = _OutletEvents()
     out = op.execute(context={"outlet_events": events})
     assert out["rows"] == 2 * PER_ROOM
@@ -116,10 +120,14 @@ def test_parquet_export_pushes_path_rows_bytes_and_asset_events(
     assert meta.num_rows == 2 * PER_ROOM
     assert meta.num_row_groups == -(-2 * PER_ROOM // 10)
     assert meta.row_group(0).column(0).compression == "SNAPPY"
-    (alias_events,) = events.values()
-    assert [(a.uri, extra) for a, extra in alias_events.added] == [
-        (target.as_uri(), {"rows": 2 * PER_ROOM})
-    ]
+    (asset_events,) = events.values()
+    assert asset_events.added == []
+    assert asset_events.extra == {
+        "path": target.as_uri(),
+        "rows": 2 * PER_ROOM,
+        "bytes": target.stat().st_size,
+        "files": [target.as_uri()],
+    }
 
 
 def test_parquet_export_one_file_per_window(
@@ -132,7 +140,7 @@ def test_parquet_export_one_file_per_window(
         query="SELECT * FROM home",
         output_path=str(tmp_path / "hourly"),
         split_by="1h",
-        asset_alias="",
+        asset=False,
     )
     assert op.outlets == []
     out = op.execute(context={})
@@ -150,7 +158,7 @@ def test_on_kill_cancels_the_running_export_and_leaves_nothing(
         task_id="big",
         query="SELECT value FROM range(0, 500000000) AS t(value)",
         output_path=str(tmp_path / "big.parquet"),
-        asset_alias="",
+        asset=False,
     )
     errors: list[BaseException] = []
 
@@ -229,7 +237,10 @@ def test_downsample_needs_exactly_one_of_spec_or_query() -> None:
 
 def test_downsample_without_interval_says_what_to_pass(home_db: str, default_conn: Any) -> None:
     op = InfluxDB3DownsampleOperator(task_id="ds", query="SELECT 1", target_measurement="x")
-    with pytest.raises(ValueError, match=r"no interval to downsample.*pass start= and end="):
+    # A configuration error: fails without retries (AirflowFailException), says what to change.
+    with pytest.raises(
+        AirflowFailException, match=r"no interval to downsample.*Pass start= and end="
+    ):
         op.execute(context={})
 
 
@@ -326,7 +337,7 @@ def test_deferrable_sensor_defers_then_trigger_fires_when_data_arrives(
         return event
 
     event = asyncio.run(run_until_event())
-    assert event.payload == {"status": "success", "rows": 1, "value": 2}
+    assert event.payload == {"status": "success", "rows": 1, "value": 2, "checks": ANY}
     assert sensor.execute_complete(context={}, event=event.payload) == 2
 
 
@@ -386,7 +397,9 @@ def test_downsample_bad_start_says_what_format() -> None:
     op = InfluxDB3DownsampleOperator(
         task_id="ds", query="SELECT 1", target_measurement="x", start="yesterday", end="now"
     )
-    with pytest.raises(ValueError, match=r"start='yesterday' is not an ISO-8601 date-time"):
+    with pytest.raises(
+        AirflowFailException, match=r"start='yesterday' is not an ISO-8601 date-time"
+    ):
         op.execute(context={})
 
 
@@ -405,16 +418,22 @@ def test_trigger_gives_up_after_its_timeout(home_db: str, default_conn: Any) -> 
         return event
 
     payload = asyncio.run(first_event()).payload
-    assert payload == {"status": "timeout", "message": "no matching data after 0.5 s"}
-    from airflow.sdk.exceptions import AirflowSensorTimeout
+    assert payload == {
+        "status": "timeout",
+        "message": "no matching data after 0.5 s",
+        "checks": ANY,
+    }
+    from af_compat import AirflowSensorTimeout
 
-    sensor = InfluxDB3Sensor(task_id="s", query="SELECT 1", deferrable=True)
-    with pytest.raises(AirflowSensorTimeout, match=r"timed out: no matching data after 0.5 s"):
+    sensor = InfluxDB3Sensor(task_id="s", query="SELECT 1", deferrable=True, timeout=0.5)
+    with pytest.raises(AirflowSensorTimeout, match=r"not met within timeout=0.5 s"):
         sensor.execute_complete(context={}, event=payload)
 
 
 def test_downsample_empty_data_interval_points_to_the_timetable() -> None:
     op = InfluxDB3DownsampleOperator(task_id="ds", query="SELECT 1", target_measurement="x")
     instant = datetime(2022, 1, 1, 9, tzinfo=UTC)
-    with pytest.raises(ValueError, match=r"data interval is empty.*CronDataIntervalTimetable"):
+    with pytest.raises(
+        AirflowFailException, match=r"data interval is empty.*CronDataIntervalTimetable"
+    ):
         op.execute(context={"data_interval_start": instant, "data_interval_end": instant})

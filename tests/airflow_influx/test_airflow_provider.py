@@ -86,6 +86,8 @@ def test_connection_form_metadata_served_to_the_ui() -> None:
         "timeout",
         "auth_scheme",
         "write_url",
+        "retries",
+        "retry_max_seconds",
     }
     assert extra["query_language"]["schema"]["enum"] == ["sql", "influxql"]
     assert extra["protocol"]["schema"]["enum"] == ["ticket", "flightsql"]

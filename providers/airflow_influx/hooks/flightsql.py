@@ -56,7 +56,7 @@ class InfluxDB3FlightSQLHook(DbApiHook):
     def get_settings(self) -> ConnectionSettings:
         """Config and query defaults from the connection (read once; the token is masked)."""
         if self._settings is None:
-            from airflow.sdk.log import mask_secret
+            from airflow.providers.common.compat.sdk import mask_secret
 
             from airflow_influx.hooks._connection import settings_from_connection
 
@@ -79,7 +79,12 @@ class InfluxDB3FlightSQLHook(DbApiHook):
         if self._client is None:
             from influx_flight import InfluxDB3Client
 
-            self._client = InfluxDB3Client(self.get_config())
+            settings = self.get_settings()
+            policy = settings.retry_policy()
+            if policy is None:
+                self._client = InfluxDB3Client(settings.config)
+            else:
+                self._client = InfluxDB3Client(settings.config, retry_policy=policy)
         return self._client
 
     def cancel(self) -> None:
@@ -102,6 +107,73 @@ class InfluxDB3FlightSQLHook(DbApiHook):
     def get_uri(self) -> str:
         """The Flight endpoint (no credentials); InfluxDB 3 has no SQLAlchemy dialect."""
         return self.get_config().flight_location
+
+    def get_sqlalchemy_engine(self, engine_kwargs: Any = None) -> Any:
+        """Refused: InfluxDB 3 has no SQLAlchemy dialect (this hook speaks Flight SQL)."""
+        raise NotImplementedError(
+            "InfluxDB 3 has no SQLAlchemy dialect, so get_sqlalchemy_engine() (and the "
+            "SQLAlchemy-based inspector/get_table_schema) cannot work. Use get_records(), "
+            "get_df() or get_conn() (a DB-API connection over Flight SQL) instead."
+        )
+
+    @property
+    def sqlalchemy_url(self) -> Any:
+        """Refused, like :meth:`get_sqlalchemy_engine`."""
+        return self.get_sqlalchemy_engine()
+
+    @property
+    def inspector(self) -> Any:
+        """Refused, like :meth:`get_sqlalchemy_engine`."""
+        return self.get_sqlalchemy_engine()
+
+    def _make_common_data_structure(self, result: Any) -> Any:
+        """Rows as tuples of plain Python values: timestamps become ``datetime`` in UTC.
+
+        Flight returns InfluxDB's ``time`` as an Arrow timestamp, which arrives as a
+        ``pandas.Timestamp``; XCom cannot serialise that, and the common.sql convention is
+        DB-API values. InfluxDB 3 timestamps without a zone are UTC.
+        """
+        from airflow_influx.hooks._rows import plain_row
+
+        if result is None:
+            return None
+        if isinstance(result, list):
+            return [plain_row(row) for row in result]
+        return plain_row(result)
+
+    # -- OpenLineage --------------------------------------------------------------------------
+
+    def get_openlineage_database_info(self, connection: Any) -> Any:
+        """Namespace ``influxdb3://host:port``; tables live in schema ``iox`` of the database."""
+        from airflow.providers.openlineage.sqlparser import DatabaseInfo
+
+        from airflow_influx._lineage import namespace
+
+        config = self.get_config()
+        return DatabaseInfo(
+            scheme="influxdb3",
+            authority=namespace(config).split("://", 1)[1],
+            database=config.database,
+            information_schema_columns=[
+                "table_schema",
+                "table_name",
+                "column_name",
+                "ordinal_position",
+                "data_type",
+                "table_catalog",
+            ],
+            information_schema_table_name="information_schema.columns",
+            is_information_schema_cross_db=False,
+            use_flat_cross_db_query=False,
+        )
+
+    def get_openlineage_database_dialect(self, connection: Any) -> str:
+        """InfluxDB 3 SQL is DataFusion's PostgreSQL-like dialect."""
+        return "postgres"
+
+    def get_openlineage_default_schema(self) -> str | None:
+        """InfluxDB 3 keeps every table in schema ``iox``."""
+        return "iox"
 
     def insert_rows(self, table: str, rows: Any, *args: Any, **kwargs: Any) -> None:
         """InfluxDB 3 SQL has no INSERT: refuse clearly and point to the line-protocol writer."""

@@ -82,6 +82,27 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
         """Run a query and return the whole result as a ``pyarrow.Table``."""
         return self.query(text, language=language, params=params, **kwargs).to_table()
 
+    def _logged_query(
+        self, sql: str, language: str | None, parameters: Any, **kwargs: Any
+    ) -> tuple[QueryResult, float]:
+        from airflow_influx._logging import log_query
+
+        settings = self.get_settings()
+        log_query(
+            self.log,
+            sql,
+            language=language or self.query_language or settings.query_language,
+            database=kwargs.get("database") or settings.config.database,
+            params=parameters,
+            protocol=kwargs.get("protocol") or self.protocol or settings.protocol,
+        )
+        return self.query(sql, language=language, params=parameters, **kwargs), time.perf_counter()
+
+    def _log_done(self, rows: int, nbytes: int | None, started: float) -> None:
+        from airflow_influx._logging import log_done
+
+        log_done(self.log, rows=rows, nbytes=nbytes, seconds=time.perf_counter() - started)
+
     def _native(self, sql: Any, parameters: Any) -> bool:
         return isinstance(sql, str) and (parameters is None or isinstance(parameters, Mapping))
 
@@ -101,8 +122,12 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
         """
         if not self._native(sql, parameters):
             return super().get_records(sql, parameters, **kwargs)
-        table = self.query(sql, language=language, params=parameters, **kwargs).to_table()
-        return list(zip(*(col.to_pylist() for col in table.columns), strict=True))
+        from airflow_influx.hooks._rows import table_rows
+
+        result, started = self._logged_query(sql, language, parameters, **kwargs)
+        table = result.to_table()
+        self._log_done(table.num_rows, table.nbytes, started)
+        return table_rows(table)
 
     def get_df(  # type: ignore[override]
         self,
@@ -116,9 +141,11 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
         """A pandas (default) or polars DataFrame, over the native Flight path."""
         if not self._native(sql, parameters):
             return super().get_df(sql, parameters, df_type=df_type, **kwargs)
-        result = self.query(sql, language=language, params=parameters, **kwargs)
+        result, started = self._logged_query(sql, language, parameters, **kwargs)
         if df_type == "pandas":
-            return result.to_pandas()
+            frame = result.to_pandas()
+            self._log_done(len(frame), getattr(result, "bytes", None), started)
+            return _utc_frame(frame)
         if df_type == "polars":
             try:
                 import polars as pl
@@ -145,7 +172,12 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
         try:
             config = self.get_config()
             started = time.perf_counter()
-            self.get_client().check_connection()
+            from influx_flight import InfluxDB3Client
+            from influx_flight._retry import RetryPolicy
+
+            # One attempt, no retries: the person pressing "Test" wants the answer now.
+            self._client = InfluxDB3Client(config, retry_policy=RetryPolicy(max_attempts=1))
+            self._client.check_connection()
             elapsed_ms = (time.perf_counter() - started) * 1000
             return (
                 True,
@@ -153,9 +185,23 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
                 f"'{config.database}' answered a test query in {elapsed_ms:.0f} ms.",
             )
         except InfluxDB3Error as exc:
-            message = f"{type(exc).__name__}: {exc}"
+            # A connection test is one attempt: drop the core's advice about task retries.
+            message = f"{type(exc).__name__}: {exc}".replace(
+                "; transient failures are retried.", "."
+            ).replace(" transient failures are retried.", "")
         except Exception as exc:  # any other failure still answers (False, message), not a 500
             message = f"Unexpected error ({type(exc).__name__}): {exc}"
         finally:
             self.close()
         return False, config.scrub(message) if config is not None else message
+
+
+def _utc_frame(frame: Any) -> Any:
+    """Timestamp columns as tz-aware UTC (InfluxDB 3's zone-less timestamps are UTC)."""
+    import pandas as pd
+
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column) and getattr(column.dt, "tz", None) is None:
+            frame[name] = column.dt.tz_localize("UTC")
+    return frame

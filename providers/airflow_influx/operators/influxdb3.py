@@ -7,12 +7,11 @@ inside ``execute``, after any fork of the task runner.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import AssetAlias, BaseOperator
-
+from airflow_influx._compat import Asset, AssetAlias, BaseOperator, conf
 from influx_flight import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE
 from influx_flight.time import format_time, parse_time, to_datetime
 
@@ -20,6 +19,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_influx.hooks.influxdb3 import InfluxDB3FlightHook
+
+T = TypeVar("T")
 
 DEFAULT_CONN_ID = "influxdb3_flight_default"
 #: Rows InfluxDB3QueryOperator pushes to XCom at most, unless told otherwise.
@@ -32,6 +33,16 @@ def _infer_language(query: str | None, language: str | None) -> str | None:
     if isinstance(query, str) and query.endswith(".influxql"):
         return "influxql"
     return None
+
+
+def _query_argument(query: str | None, sql: str | None, *, required: bool = True) -> str | None:
+    """``query=`` or its common.sql alias ``sql=`` (one of them, or the same text twice)."""
+    if query is not None and sql is not None and query != sql:
+        raise ValueError("pass the query once: query= or its alias sql=, not both")
+    text = query if query is not None else sql
+    if text is None and required:
+        raise ValueError("a query is required: pass query= (or its alias sql=)")
+    return text
 
 
 class _InfluxDB3Operator(BaseOperator):
@@ -65,7 +76,7 @@ class _InfluxDB3Operator(BaseOperator):
         return self._hook
 
     def on_kill(self) -> None:
-        """Cancel the running Flight stream so the server stops work for a killed task."""
+        """Cancel the running query on the server (``execution_timeout``, a kill, a mark-failed)."""
         if self._hook is not None:
             self._hook.cancel()
 
@@ -80,6 +91,42 @@ class _InfluxDB3Operator(BaseOperator):
         finally:
             if self._hook is not None:
                 self._hook.close()
+
+    def _interruptible(self, work: Callable[[], T]) -> T:
+        """Run blocking query work so ``execution_timeout`` and kills stop it (and the server)."""
+        from airflow_influx._interrupt import run_interruptibly
+
+        hook = self.get_hook()
+        hook.get_client()  # created here, so a cancel from this thread reaches it
+        return run_interruptibly(work, cancel=hook.cancel)
+
+    def _log_query(self, hook: InfluxDB3FlightHook, query: str, language: str | None, params: Any):
+        from airflow_influx._logging import log_query
+
+        settings = hook.get_settings()
+        log_query(
+            self.log,
+            query,
+            language=language or settings.query_language,
+            database=settings.config.database,
+            params=params,
+            protocol=settings.protocol,
+        )
+
+    # -- OpenLineage ------------------------------------------------------------------------
+
+    def _lineage_inputs(self) -> list[str]:
+        """Tables this task read (``database.table``); overridden per operator."""
+        return []
+
+    def _lineage_outputs(self) -> list[Any]:
+        return []
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs (the queried tables), outputs (the written table or Parquet location), SQL."""
+        from airflow_influx._lineage import operator_lineage
+
+        return operator_lineage(self)
 
 
 class InfluxDB3QueryOperator(_InfluxDB3Operator):
@@ -116,26 +163,44 @@ class InfluxDB3QueryOperator(_InfluxDB3Operator):
     def __init__(
         self,
         *,
-        query: str,
+        query: str | None = None,
+        sql: str | None = None,
         language: str | None = None,
         query_params: Mapping[str, Any] | None = None,
         max_rows: int = DEFAULT_MAX_XCOM_ROWS,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.query = query
-        self.language = _infer_language(query, language)
+        self.query = _query_argument(query, sql)
+        self.language = _infer_language(self.query, language)
         self.query_params = query_params
         self.max_rows = max_rows
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        """Run the query; return at most ``max_rows`` JSON-safe records."""
+    def _lineage_inputs(self) -> list[str]:
+        from airflow_influx._lineage import tables_in_query
+
+        return tables_in_query(self.query or "", self.language)
+
+    def execute(self, context: Context) -> list[dict[str, Any]] | None:
+        """Run the query (here, or on the triggerer); return at most ``max_rows`` records."""
+        if self.deferrable:
+            self._defer_query()
+            return None
+        import time
+
+        from airflow_influx._logging import log_done
         from influx_flight import ResultTooLargeError
 
         with self._running() as hook:
-            result = hook.query(self.query, language=self.language, params=self.query_params)
+            self._log_query(hook, self.query or "", self.language, self.query_params)
+            started = time.perf_counter()
+            result = hook.query(self.query or "", language=self.language, params=self.query_params)
             try:
-                records = result.to_records(max_rows=self.max_rows)
+                records = self._interruptible(lambda: result.to_records(max_rows=self.max_rows))
             except ResultTooLargeError as exc:
                 raise ResultTooLargeError(
                     f"Task {self.task_id!r}: the query returned more than max_rows="
@@ -143,8 +208,57 @@ class InfluxDB3QueryOperator(_InfluxDB3Operator):
                     "database). Use InfluxDB3ToParquetOperator to stream the result to a file or "
                     "object storage and pass the path, aggregate in the query, or raise max_rows."
                 ) from exc
+            log_done(
+                self.log,
+                rows=len(records),
+                nbytes=getattr(result, "bytes", None),
+                seconds=time.perf_counter() - started,
+            )
         self.log.info("Pushing %d row(s) to XCom", len(records))
         return records
+
+    def _defer_query(self) -> None:
+        from datetime import timedelta
+
+        from airflow_influx.triggers.influxdb3 import InfluxDB3QueryTrigger
+
+        self.log.info("Deferring: the query runs on the triggerer")
+        timeout = self.execution_timeout
+        self.defer(
+            trigger=InfluxDB3QueryTrigger(
+                influxdb3_conn_id=self.influxdb3_conn_id,
+                query=self.query or "",
+                language=self.language,
+                query_params=dict(self.query_params) if self.query_params else None,
+                database=self.database,
+                max_rows=self.max_rows,
+                timeout=timeout.total_seconds() if isinstance(timeout, timedelta) else None,
+            ),
+            method_name="execute_complete",
+            timeout=timeout,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Resume with the trigger's rows (or fail with its message; too many rows never retry)."""
+        from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+        status = event.get("status")
+        if status == "success":
+            self.log.info(
+                "Query done on the triggerer: %d row(s) in %.3f s; pushing them to XCom",
+                len(event["records"]),
+                event.get("seconds", 0.0),
+            )
+            return event["records"]
+        message = f"Task {self.task_id!r}: {event.get('message', event)}"
+        if status == "too_large":
+            message += (
+                " Use InfluxDB3ToParquetOperator to stream the result to a file or object "
+                "storage and pass the path, aggregate in the query, or raise max_rows."
+            )
+        if not event.get("retryable", False):
+            raise AirflowFailException(message)
+        raise AirflowException(message)
 
 
 class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
@@ -153,19 +267,28 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
     The file appears atomically (written under a temporary name, moved into place when
     complete); a failed or killed run leaves nothing behind. With ``split_by`` the result is
     written as one file per time window under ``output_path`` (a directory). Pushes
-    ``{"path", "files", "rows", "bytes"}`` to XCom and records each file as an Asset event on the
-    task's ``AssetAlias`` outlet, so downstream DAGs can be scheduled on the export.
+    ``{"path", "files", "rows", "bytes"}`` to XCom.
+
+    **Assets.** The export is one Asset per destination, not one per file: the fixed part of
+    ``output_path`` (up to its first template, e.g. ``s3://bucket/home_1h/`` for
+    ``s3://aws_default@bucket/home_1h/{{ ds }}/x.parquet``) becomes the task's outlet when the
+    DAG is parsed, so Airflow knows it before the first run and downstream DAGs can be scheduled
+    on it; each run's event carries the files and rows in its ``extra``. Pass ``asset=`` (an
+    ``Asset`` or URI) to name it yourself, ``asset=False`` for none. When ``output_path`` starts
+    with a template (nothing fixed to name), the rendered destination is reported through an
+    ``AssetAlias`` instead; Airflow then creates the Asset at the first run (and logs that).
 
     Example::
 
         InfluxDB3ToParquetOperator(
             task_id="export_hour",
-            query="SELECT * FROM home_1h WHERE time >= $start AND time < $end",
+            sql="SELECT * FROM home_1h WHERE time >= $start AND time < $end",
             query_params={"start": "{{ data_interval_start }}", "end": "{{ data_interval_end }}"},
             output_path="s3://aws_default@bucket/home/{{ ds }}/{{ data_interval_start.hour }}.parquet",
         )
 
     :param query: SQL or InfluxQL (templated; ``.sql`` / ``.influxql`` files are loaded).
+    :param sql: alias of ``query`` (common.sql's name).
     :param output_path: target file (or directory with ``split_by``), templated per run:
         ``file:///data/{{ ds }}/x.parquet``, ``s3://conn_id@bucket/key.parquet``, a local path,
         or an ``ObjectStoragePath``.
@@ -177,8 +300,8 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         is then a directory (files named by window start) or a template with ``{window_start}``,
         ``{date}`` or ``{hour}``.
     :param time_column: the column ``split_by`` windows on.
-    :param asset_alias: name of the ``AssetAlias`` outlet the files are reported on; default
-        ``influxdb3-parquet/<task_id>``; ``""`` disables it.
+    :param asset: the destination Asset (``Asset`` or URI); default: derived from
+        ``output_path``; ``False``: report none.
     """
 
     template_fields: Sequence[str] = (
@@ -193,30 +316,55 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
     def __init__(
         self,
         *,
-        query: str,
         output_path: Any,
+        query: str | None = None,
+        sql: str | None = None,
         language: str | None = None,
         query_params: Mapping[str, Any] | None = None,
         compression: str = DEFAULT_COMPRESSION,
         row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
         split_by: str | None = None,
         time_column: str = "time",
-        asset_alias: str | None = None,
+        asset: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.query = query
+        self.query = _query_argument(query, sql)
         self.output_path = output_path
-        self.language = _infer_language(query, language)
+        self.language = _infer_language(self.query, language)
         self.query_params = query_params
         self.compression = compression
         self.row_group_size = row_group_size
         self.split_by = split_by
         self.time_column = time_column
-        alias_name = f"influxdb3-parquet/{self.task_id}" if asset_alias is None else asset_alias
-        self.asset_alias = AssetAlias(name=alias_name) if alias_name else None
-        if self.asset_alias is not None:
-            self.outlets = [*self.outlets, self.asset_alias]
+        self.asset: Any = None
+        self.asset_alias: Any = None
+        if asset is False:
+            pass
+        elif asset is not None:
+            self.asset = asset if isinstance(asset, Asset) else Asset(uri=str(asset))
+        else:
+            prefix = _static_prefix(output_path)
+            if prefix:
+                self.asset = Asset(uri=prefix)
+            else:
+                self.asset_alias = AssetAlias(name=f"influxdb3-parquet/{self.task_id}")
+        outlet = self.asset or self.asset_alias
+        if outlet is not None:
+            self.outlets = [*self.outlets, outlet]
+        self._exported: dict[str, Any] | None = None
+
+    def _lineage_inputs(self) -> list[str]:
+        from airflow_influx._lineage import tables_in_query
+
+        return tables_in_query(self.query or "", self.language)
+
+    def _lineage_outputs(self) -> list[Any]:
+        from airflow_influx._lineage import file_dataset
+
+        if self._exported is None:
+            return []
+        return [file_dataset(self._exported["path"])]
 
     def _destination(self) -> Any:
         """The rendered ``output_path`` as an ObjectStoragePath when Airflow knows the scheme.
@@ -225,7 +373,7 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         connections; schemes Airflow has no filesystem for (``memory://``) and plain local paths
         go to fsspec as they are.
         """
-        from airflow.sdk import ObjectStoragePath
+        from airflow_influx._compat import ObjectStoragePath
 
         path = self.output_path
         if isinstance(path, ObjectStoragePath) or "://" not in str(path):
@@ -239,7 +387,9 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Stream the result to Parquet; push path, files, rows and bytes."""
-        from airflow.sdk import Asset
+        import time
+
+        from airflow_influx._logging import log_done
 
         options: dict[str, Any] = {
             "compression": self.compression,
@@ -249,9 +399,20 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
             options["split_by"] = self.split_by
             options["time_column"] = self.time_column
         with self._running() as hook:
-            result = hook.query(self.query, language=self.language, params=self.query_params)
-            exported = result.to_parquet(self._destination(), **options)
+            self._log_query(hook, self.query or "", self.language, self.query_params)
+            started = time.perf_counter()
+            result = hook.query(self.query or "", language=self.language, params=self.query_params)
+            destination = self._destination()
+            exported = self._interruptible(lambda: result.to_parquet(destination, **options))
+            log_done(
+                self.log,
+                rows=exported.rows,
+                nbytes=getattr(result, "bytes", None),
+                seconds=time.perf_counter() - started,
+                what="to Parquet",
+            )
         summary = exported.to_dict()
+        self._exported = summary
         self.log.info(
             "Wrote %d row(s), %d byte(s) to %d file(s) at %s",
             summary["rows"],
@@ -259,11 +420,55 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
             len(summary["files"]),
             summary["path"],
         )
-        if self.asset_alias is not None:
-            events = context["outlet_events"][self.asset_alias]
-            for f in summary["files"]:
-                events.add(Asset(uri=_asset_uri(f["path"])), extra={"rows": f["rows"]})
+        extra = {
+            "path": _asset_uri(summary["path"]),
+            "rows": summary["rows"],
+            "bytes": summary["bytes"],
+            "files": [_asset_uri(f["path"]) for f in summary["files"]],
+        }
+        outlet_events = context.get("outlet_events") if context else None
+        if outlet_events is not None:
+            if self.asset is not None:
+                outlet_events[self.asset].extra = extra
+            elif self.asset_alias is not None:
+                destination_uri = _asset_uri(_destination_prefix(summary["path"], self.split_by))
+                outlet_events[self.asset_alias].add(Asset(uri=destination_uri), extra=extra)
         return summary
+
+
+def _static_prefix(output_path: Any) -> str | None:
+    """The directory part of ``output_path`` before its first template, as an Asset URI.
+
+    ``s3://aws_default@bucket/home/{{ ds }}/x.parquet`` -> ``s3://bucket/home``;
+    ``/data/exports/{{ ds }}.parquet`` -> ``file:///data/exports``; None when the path starts
+    with a template or has no fixed directory.
+    """
+    text = str(output_path)
+    cut = min((i for i in (text.find("{{"), text.find("{%")) if i >= 0), default=-1)
+    if cut == 0:
+        return None
+    fixed = text if cut < 0 else text[:cut]
+    if cut < 0:
+        fixed = fixed.rsplit("/", 1)[0] + "/" if "/" in fixed else ""
+    else:
+        fixed = fixed[: fixed.rfind("/") + 1]
+    if not fixed or fixed in ("/", "file:///"):
+        return None
+    if "://" not in fixed:
+        if not fixed.startswith("/"):
+            return None
+        from pathlib import Path
+
+        return Path(fixed).as_uri()
+    uri = _asset_uri(fixed).rstrip("/")
+    return uri if uri.split("://", 1)[1].strip("/") else None
+
+
+def _destination_prefix(path: str, split_by: str | None) -> str:
+    """What one run wrote to: the directory of a single file, or the split_by directory."""
+    if split_by:
+        return path.rstrip("/")
+    return path.rsplit("/", 1)[0]
 
 
 def _asset_uri(path: str) -> str:
@@ -327,6 +532,7 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         *,
         spec: Any = None,
         query: str | None = None,
+        sql: str | None = None,
         language: str | None = None,
         query_params: Mapping[str, Any] | None = None,
         target_measurement: str | None = None,
@@ -335,9 +541,11 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         start: datetime | str | None = None,
         end: datetime | str | None = None,
         chunk: str | None = None,
+        asset: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        query = _query_argument(query, sql, required=False)
         if (spec is None) == (query is None):
             raise ValueError(
                 "InfluxDB3DownsampleOperator needs exactly one of spec= (a DownsampleSpec or "
@@ -355,24 +563,65 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         self.start = start
         self.end = end
         self.chunk = chunk
+        self._summary: dict[str, Any] | None = None
+        self.target_asset: Any = None
+        if asset is not False:
+            if asset is None:
+                table = self._target_table()
+                if table and "{{" not in table:
+                    from airflow_influx.assets import influxdb3_asset
+
+                    asset = influxdb3_asset(
+                        table,
+                        database=target_database or self.database,
+                        conn_id=self.influxdb3_conn_id,
+                    )
+            if asset is not None:
+                self.target_asset = asset if isinstance(asset, Asset) else Asset(uri=str(asset))
+                self.outlets = [*self.outlets, self.target_asset]
 
     def _interval(self, context: Context) -> tuple[datetime, datetime]:
-        start = _as_datetime(self.start, "start") or context.get("data_interval_start")
-        end = _as_datetime(self.end, "end") or context.get("data_interval_end")
+        """``[start, end)`` of this run; a configuration problem fails the task without retries.
+
+        A DAG scheduled with a cron string (``schedule="@hourly"``) gets Airflow 3's trigger
+        timetable, whose runs have an empty data interval; the run then covers the cron period
+        that ends at its logical date (``[04:00, 05:00)`` for the 05:00 run), as it would with
+        ``CronDataIntervalTimetable``.
+        """
+        from airflow.providers.common.compat.sdk import AirflowFailException
+
+        try:
+            start = _as_datetime(self.start, "start") or context.get("data_interval_start")
+            end = _as_datetime(self.end, "end") or context.get("data_interval_end")
+        except ValueError as exc:
+            raise AirflowFailException(f"Task {self.task_id!r}: {exc}") from None
         if start is None or end is None:
-            raise ValueError(
+            raise AirflowFailException(
                 f"Task {self.task_id!r}: no interval to downsample; this run has no data "
-                "interval (manual run without a timetable?), so pass start= and end="
+                "interval (a manual run of a DAG with schedule=None?). Pass start= and end= "
+                "(templated, e.g. start='{{ macros.ds_add(ds, -1) }}'), or give the DAG a schedule"
             )
+        if end == start and self.start is None:
+            previous = _previous_fire(context.get("dag"), end)
+            if previous is not None and previous < end:
+                self.log.info(
+                    "The run's data interval is empty (a cron trigger timetable); downsampling "
+                    "the schedule's period [%s, %s) that ends at the run's logical date",
+                    previous,
+                    end,
+                )
+                start = previous
         if end == start:
-            raise ValueError(
-                f"Task {self.task_id!r}: the run's data interval is empty ({start}); Airflow 3 "
-                "turns a cron string like '@hourly' into a trigger timetable without data "
-                "intervals. Schedule the DAG with CronDataIntervalTimetable('@hourly', "
-                "timezone='UTC') or pass start= and end="
+            raise AirflowFailException(
+                f"Task {self.task_id!r}: the run's data interval is empty ({start}) and the "
+                "schedule gives no period to derive one from. Schedule the DAG with "
+                "CronDataIntervalTimetable('@hourly', timezone='UTC') (from airflow.sdk) or pass "
+                "start= and end="
             )
         if end < start:
-            raise ValueError(f"Task {self.task_id!r}: end {end} is not after start {start}")
+            raise AirflowFailException(
+                f"Task {self.task_id!r}: end {end} is not after start {start}; fix start=/end="
+            )
         return start, end
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -380,9 +629,10 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         start, end = self._interval(context)
         with self._running() as hook:
             if self.spec is not None:
-                summary = self._run_spec(hook, start, end)
+                summary = self._interruptible(lambda: self._run_spec(hook, start, end))
             else:
-                summary = self._run_query(hook, start, end)
+                summary = self._interruptible(lambda: self._run_query(hook, start, end))
+        self._summary = summary
         self.log.info(
             "Downsampled [%s, %s): read %s row(s), wrote %s point(s)",
             start,
@@ -390,7 +640,39 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
             summary.get("rows_read"),
             summary.get("rows_written"),
         )
+        outlet_events = context.get("outlet_events") if context else None
+        if self.target_asset is not None and outlet_events is not None:
+            outlet_events[self.target_asset].extra = {
+                "start": summary["start"],
+                "end": summary["end"],
+                "rows_written": summary["rows_written"],
+            }
         return summary
+
+    def _target_table(self) -> str | None:
+        if self.target_measurement:
+            return self.target_measurement
+        spec = self.spec
+        if isinstance(spec, Mapping):
+            return spec.get("target_measurement")
+        return getattr(spec, "target_measurement", None)
+
+    def _lineage_inputs(self) -> list[str]:
+        from airflow_influx._lineage import tables_in_query
+
+        if self.query is not None:
+            return tables_in_query(self.query, self.language)
+        spec = self.spec
+        source = spec.get("source") if isinstance(spec, Mapping) else getattr(spec, "source", None)
+        return [source] if isinstance(source, str) else []
+
+    def _lineage_outputs(self) -> list[Any]:
+        from airflow_influx._lineage import table_dataset
+
+        table = self._target_table()
+        if not table:
+            return []
+        return [table_dataset(self, table, database=self.target_database)]
 
     def _run_spec(self, hook: InfluxDB3FlightHook, start: datetime, end: datetime) -> dict:
         from influx_flight import DownsampleSpec
@@ -453,3 +735,25 @@ def _as_datetime(value: datetime | str | None, name: str) -> datetime | None:
             f"{name}={value!r} is not an ISO-8601 date-time; use e.g. '2024-01-01T00:00:00Z' or "
             "'{{ data_interval_start | ts }}'"
         ) from None
+
+
+def _previous_fire(dag: Any, end: datetime) -> datetime | None:
+    """The schedule's fire time before ``end`` (cron trigger timetables), else None."""
+    timetable = getattr(dag, "timetable", None)
+    if timetable is None:
+        return None
+    get_prev = getattr(timetable, "_get_prev", None)
+    if get_prev is None:
+        try:  # Airflow >= 3.1 keeps the SDK's definition on the DAG; the core one computes
+            from airflow.serialization.encoders import coerce_to_core_timetable
+
+            get_prev = getattr(coerce_to_core_timetable(timetable), "_get_prev", None)
+        except Exception:
+            return None
+    if get_prev is None:
+        return None
+    try:
+        previous = get_prev(end)
+    except Exception:
+        return None
+    return previous if isinstance(previous, datetime) else None

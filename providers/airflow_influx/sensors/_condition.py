@@ -51,6 +51,30 @@ class Probe:
 
     rows: int
     first_value: Any
+    #: The queried table does not exist yet (InfluxDB 3 creates tables on their first write).
+    missing_table: bool = False
+
+
+MISSING_TABLE_CHOICES = ("wait", "fail")
+
+
+def is_missing_table(exc: BaseException) -> bool:
+    """True when a query failed only because its table does not exist (yet)."""
+    import re
+
+    import influx_flight
+
+    not_found = getattr(influx_flight, "TableNotFoundError", None)
+    if not_found is not None and isinstance(exc, not_found):
+        return True
+    from influx_flight._exceptions import QueryError
+
+    message = str(getattr(exc, "server_message", None) or exc)
+    return isinstance(exc, QueryError) and bool(
+        re.search(
+            r"table '[^']*' not found|table .* does not exist|measurement not found", message, re.I
+        )
+    )
 
 
 def probe(
@@ -61,12 +85,25 @@ def probe(
     params: Mapping[str, Any] | None,
     protocol: str,
     min_rows: int,
+    missing_table: str = "wait",
 ) -> Probe:
-    """Run the query, reading batches only until ``min_rows`` rows have arrived."""
+    """Run the query, reading batches only until ``min_rows`` rows have arrived.
+
+    A table that does not exist yet counts as no rows (``missing_table="wait"``) or raises
+    (``"fail"``).
+    """
     kwargs: dict[str, Any] = {"language": language, "protocol": protocol}
     if params:
         kwargs["params"] = dict(params)
-    result = client.query(query, **kwargs)
+    try:
+        return _count(client.query(query, **kwargs), language, min_rows)
+    except Exception as exc:
+        if missing_table == "wait" and is_missing_table(exc):
+            return Probe(rows=0, first_value=None, missing_table=True)
+        raise
+
+
+def _count(result: Any, language: str, min_rows: int) -> Probe:
     rows = 0
     first: Any = None
     try:

@@ -17,6 +17,19 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_influx.sensors._condition import condition_met, json_safe, probe
 
 
+def load_settings(conn_id: str, database: str | None) -> Any:
+    """The connection's settings with the token masked (blocking: call it in a thread)."""
+    from airflow.providers.common.compat.sdk import mask_secret
+
+    from airflow_influx._compat import BaseHook
+    from airflow_influx.hooks._connection import settings_from_connection
+
+    settings = settings_from_connection(BaseHook.get_connection(conn_id), database=database)
+    if settings.config.token:
+        mask_secret(settings.config.token)
+    return settings
+
+
 class InfluxDB3SensorTrigger(BaseTrigger):
     """Polls a query every ``poke_interval`` seconds until the sensor's condition holds.
 
@@ -37,6 +50,12 @@ class InfluxDB3SensorTrigger(BaseTrigger):
     :param timeout: seconds after which the trigger gives up with ``{"status": "timeout"}``.
         Airflow's deferral timeout also applies; this one makes the wait end in ``dag.test()``
         too, which runs triggers inline without enforcing deferral timeouts.
+    :param missing_table: ``"wait"``: a table that does not exist yet counts as no rows;
+        ``"fail"``: it is an error.
+    :param poke_at_start: poke at once (True) or ``poke_interval`` after starting (the sensor
+        has just poked itself).
+
+    Every event also carries ``checks``: how many pokes this trigger made.
     """
 
     def __init__(
@@ -52,6 +71,8 @@ class InfluxDB3SensorTrigger(BaseTrigger):
         value: Any = None,
         poke_interval: float = 60.0,
         timeout: float | None = None,
+        missing_table: str = "wait",
+        poke_at_start: bool = True,
     ) -> None:
         super().__init__()
         self.influxdb3_conn_id = influxdb3_conn_id
@@ -64,6 +85,8 @@ class InfluxDB3SensorTrigger(BaseTrigger):
         self.value = value
         self.poke_interval = poke_interval
         self.timeout = timeout
+        self.missing_table = missing_table
+        self.poke_at_start = poke_at_start
         self._client: Any = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -81,23 +104,16 @@ class InfluxDB3SensorTrigger(BaseTrigger):
                 "value": self.value,
                 "poke_interval": self.poke_interval,
                 "timeout": self.timeout,
+                "missing_table": self.missing_table,
+                "poke_at_start": self.poke_at_start,
             },
         )
 
     async def _settings(self) -> Any:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.log import amask_secret
-
-        from airflow_influx.hooks._connection import settings_from_connection
-
-        conn = await BaseHook.aget_connection(self.influxdb3_conn_id)
-        settings = settings_from_connection(conn, database=self.database)
-        if settings.config.token:
-            await amask_secret(settings.config.token)
-        return settings
+        return await asyncio.to_thread(load_settings, self.influxdb3_conn_id, self.database)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poke until the condition holds or a non-retryable error occurs."""
+        """Poke until the condition holds, the timeout passes or a non-retryable error occurs."""
         from influx_flight import InfluxDB3Client, InfluxDB3Error
 
         try:
@@ -107,9 +123,16 @@ class InfluxDB3SensorTrigger(BaseTrigger):
             return
         language = self.language or settings.query_language
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        checks = 0
         self._client = InfluxDB3Client(settings.config)
         try:
+            if not self.poke_at_start:
+                if deadline is not None and time.monotonic() + self.poke_interval > deadline:
+                    yield self._timeout_event(checks)
+                    return
+                await asyncio.sleep(self.poke_interval)
             while True:
+                checks += 1
                 try:
                     found = await asyncio.to_thread(
                         probe,
@@ -119,11 +142,14 @@ class InfluxDB3SensorTrigger(BaseTrigger):
                         params=self.query_params,
                         protocol=settings.protocol,
                         min_rows=self.min_rows,
+                        missing_table=self.missing_table,
                     )
                 except InfluxDB3Error as exc:
                     if not exc.retryable:
                         message = settings.config.scrub(f"{type(exc).__name__}: {exc}")
-                        yield TriggerEvent({"status": "error", "message": message})
+                        yield TriggerEvent(
+                            {"status": "error", "message": message, "checks": checks}
+                        )
                         return
                     self.log.warning("Transient error, poking again later: %s", exc)
                 else:
@@ -135,26 +161,32 @@ class InfluxDB3SensorTrigger(BaseTrigger):
                                 "status": "success",
                                 "rows": found.rows,
                                 "value": json_safe(found.first_value),
+                                "checks": checks,
                             }
                         )
                         return
                     self.log.info(
-                        "Condition not met (%d row(s), first value %r); next poke in %ss",
-                        found.rows,
-                        found.first_value,
+                        "Condition not met (%s); next poke in %ss",
+                        "table does not exist yet"
+                        if found.missing_table
+                        else f"{found.rows} row(s), first value {found.first_value!r}",
                         self.poke_interval,
                     )
                 if deadline is not None and time.monotonic() + self.poke_interval > deadline:
-                    yield TriggerEvent(
-                        {
-                            "status": "timeout",
-                            "message": f"no matching data after {self.timeout:g} s",
-                        }
-                    )
+                    yield self._timeout_event(checks)
                     return
                 await asyncio.sleep(self.poke_interval)
         finally:
             await self.cleanup_client()
+
+    def _timeout_event(self, checks: int) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": "timeout",
+                "message": f"no matching data after {self.timeout:g} s",
+                "checks": checks,
+            }
+        )
 
     async def cleanup_client(self) -> None:
         """Cancel a query still running in the worker thread and close the client."""
@@ -165,4 +197,120 @@ class InfluxDB3SensorTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """The task was killed by a user: stop the running Flight stream."""
+        await self.cleanup_client()
+
+
+class InfluxDB3QueryTrigger(BaseTrigger):
+    """Runs one query on the triggerer for a deferred ``InfluxDB3QueryOperator``.
+
+    The blocking Flight read runs in a worker thread (``asyncio.to_thread``), so the triggerer's
+    event loop keeps serving other triggers; if the trigger is cancelled (deferral timeout, a
+    killed task) the query is cancelled on the server. The event carries the rows (at most
+    ``max_rows``, JSON-safe, the same guard as the operator's XCom) or the error. The serialised
+    trigger holds the connection id, never the token.
+
+    :param influxdb3_conn_id: the ``influxdb3_flight`` connection id.
+    :param query: the rendered query.
+    :param language: ``sql`` or ``influxql``; None for the connection's default.
+    :param query_params: ``$name`` values.
+    :param database: overrides the connection's database.
+    :param max_rows: the most rows the event may carry.
+    :param timeout: deadline of the query in seconds (None: the connection's).
+    """
+
+    def __init__(
+        self,
+        *,
+        influxdb3_conn_id: str,
+        query: str,
+        language: str | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        database: str | None = None,
+        max_rows: int = 10_000,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.influxdb3_conn_id = influxdb3_conn_id
+        self.query = query
+        self.language = language
+        self.query_params = dict(query_params) if query_params else None
+        self.database = database
+        self.max_rows = max_rows
+        self.timeout = timeout
+        self._client: Any = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and JSON-safe keyword arguments (no token)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "influxdb3_conn_id": self.influxdb3_conn_id,
+                "query": self.query,
+                "language": self.language,
+                "query_params": self.query_params,
+                "database": self.database,
+                "max_rows": self.max_rows,
+                "timeout": self.timeout,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Run the query in a thread; yield its rows or its error."""
+        from influx_flight import InfluxDB3Client, ResultTooLargeError
+        from influx_flight._exceptions import InfluxDB3Error
+
+        try:
+            settings = await asyncio.to_thread(load_settings, self.influxdb3_conn_id, self.database)
+        except Exception as exc:
+            yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
+            return
+        language = self.language or settings.query_language
+        self._client = InfluxDB3Client(settings.config)
+        kwargs: dict[str, Any] = {"language": language, "protocol": settings.protocol}
+        if self.query_params:
+            kwargs["params"] = self.query_params
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+
+        def work() -> list[dict[str, Any]]:
+            return self._client.query(self.query, **kwargs).to_records(max_rows=self.max_rows)
+
+        started = time.perf_counter()
+        try:
+            records = await asyncio.to_thread(work)
+        except ResultTooLargeError:
+            yield TriggerEvent(
+                {
+                    "status": "too_large",
+                    "message": f"the query returned more than max_rows={self.max_rows} rows, "
+                    "too many for XCom (it lives in the metadata database).",
+                    "retryable": False,
+                }
+            )
+            return
+        except InfluxDB3Error as exc:
+            message = settings.config.scrub(f"{type(exc).__name__}: {exc}")
+            yield TriggerEvent(
+                {"status": "error", "message": message, "retryable": bool(exc.retryable)}
+            )
+            return
+        finally:
+            await self.cleanup_client()
+        yield TriggerEvent(
+            {
+                "status": "success",
+                "records": records,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+
+    async def cleanup_client(self) -> None:
+        """Cancel a query still running in the worker thread and close the client."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.cancel()
+            await asyncio.to_thread(client.close)
+
+    async def on_kill(self) -> None:
+        """The task was killed by a user: stop the running query."""
         await self.cleanup_client()

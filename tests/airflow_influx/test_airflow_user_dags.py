@@ -1,0 +1,340 @@
+"""Regression tests: DAGs written the way users wrote them (tests/airflow_influx/dags), each run
+for real with dag.test() against the stand-in, reproducing what broke off the happy path."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("airflow")
+
+from af_testdata import REPO, ROOMS, USER_DAGS
+
+QUICKSTART = REPO / "docs" / "quickstart.md"
+
+
+def _load(file_name: str, *, directory: Path = USER_DAGS) -> Any:
+    path = directory / file_name
+    spec = importlib.util.spec_from_file_location(f"user_dag_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def _xcom(dag_run: Any, task_id: str) -> Any:
+    from af_compat import deserialize
+
+    ti = next(t for t in dag_run.get_task_instances() if t.task_id == task_id)
+    return deserialize(ti.xcom_pull(task_ids=task_id))
+
+
+# --- 1. a `time` column through common.sql ----------------------------------------------------
+
+
+def test_time_column_through_common_sql_and_hook_reads(
+    airflow_db: None, home_db: str, default_conn: Any
+) -> None:
+    dag = _load("af_user_common_sql_time.py").dag
+    dag_run = dag.test()
+    assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
+    first_two = [
+        (datetime(2022, 1, 1, 8, tzinfo=UTC), "Kitchen", 21.0),
+        (datetime(2022, 1, 1, 8, tzinfo=UTC), "Living Room", 22.0),
+    ]
+    # SQLExecuteQueryOperator's XCom (Flight SQL path) and get_records (native path): plain
+    # datetimes in UTC, as DB-API rows, round-tripped through XCom.
+    for task_id in ("sql_execute", "records"):
+        rows = [tuple(r) for r in _xcom(dag_run, task_id)]
+        assert rows == first_two, task_id
+        assert all(type(r[0]) is datetime for r in rows)
+    assert tuple(_xcom(dag_run, "first")) == first_two[0]
+    dtype, first_time = _xcom(dag_run, "frame_types")
+    assert "UTC" in dtype and first_time == "2022-01-01T08:00:00+00:00"
+
+
+# --- 2. a deferrable sensor whose check stays False ---------------------------------------------
+
+
+def test_deferrable_sensor_with_false_check_ends_by_timeout(
+    airflow_db: None,
+    home_db: str,
+    default_conn: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    poke_interval, timeout = 1.0, 4.0
+    checks_file = tmp_path / "checks.txt"
+    monkeypatch.setenv("AF_TEST_CHECKS_FILE", str(checks_file))
+    monkeypatch.setenv("AF_TEST_POKE_INTERVAL", str(poke_interval))
+    monkeypatch.setenv("AF_TEST_TIMEOUT", str(timeout))
+    dag = _load("af_user_deferrable_check.py").dag
+    started = time.monotonic()
+    dag_run = dag.test()
+    elapsed = time.monotonic() - started
+    assert _states(dag_run) == {"wait_for_enough": "failed"}
+    checks = checks_file.read_text().splitlines()
+    # Each check sees the real value; at most timeout / poke_interval + 1 checks in all.
+    assert set(checks) == {str(2 * 24)}
+    assert 1 <= len(checks) <= timeout / poke_interval + 1, checks
+    assert elapsed < timeout + 15, elapsed
+
+
+# --- 4. a sensor on a table that does not exist yet -------------------------------------------
+
+
+def test_sensor_waits_for_a_table_that_does_not_exist_yet(
+    airflow_db: None, standin: Any, influx_db: str, default_conn: Any
+) -> None:
+    dag = _load("af_user_late_table.py").dag
+
+    def first_write() -> None:
+        time.sleep(1.5)
+        standin.write_lp(
+            influx_db,
+            "late_arrivals,room=Kitchen temp=21.5 1641036600\n"  # 2022-01-01T11:30:00Z
+            "late_arrivals,room=Living\\ Room temp=20.5 1641038400\n",  # 12:00
+            precision="s",
+        )
+
+    writer = threading.Thread(target=first_write)
+    writer.start()
+    try:
+        dag_run = dag.test()
+    finally:
+        writer.join()
+    assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
+    assert _xcom(dag_run, "wait_poke") == 2
+    assert _xcom(dag_run, "wait_deferrable") == 2
+    # Freshness with tags: the newest Kitchen point (11:30) is within 1 h of 12:00.
+    assert _xcom(dag_run, "wait_fresh") == "2022-01-01T11:30:00"
+
+
+def test_freshness_sensor_bounded_query_and_tags(
+    airflow_db: None, standin: Any, influx_db: str, default_conn: Any
+) -> None:
+    from airflow_influx.sensors.influxdb3 import InfluxDB3Sensor
+
+    standin.write_lp(
+        influx_db,
+        "late_arrivals,room=Kitchen temp=21.5 1641033000\n"  # 10:30
+        "late_arrivals,room=Living\\ Room temp=20.5 1641038400\n",  # 12:00
+        precision="s",
+    )
+    reference = "2022-01-01T12:00:00Z"
+
+    def poke(**kwargs: Any) -> Any:
+        sensor = InfluxDB3Sensor(
+            task_id="fresh", table="late_arrivals", reference_time=reference, **kwargs
+        )
+        query, language, params, _ = sensor._condition({})
+        # Never an unbounded max(time): the lower time bound is always there.
+        assert "time >= $since" in query and language == "sql"
+        assert params["since"] < "2022-01-01T12:00:00"
+        return sensor.poke({})
+
+    assert poke(max_lag="1h").is_done  # Living Room at 12:00
+    assert poke(max_lag="1h").xcom_value == "2022-01-01T12:00:00"
+    assert not poke(max_lag="1h", tags={"room": "Kitchen"}).is_done  # 10:30 is 1.5 h old
+    kitchen = poke(max_lag="2h", tags={"room": "Kitchen"})
+    assert kitchen.is_done and kitchen.xcom_value == "2022-01-01T10:30:00"
+
+
+def test_sensor_missing_table_fail_is_opt_in(
+    airflow_db: None,
+    standin: Any,
+    influx_db: str,
+    default_conn: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    standin.write_lp(influx_db, "other,room=a v=1 1\n", precision="s")  # the database exists
+    monkeypatch.setenv("AF_TEST_MISSING_TABLE", "fail")
+    dag = _load("af_user_late_table.py").dag
+    started = time.monotonic()
+    dag_run = dag.test()
+    states = _states(dag_run)
+    assert states["wait_poke"] == "failed" and states["wait_deferrable"] == "failed", states
+    assert time.monotonic() - started < 25  # failed at once, not by the 30 s timeout
+
+
+# --- 5. the quickstart's DAG, verbatim --------------------------------------------------------
+
+
+def _quickstart_dag_source() -> str:
+    import re
+
+    text = QUICKSTART.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    (source,) = [b for b in blocks if 'dag_id="home_hourly"' in b]
+    return source
+
+
+def test_quickstart_dag_verbatim(
+    airflow_db: None, standin: Any, home_db: str, default_conn: Any
+) -> None:
+    path = USER_DAGS / "_generated_quickstart_home_hourly.py"
+    path.write_text(_quickstart_dag_source(), encoding="utf-8")
+    try:
+        dag = _load(path.name).dag
+        # `airflow dags test home_hourly 2022-01-01T09:00:00+00:00` in the quickstart's words.
+        dag_run = dag.test(logical_date=datetime(2022, 1, 1, 9, tzinfo=UTC))
+    finally:
+        path.unlink()
+    assert _states(dag_run) == {"downsample_home": "success"}
+    summary = _xcom(dag_run, "downsample_home")
+    # "@hourly" is a trigger timetable: the 09:00 run covers the hour that ends at 09:00.
+    assert (summary["start"], summary["end"]) == ("2022-01-01T08:00:00Z", "2022-01-01T09:00:00Z")
+    assert summary["rows_written"] == len(ROOMS)
+
+
+def test_configuration_error_fails_without_retries(
+    airflow_db: None, home_db: str, default_conn: Any
+) -> None:
+    from airflow.sdk import DAG
+    from airflow_influx.operators.influxdb3 import InfluxDB3DownsampleOperator
+
+    from influx_flight import DownsampleSpec
+
+    # A DAG without schedule has no interval at all: the task fails once (retries=3 unused).
+    dag = _load("af_user_common_sql_time.py").dag
+    assert isinstance(dag, DAG)
+    op = InfluxDB3DownsampleOperator(
+        task_id="no_interval",
+        retries=3,
+        spec=DownsampleSpec(
+            source="home", window="1h", aggregates={"temp": ["mean"]}, target_measurement="x"
+        ),
+        dag=dag,
+    )
+    try:
+        dag_run = dag.test()
+    finally:
+        dag.task_dict.pop(op.task_id)
+        dag.task_group.children.pop(op.task_id, None)
+    ti = next(t for t in dag_run.get_task_instances() if t.task_id == "no_interval")
+    assert str(ti.state) == "failed" and ti.try_number == 1
+
+
+# --- 6. connections made for the official provider ---------------------------------------------
+
+
+def _official_conn(standin: Any, database: str, *, token_in: str) -> str:
+    from urllib.parse import urlsplit
+
+    flight = urlsplit(standin.flight_uri)
+    conn: dict[str, Any] = {
+        "conn_type": "influxdb3",
+        "host": flight.hostname,
+        "port": flight.port,
+        "schema": "http",  # the official hook's URL scheme, not a database
+        "extra": {"database": database, "org": "ignored-by-influxdb3"},
+    }
+    if token_in == "extra":
+        conn["extra"]["token"] = standin.token
+    else:
+        conn["password"] = standin.token
+    return json.dumps(conn)
+
+
+@pytest.mark.parametrize("token_in", ["extra", "password"])
+def test_official_influxdb3_connection_works_unchanged(
+    airflow_db: None,
+    standin: Any,
+    home_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+    token_in: str,
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OFFICIAL_INFLUXDB3", _official_conn(standin, home_db, token_in=token_in)
+    )
+    dag = _load("af_user_official_conn.py").dag
+    dag_run = dag.test()
+    assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
+    assert _xcom(dag_run, "query") == [{"room": r, "n": 24} for r in ROOMS]
+    assert _xcom(dag_run, "hook_records") == [[48]]
+
+
+# --- 7. Assets: one stable Asset per table / destination, no warnings --------------------------
+
+
+def _sync_dags_to_db(*paths: Path) -> None:
+    """Make the DAGs known to the metadata DB (what the DAG processor does)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    except ImportError:  # Airflow < 3.1
+        from airflow.models.dagbag import DagBag
+
+        for path in paths:
+            bag = DagBag(dag_folder=str(path), include_examples=False, bundle_name="af-user-dags")
+            bag.sync_to_db(bundle_name="af-user-dags", bundle_version=None)
+        return
+    for path in paths:
+        bag = DagBag(dag_folder=str(path), include_examples=False, bundle_name="af-user-dags")
+        sync_bag_to_db(bag, bundle_name="af-user-dags", bundle_version=None)
+
+
+def test_assets_downsample_table_and_parquet_destination(
+    airflow_db: None,
+    standin: Any,
+    home_db: str,
+    default_conn: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("AF_TEST_EXPORT_DIR", str(tmp_path / "exports"))
+    module = _load("af_user_assets.py")
+    producer, consumer = module.producer, module.consumer
+    _sync_dags_to_db(USER_DAGS / "af_user_assets.py")
+
+    downsample_asset = producer.get_task("downsample").outlets[0]
+    export_asset = producer.get_task("export").outlets[0]
+    assert downsample_asset.uri == "influxdb3://influxdb3_flight_default/home_1h_assets"
+    assert export_asset.uri == (tmp_path / "exports" / "home").as_uri()
+
+    caplog.set_level(logging.INFO)
+    for hour in (9, 10):  # two runs: still one Asset each, two events each
+        dag_run = producer.test(logical_date=datetime(2022, 1, 1, hour, tzinfo=UTC))
+        assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
+    noise = [
+        r.getMessage()
+        for r in caplog.records
+        if "cannot create asset event" in r.getMessage()
+        or "inactive AssetModel" in r.getMessage()
+        or "inactive assets" in r.getMessage()
+    ]
+    assert noise == []
+
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = [
+            (e.asset.uri, e.extra)
+            for e in session.query(AssetEvent).all()
+            if e.source_dag_id == "af_user_assets_producer"
+        ]
+        assets = {a.uri for a in session.query(AssetModel).all()}
+        queued = {q.target_dag_id for q in session.query(AssetDagRunQueue).all()}
+    by_uri: dict[str, list[dict]] = {}
+    for uri, extra in events:
+        by_uri.setdefault(uri, []).append(extra)
+    assert set(by_uri) == {downsample_asset.uri, export_asset.uri}
+    assert [e["rows_written"] for e in by_uri[downsample_asset.uri]] == [2, 2]
+    assert [len(e["files"]) for e in by_uri[export_asset.uri]] == [1, 1]
+    # No Asset per file: only the destination.
+    assert not [a for a in assets if a.endswith(".parquet")]
+    # The consumer DAG, scheduled on the downsampled table, is queued to run.
+    assert consumer.dag_id in queued
