@@ -23,3 +23,13 @@ try:
     from airflow.dag_processing.dagbag import DagBag
 except ImportError:  # Airflow < 3.2
     from airflow.models.dagbag import DagBag  # noqa: F401
+
+
+def _version() -> tuple[int, int]:
+    from airflow import __version__
+
+    major, minor = __version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+AIRFLOW_VERSION = _version()

@@ -31,13 +31,23 @@ INTERVAL = {
 }
 
 
-class _OutletEvents(dict):
-    """Stands in for Airflow's outlet-event accessor: records ``add(asset, extra)`` calls."""
+class _OutletEvents:
+    """Stands in for Airflow's outlet-event accessor: records ``add(asset, extra)`` and ``extra``
+    per outlet (Assets are not hashable on Airflow 3.0, hence no dict)."""
 
-    def __missing__(self, key: Any) -> Any:
+    def __init__(self) -> None:
+        self._items: list[tuple[Any, Any]] = []
+
+    def __getitem__(self, key: Any) -> Any:
+        for known, accessor in self._items:
+            if known == key:
+                return accessor
         accessor = _Accessor()
-        self[key] = accessor
+        self._items.append((key, accessor))
         return accessor
+
+    def values(self) -> list[Any]:
+        return [accessor for _, accessor in self._items]
 
 
 class _Accessor:

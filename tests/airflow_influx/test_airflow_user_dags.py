@@ -338,3 +338,73 @@ def test_assets_downsample_table_and_parquet_destination(
     assert not [a for a in assets if a.endswith(".parquet")]
     # The consumer DAG, scheduled on the downsampled table, is queued to run.
     assert consumer.dag_id in queued
+
+
+# --- OpenLineage: events of a real DAG run, captured with the file transport -------------------
+
+
+def test_openlineage_events_name_influxdb3_datasets(
+    airflow_db: None, standin: Any, home_db: str, default_conn: Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import urlsplit
+
+    events_file = tmp_path / "ol-events.jsonl"
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                {"type": "file", "log_file_path": str(events_file), "append": True}
+            ),
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": "af-tests",
+            "AF_TEST_EXPORT_DIR": str(tmp_path / "exports"),
+        }
+    )
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('lineage', {str(USER_DAGS / 'af_user_lineage.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "run = m.dag.test()\n"
+        "states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}\n"
+        "print('STATES', states)\n"
+        "sys.exit(0 if set(states.values()) == {'success'} else 1)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert events_file.exists(), proc.stdout[-2000:]
+    flight = urlsplit(standin.flight_uri)
+    ns = f"influxdb3://{flight.hostname}:{flight.port}"
+    seen: dict[str, dict[str, set]] = {}
+    for line in events_file.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("eventType") != "COMPLETE":
+            continue
+        task = event["job"]["name"].rsplit(".", 1)[-1]
+        entry = seen.setdefault(task, {"inputs": set(), "outputs": set(), "sql": set()})
+        entry["inputs"] |= {(d["namespace"], d["name"]) for d in event.get("inputs", [])}
+        entry["outputs"] |= {(d["namespace"], d["name"]) for d in event.get("outputs", [])}
+        sql = event["job"].get("facets", {}).get("sql", {}).get("query")
+        if sql:
+            entry["sql"].add(sql)
+    print(
+        "OpenLineage datasets seen:",
+        json.dumps(
+            {k: {kk: sorted(vv) for kk, vv in v.items()} for k, v in seen.items()}, default=str
+        ),
+    )
+    home = (ns, f"{home_db}.home")
+    assert seen["query"]["inputs"] == {home}
+    assert seen["query"]["sql"] == {"SELECT room, max(temp) FROM home GROUP BY room"}
+    assert seen["export"]["inputs"] == {home}
+    assert seen["export"]["outputs"] == {("file", str(tmp_path / "exports" / "home.parquet"))}
+    assert seen["downsample"]["inputs"] == {home}
+    assert seen["downsample"]["outputs"] == {(ns, f"{home_db}.home_1h_lineage")}
+    # common.sql's SQL parser with the hook's database info names the same table.
+    assert any(name.endswith(".home") and n == ns for n, name in seen["common_sql"]["inputs"]), (
+        seen["common_sql"]
+    )

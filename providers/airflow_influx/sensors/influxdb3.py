@@ -306,6 +306,8 @@ class InfluxDB3Sensor(BaseSensorOperator):
                 timeout=remaining,
                 missing_table=self.missing_table,
                 poke_at_start=False,
+                started=started,
+                checks_before=checks,
             ),
             method_name="execute_complete",
             kwargs={"started": started, "checks": checks},
@@ -333,7 +335,10 @@ class InfluxDB3Sensor(BaseSensorOperator):
         """Resume after the trigger fired: fail on its error, defer again if ``check`` says no."""
         from airflow.providers.common.compat.sdk import AirflowException
 
-        checks += int(event.get("checks", 0))
+        # The trigger echoes the overall start and counts all checks (dag.test() does not carry
+        # next_kwargs over to the resumed task; the triggerer does).
+        started = event.get("started", started)
+        checks = int(event.get("checks", checks))
         if event.get("status") == "timeout":
             self._timed_out(checks)
         if event.get("status") != "success":

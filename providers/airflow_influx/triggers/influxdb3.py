@@ -55,7 +55,11 @@ class InfluxDB3SensorTrigger(BaseTrigger):
     :param poke_at_start: poke at once (True) or ``poke_interval`` after starting (the sensor
         has just poked itself).
 
-    Every event also carries ``checks``: how many pokes this trigger made.
+    :param started: when the sensor started waiting (epoch seconds), echoed in every event.
+    :param checks_before: checks the sensor made before this trigger, added to ``checks``.
+
+    Every event also carries ``checks`` (all checks so far) and ``started``, so a sensor that
+    defers again keeps one overall timeout even where ``next_kwargs`` are not carried over.
     """
 
     def __init__(
@@ -73,8 +77,12 @@ class InfluxDB3SensorTrigger(BaseTrigger):
         timeout: float | None = None,
         missing_table: str = "wait",
         poke_at_start: bool = True,
+        started: float | None = None,
+        checks_before: int = 0,
     ) -> None:
         super().__init__()
+        self.started = started
+        self.checks_before = checks_before
         self.influxdb3_conn_id = influxdb3_conn_id
         self.query = query
         self.language = language
@@ -106,6 +114,8 @@ class InfluxDB3SensorTrigger(BaseTrigger):
                 "timeout": self.timeout,
                 "missing_table": self.missing_table,
                 "poke_at_start": self.poke_at_start,
+                "started": self.started,
+                "checks_before": self.checks_before,
             },
         )
 
@@ -156,13 +166,13 @@ class InfluxDB3SensorTrigger(BaseTrigger):
                     if condition_met(
                         found, min_rows=self.min_rows, value_op=self.value_op, value=self.value
                     ):
-                        yield TriggerEvent(
+                        yield self._event(
                             {
                                 "status": "success",
                                 "rows": found.rows,
                                 "value": json_safe(found.first_value),
-                                "checks": checks,
-                            }
+                            },
+                            checks,
                         )
                         return
                     self.log.info(
@@ -180,13 +190,15 @@ class InfluxDB3SensorTrigger(BaseTrigger):
             await self.cleanup_client()
 
     def _timeout_event(self, checks: int) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": "timeout",
-                "message": f"no matching data after {self.timeout:g} s",
-                "checks": checks,
-            }
+        return self._event(
+            {"status": "timeout", "message": f"no matching data after {self.timeout:g} s"}, checks
         )
+
+    def _event(self, payload: dict[str, Any], checks: int) -> TriggerEvent:
+        payload = {**payload, "checks": self.checks_before + checks}
+        if self.started is not None:
+            payload["started"] = self.started
+        return TriggerEvent(payload)
 
     async def cleanup_client(self) -> None:
         """Cancel a query still running in the worker thread and close the client."""
