@@ -36,7 +36,7 @@ OLDEST_VENV ?= .venv-airflow-oldest
 test-airflow-oldest:
 	@test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
 	@$(OLDEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
-	$(OLDEST_VENV)/bin/uv pip install --python $(OLDEST_VENV)/bin/python --quiet -e ".[airflow,server,pandas]" \
+	$(OLDEST_VENV)/bin/uv pip install --python $(OLDEST_VENV)/bin/python --quiet -e ".[airflow,openlineage,server,pandas]" \
 		"apache-airflow==$(AIRFLOW_OLDEST)" "cryptography<51" "fastapi<0.117" "cadwyn<6" \
 		"pydantic<2.12" "pytest>=8" "pytest-timeout>=2.3"
 	$(OLDEST_VENV)/bin/python -c "import airflow; v = airflow.__version__; assert v == '$(AIRFLOW_OLDEST)', v; print('Airflow', v)"

@@ -22,7 +22,7 @@ except ImportError:  # Airflow < 3.2
 try:
     from airflow.dag_processing.dagbag import DagBag
 except ImportError:  # Airflow < 3.2
-    from airflow.models.dagbag import DagBag  # noqa: F401
+    from airflow.models.dagbag import DagBag
 
 
 def _version() -> tuple[int, int]:
@@ -33,3 +33,20 @@ def _version() -> tuple[int, int]:
 
 
 AIRFLOW_VERSION = _version()
+
+
+def sync_dags_to_db(path: object, bundle_name: str) -> None:
+    """Register the DAGs of ``path`` (file or folder) in the metadata DB, as the DAG processor
+    would: their Assets become active. ``dag.test()`` does this itself from Airflow 3.3 on; on
+    3.0 a task whose outlet Asset is unknown fails with AirflowInactiveAssetInInletOrOutlet."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()
+    try:
+        from airflow.dag_processing.dagbag import sync_bag_to_db
+    except ImportError:  # Airflow < 3.2
+        bag = DagBag(dag_folder=str(path), include_examples=False)
+        bag.sync_to_db(bundle_name=bundle_name, bundle_version=None)
+        return
+    bag = DagBag(dag_folder=str(path), bundle_name=bundle_name)
+    sync_bag_to_db(bag, bundle_name=bundle_name, bundle_version=None)

@@ -27,6 +27,10 @@ def _load(file_name: str, *, directory: Path = USER_DAGS) -> Any:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    from af_compat import AIRFLOW_VERSION, sync_dags_to_db
+
+    if AIRFLOW_VERSION < (3, 3):  # dag.test() registers the DAG (and its Assets) itself from 3.3
+        sync_dags_to_db(path, "af-user-dags")
     return module
 
 
@@ -98,6 +102,7 @@ def test_deferrable_sensor_with_false_check_ends_by_timeout(
 def test_sensor_waits_for_a_table_that_does_not_exist_yet(
     airflow_db: None, standin: Any, influx_db: str, default_conn: Any
 ) -> None:
+    standin.write_lp(influx_db, "other,room=a v=1 1\n", precision="s")  # the database exists
     dag = _load("af_user_late_table.py").dag
 
     def first_write() -> None:
@@ -119,7 +124,7 @@ def test_sensor_waits_for_a_table_that_does_not_exist_yet(
     assert _xcom(dag_run, "wait_poke") == 2
     assert _xcom(dag_run, "wait_deferrable") == 2
     # Freshness with tags: the newest Kitchen point (11:30) is within 1 h of 12:00.
-    assert _xcom(dag_run, "wait_fresh") == "2022-01-01T11:30:00"
+    assert _xcom(dag_run, "wait_fresh") == "2022-01-01T11:30:00+00:00"
 
 
 def test_freshness_sensor_bounded_query_and_tags(
@@ -142,14 +147,14 @@ def test_freshness_sensor_bounded_query_and_tags(
         query, language, params, _ = sensor._condition({})
         # Never an unbounded max(time): the lower time bound is always there.
         assert "time >= $since" in query and language == "sql"
-        assert params["since"] < "2022-01-01T12:00:00"
+        assert params["since"] < "2022-01-01T12:00:00+00:00"
         return sensor.poke({})
 
     assert poke(max_lag="1h").is_done  # Living Room at 12:00
-    assert poke(max_lag="1h").xcom_value == "2022-01-01T12:00:00"
+    assert poke(max_lag="1h").xcom_value == "2022-01-01T12:00:00+00:00"
     assert not poke(max_lag="1h", tags={"room": "Kitchen"}).is_done  # 10:30 is 1.5 h old
     kitchen = poke(max_lag="2h", tags={"room": "Kitchen"})
-    assert kitchen.is_done and kitchen.xcom_value == "2022-01-01T10:30:00"
+    assert kitchen.is_done and kitchen.xcom_value == "2022-01-01T10:30:00+00:00"
 
 
 def test_sensor_missing_table_fail_is_opt_in(
@@ -269,22 +274,6 @@ def test_official_influxdb3_connection_works_unchanged(
 # --- 7. Assets: one stable Asset per table / destination, no warnings --------------------------
 
 
-def _sync_dags_to_db(*paths: Path) -> None:
-    """Make the DAGs known to the metadata DB (what the DAG processor does)."""
-    try:
-        from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-    except ImportError:  # Airflow < 3.1
-        from airflow.models.dagbag import DagBag
-
-        for path in paths:
-            bag = DagBag(dag_folder=str(path), include_examples=False, bundle_name="af-user-dags")
-            bag.sync_to_db(bundle_name="af-user-dags", bundle_version=None)
-        return
-    for path in paths:
-        bag = DagBag(dag_folder=str(path), include_examples=False, bundle_name="af-user-dags")
-        sync_bag_to_db(bag, bundle_name="af-user-dags", bundle_version=None)
-
-
 def test_assets_downsample_table_and_parquet_destination(
     airflow_db: None,
     standin: Any,
@@ -297,7 +286,9 @@ def test_assets_downsample_table_and_parquet_destination(
     monkeypatch.setenv("AF_TEST_EXPORT_DIR", str(tmp_path / "exports"))
     module = _load("af_user_assets.py")
     producer, consumer = module.producer, module.consumer
-    _sync_dags_to_db(USER_DAGS / "af_user_assets.py")
+    from af_compat import sync_dags_to_db
+
+    sync_dags_to_db(USER_DAGS / "af_user_assets.py", "af-user-dags")
 
     downsample_asset = producer.get_task("downsample").outlets[0]
     export_asset = producer.get_task("export").outlets[0]
@@ -384,7 +375,8 @@ def test_openlineage_events_name_influxdb3_datasets(
         event = json.loads(line)
         if event.get("eventType") != "COMPLETE":
             continue
-        task = event["job"]["name"].rsplit(".", 1)[-1]
+        # "<dag>.<task>", or "<dag>.<task>.query.<n>" for common.sql's per-query hook lineage
+        task = event["job"]["name"].split(".")[1] if "." in event["job"]["name"] else ""
         entry = seen.setdefault(task, {"inputs": set(), "outputs": set(), "sql": set()})
         entry["inputs"] |= {(d["namespace"], d["name"]) for d in event.get("inputs", [])}
         entry["outputs"] |= {(d["namespace"], d["name"]) for d in event.get("outputs", [])}
@@ -404,7 +396,42 @@ def test_openlineage_events_name_influxdb3_datasets(
     assert seen["export"]["outputs"] == {("file", str(tmp_path / "exports" / "home.parquet"))}
     assert seen["downsample"]["inputs"] == {home}
     assert seen["downsample"]["outputs"] == {(ns, f"{home_db}.home_1h_lineage")}
-    # common.sql's SQL parser with the hook's database info names the same table.
-    assert any(name.endswith(".home") and n == ns for n, name in seen["common_sql"]["inputs"]), (
-        seen["common_sql"]
-    )
+    # common.sql: its SQL parser with the hook's database info (schema iox) names the table.
+    assert (ns, f"{home_db}.iox.home") in seen["common_sql"]["inputs"], seen["common_sql"]
+
+
+# --- 3. execution_timeout stops a long query, on the worker and on the server -----------------
+
+
+def _running_queries(standin: Any) -> int:
+    slots = standin.engine.slots
+    return slots.limits.max_concurrent_queries - slots._semaphore._value
+
+
+def test_execution_timeout_stops_the_query_and_the_server(
+    airflow_db: None,
+    standin: Any,
+    home_db: str,
+    default_conn: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    starts_file = tmp_path / "starts.txt"
+    monkeypatch.setenv("AF_TEST_STARTS_FILE", str(starts_file))
+    dag = _load("af_user_timeout.py").dag
+    dag_run = dag.test()
+    ended = time.monotonic()
+    starts = dict(line.split() for line in starts_file.read_text().splitlines())
+    tis = {ti.task_id: ti for ti in dag_run.get_task_instances()}
+    for task_id in ("long_query", "long_sensor_poke"):
+        ti = tis[task_id]
+        assert str(ti.state) == "failed", (task_id, ti.state)
+        deadline = float(starts[task_id]) + 5
+        late = ti.end_date.timestamp() - deadline
+        print(f"{task_id}: execution_timeout=5s; task ended {late:.2f} s after the deadline")
+        # Without the fix the task ran on until the query's first result (minutes here).
+        assert late < 5, (task_id, late)
+    # ... and the server stopped computing: no query holds a slot any more.
+    while _running_queries(standin) and time.monotonic() - ended < 5:
+        time.sleep(0.1)
+    assert _running_queries(standin) == 0

@@ -151,6 +151,12 @@ def json_safe(value: Any) -> Any:
     """A cell value that survives trigger events and XCom (datetimes become ISO-8601)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    from datetime import datetime
+
+    if isinstance(value, datetime):  # InfluxDB 3 times are UTC, zone or not
+        from airflow_influx.hooks._rows import plain_value
+
+        return plain_value(value).isoformat()
     isoformat = getattr(value, "isoformat", None)
     if isoformat is not None:
         return isoformat()
