@@ -25,7 +25,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, task
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.0
+    from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow_influx.mapping import (
     commit_parquet_dataset,
     downsample_window_kwargs,
@@ -73,7 +78,7 @@ with DAG(
         )
 
     export = InfluxDB3ToParquetOperator.partial(
-        task_id="export_hour", query=EXPORT_QUERY, compression="zstd", asset_alias=""
+        task_id="export_hour", query=EXPORT_QUERY, compression="zstd", asset=False
     ).expand_kwargs(hourly_exports(DATASET))
 
     downsample = InfluxDB3DownsampleOperator.partial(

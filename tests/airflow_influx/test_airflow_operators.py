@@ -347,7 +347,13 @@ def test_deferrable_sensor_defers_then_trigger_fires_when_data_arrives(
         return event
 
     event = asyncio.run(run_until_event())
-    assert event.payload == {"status": "success", "rows": 1, "value": 2, "checks": ANY}
+    assert event.payload == {
+        "status": "success",
+        "rows": 1,
+        "value": 2,
+        "checks": ANY,
+        "started": ANY,
+    }
     assert sensor.execute_complete(context={}, event=event.payload) == 2
 
 
