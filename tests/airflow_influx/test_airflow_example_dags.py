@@ -74,6 +74,7 @@ def test_dagbag_imports_all_examples_without_errors(airflow_db: None) -> None:
         "example_influxdb3_downsample_sql",
         "example_influxdb3_downsample_influxql",
         "example_influxdb3_sql_checks",
+        "example_influxdb3_fanout_backfill",
     }
     for dag_id in ours:
         dag = bag.get_dag(dag_id)
@@ -134,7 +135,14 @@ def _check_downsample_run(
             for e in session.query(AssetEvent).all()
             if e.source_dag_id == dag_id and e.source_run_id == dag_run.run_id
         }
-    assert uris == {f"influxdb3://influxdb3_flight_default/{table}", file.parent.as_uri()}
+    from af_compat import AIRFLOW_VERSION
+
+    expected = {f"influxdb3://influxdb3_flight_default/{table}", file.parent.as_uri()}
+    if AIRFLOW_VERSION < (3, 3):  # no Assets created through an AssetAlias under 3.0's dag.test
+        expected.discard(file.parent.as_uri())
+    assert (
+        expected <= uris <= {f"influxdb3://influxdb3_flight_default/{table}", file.parent.as_uri()}
+    )
 
 
 @pytest.mark.parametrize(

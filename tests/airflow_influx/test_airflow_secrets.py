@@ -31,6 +31,9 @@ def _tasks_test(conn_value: str, tmp_path: Any) -> subprocess.CompletedProcess[s
         "AIRFLOW__CORE__XCOM_BACKEND": "af_xcom_recorder.RecordingXCom",
         "AF_TEST_XCOM_RECORD": str(tmp_path / "xcom.jsonl"),
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        # Production's level. (At DEBUG, Airflow 3.0's supervisor logs its own MaskSecret
+        # request with the value in clear, before masking: an Airflow bug, fixed later.)
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
     return subprocess.run(
         [str(AIRFLOW_BIN), "tasks", "test", DAG_ID, TASK_ID, "2022-01-01T09:00:00+00:00"],

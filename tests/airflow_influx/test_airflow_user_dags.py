@@ -93,7 +93,7 @@ def test_deferrable_sensor_with_false_check_ends_by_timeout(
     # Each check sees the real value; at most timeout / poke_interval + 1 checks in all.
     assert set(checks) == {str(2 * 24)}
     assert 1 <= len(checks) <= timeout / poke_interval + 1, checks
-    assert elapsed < timeout + 15, elapsed
+    assert elapsed < timeout + 90, elapsed  # a loaded CI machine starts tasks slowly
 
 
 # --- 4. a sensor on a table that does not exist yet -------------------------------------------
@@ -167,11 +167,11 @@ def test_sensor_missing_table_fail_is_opt_in(
     standin.write_lp(influx_db, "other,room=a v=1 1\n", precision="s")  # the database exists
     monkeypatch.setenv("AF_TEST_MISSING_TABLE", "fail")
     dag = _load("af_user_late_table.py").dag
-    started = time.monotonic()
     dag_run = dag.test()
     states = _states(dag_run)
     assert states["wait_poke"] == "failed" and states["wait_deferrable"] == "failed", states
-    assert time.monotonic() - started < 25  # failed at once, not by the 30 s timeout
+    for ti in dag_run.get_task_instances():  # failed at once, not by the 30 s timeout
+        assert (ti.end_date - ti.start_date).total_seconds() < 25, ti.task_id
 
 
 # --- 5. the quickstart's DAG, verbatim --------------------------------------------------------
@@ -354,10 +354,14 @@ def test_openlineage_events_name_influxdb3_datasets(
             "AF_TEST_EXPORT_DIR": str(tmp_path / "exports"),
         }
     )
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
     script = (
         "import importlib.util, sys\n"
+        "from af_compat import AIRFLOW_VERSION, sync_dags_to_db\n"
         f"spec = importlib.util.spec_from_file_location('lineage', {str(USER_DAGS / 'af_user_lineage.py')!r})\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "if AIRFLOW_VERSION < (3, 3):\n"
+        "    sync_dags_to_db(spec.origin, 'af-user-dags')\n"
         "run = m.dag.test()\n"
         "states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}\n"
         "print('STATES', states)\n"
