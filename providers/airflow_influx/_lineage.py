@@ -1,7 +1,7 @@
 """OpenLineage for the operators: which tables a task read and what it wrote.
 
 Datasets follow OpenLineage naming with InfluxDB 3 as a database: namespace
-``influxdb3://<host>:<port>``, name ``<database>.<table>``; Parquet outputs are ``file`` /
+``influxdb3://<host>:<port>``, name ``<database>.iox.<table>``; Parquet outputs are ``file`` /
 ``s3://bucket`` datasets named by path. OpenLineage imports happen here, at call time, so the
 provider works without the OpenLineage provider installed.
 """
@@ -55,7 +55,8 @@ def table_dataset(op: Any, table: str, *, database: str | None = None) -> Any:
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
     config = op.get_hook().get_config()
-    return Dataset(namespace=namespace(config), name=f"{database or config.database}.{table}")
+    # database.schema.table, as common.sql's SQL parser names it (InfluxDB 3's schema is iox).
+    return Dataset(namespace=namespace(config), name=f"{database or config.database}.iox.{table}")
 
 
 def file_dataset(path: str) -> Any:

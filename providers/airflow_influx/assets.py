@@ -80,9 +80,11 @@ def create_asset(
 
 
 def convert_asset_to_openlineage(asset: Any, lineage_context: Any = None) -> Any:
-    """OpenLineage dataset for an ``influxdb3://`` Asset: namespace by authority, name db.table."""
+    """OpenLineage dataset for an ``influxdb3://`` Asset: namespace by authority, name db.iox.table."""
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
     parts = urlsplit(asset.uri)
     segments = [s for s in parts.path.split("/") if s]
+    if len(segments) == 2:
+        segments.insert(1, "iox")
     return Dataset(namespace=f"{SCHEME}://{parts.netloc}", name=".".join(segments))

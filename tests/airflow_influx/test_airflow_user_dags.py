@@ -393,13 +393,13 @@ def test_openlineage_events_name_influxdb3_datasets(
             {k: {kk: sorted(vv) for kk, vv in v.items()} for k, v in seen.items()}, default=str
         ),
     )
-    home = (ns, f"{home_db}.home")
+    home = (ns, f"{home_db}.iox.home")
     assert seen["query"]["inputs"] == {home}
     assert seen["query"]["sql"] == {"SELECT room, max(temp) FROM home GROUP BY room"}
     assert seen["export"]["inputs"] == {home}
     assert seen["export"]["outputs"] == {("file", str(tmp_path / "exports" / "home.parquet"))}
     assert seen["downsample"]["inputs"] == {home}
-    assert seen["downsample"]["outputs"] == {(ns, f"{home_db}.home_1h_lineage")}
+    assert seen["downsample"]["outputs"] == {(ns, f"{home_db}.iox.home_1h_lineage")}
     # common.sql: its SQL parser with the hook's database info (schema iox) names the table.
     assert (ns, f"{home_db}.iox.home") in seen["common_sql"]["inputs"], seen["common_sql"]
 
