@@ -605,7 +605,7 @@ class InfluxDB3Client:
         encode = arrow_chunks(
             data,
             measurement=measurement,
-            tags=list(tags),
+            tags=list(tags or ()),  # None: no tags (as the Airflow hook always allowed)
             time_column=time_column,
             field_columns=field_columns,
         )
@@ -682,7 +682,7 @@ class InfluxDB3Client:
         from ._writer import WriteResult
 
         merged = self._write_options(write_options)
-        tag_list = list(tags)
+        tag_list = list(tags or ())
         result = self.query(
             query,
             language=language,
