@@ -92,6 +92,11 @@ class DatasetWindow:
     def end_iso(self) -> str:
         return format_time(self.end)
 
+    @property
+    def file_path(self) -> str:
+        """The window's file relative to the dataset root (``date=.../hour=../part-0.parquet``)."""
+        return f"{self.partition}/{PART_NAME}"
+
     def to_kwargs(self) -> dict[str, str]:
         """``{"start": ..., "end": ...}`` as RFC 3339 strings (for task mapping, JSON-safe)."""
         return {"start": self.start_iso, "end": self.end_iso}

@@ -58,7 +58,6 @@ def parquet_window_kwargs(
     mapped ``InfluxDB3ToParquetOperator``, writing the windowed dataset's layout under
     ``dataset`` (a directory, ``file://`` or ``s3://conn_id@bucket/prefix`` URL)."""
     from influx_flight import plan_windows
-    from influx_flight._dataset import PART_NAME
 
     if not isinstance(dataset, str) or not dataset.strip():
         raise ValueError(f"dataset: expected a directory or URL prefix, got {dataset!r}")
@@ -68,7 +67,7 @@ def parquet_window_kwargs(
         out.append(
             {
                 "query_params": {**dict(query_params or {}), **w.to_kwargs()},
-                "output_path": f"{root}/{w.partition}/{PART_NAME}",
+                "output_path": f"{root}/{w.file_path}",
             }
         )
     return out

@@ -34,7 +34,7 @@ class ConnectionSettings:
         """The core ``RetryPolicy`` these settings ask for, or None for the core's default."""
         if self.max_attempts is None and self.retry_max_seconds is None:
             return None
-        from influx_flight._retry import DEFAULT_RETRY_POLICY, RetryPolicy
+        from influx_flight import DEFAULT_RETRY_POLICY, RetryPolicy
 
         changes: dict[str, Any] = {}
         if self.max_attempts is not None:
@@ -104,7 +104,7 @@ def _choice(conn_id: str, name: str, value: Any, allowed: tuple[str, ...], defau
 
 
 def _int_extra(conn_id: str, name: str, value: Any) -> int | None:
-    from influx_flight._exceptions import ConfigurationError
+    from influx_flight import ConfigurationError
 
     if _blank(value):
         return None
@@ -122,7 +122,7 @@ def _int_extra(conn_id: str, name: str, value: Any) -> int | None:
 
 
 def _float_extra(conn_id: str, name: str, value: Any) -> float | None:
-    from influx_flight._exceptions import ConfigurationError
+    from influx_flight import ConfigurationError
 
     if _blank(value):
         return None

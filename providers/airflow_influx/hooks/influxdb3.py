@@ -172,8 +172,7 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
         try:
             config = self.get_config()
             started = time.perf_counter()
-            from influx_flight import InfluxDB3Client
-            from influx_flight._retry import RetryPolicy
+            from influx_flight import InfluxDB3Client, RetryPolicy
 
             # One attempt, no retries: the person pressing "Test" wants the answer now.
             self._client = InfluxDB3Client(config, retry_policy=RetryPolicy(max_attempts=1))

@@ -67,7 +67,7 @@ def is_missing_table(exc: BaseException) -> bool:
     not_found = getattr(influx_flight, "TableNotFoundError", None)
     if not_found is not None and isinstance(exc, not_found):
         return True
-    from influx_flight._exceptions import QueryError
+    from influx_flight import QueryError
 
     message = str(getattr(exc, "server_message", None) or exc)
     return isinstance(exc, QueryError) and bool(

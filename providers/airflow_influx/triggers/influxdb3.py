@@ -268,8 +268,7 @@ class InfluxDB3QueryTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Run the query in a thread; yield its rows or its error."""
-        from influx_flight import InfluxDB3Client, ResultTooLargeError
-        from influx_flight._exceptions import InfluxDB3Error
+        from influx_flight import InfluxDB3Client, InfluxDB3Error, ResultTooLargeError
 
         try:
             settings = await asyncio.to_thread(load_settings, self.influxdb3_conn_id, self.database)
