@@ -130,6 +130,15 @@ def file_windows(table: Any, batches: Sequence[pa.RecordBatch], gen1_ns: int) ->
     return np.unique(np.concatenate(parts)) * gen1_ns
 
 
+def _unqualified(name: str) -> str:
+    """``wide`` for ``public.iox.wide``, ``iox.wide`` or ``"wide"`` (InfluxQL plans qualify)."""
+    for prefix in ("public.iox.", "iox."):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    return name.strip('"')
+
+
 def check_file_limit(
     plan: str,
     tables: Mapping[str, tuple[Any, list[pa.RecordBatch]]],
@@ -144,7 +153,7 @@ def check_file_limit(
     if limit <= 0:
         return
     for name, low, high in scan_time_ranges(plan):
-        entry = tables.get(name) or tables.get(name.strip('"'))
+        entry = tables.get(name) or tables.get(_unqualified(name))
         if entry is None:
             continue
         starts = file_windows(entry[0], entry[1], gen1_ns)

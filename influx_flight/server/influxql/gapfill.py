@@ -177,7 +177,9 @@ class GapFill:
     def _min_time(self, ctes: list[str], base: str) -> int | None:
         """Earliest window with data: where gap filling starts without a lower bound."""
         sql = f"WITH {', '.join(ctes)} SELECT CAST(min(time) AS BIGINT) AS t FROM {base}"
-        tbl = self._session.sql(sql).to_arrow_table()
+        df = self._session.sql(sql)
+        self.engine.check_file_limit(self.database, df)  # an unbounded scan: Core's file limit
+        tbl = df.to_arrow_table()
         v = tbl.column(0)[0].as_py() if tbl.num_rows else None
         return int(v) if v is not None else None
 

@@ -192,9 +192,12 @@ class SelectPlanner(Expressions, Aggregates, Transforms, GapFill, Windows, Emitt
                 analyze, verbose = self.explain
                 sql = f"EXPLAIN {'ANALYZE ' if analyze else ''}{'VERBOSE ' if verbose else ''}{sql}"
             try:
-                frames.append(session.sql(sql))
+                df = session.sql(sql)
             except Exception as exc:
                 raise plan_error(exc, sql) from exc
+            # Core's --query-file-limit, as for SQL (subqueries come through here too)
+            self.engine.check_file_limit(self.database, df)
+            frames.append(df)
         if self.explain is not None:
             return self._explain_stream(frames)
         return self._stream(frames)

@@ -77,7 +77,13 @@ class _Scanner:
 
     def query(self, sql: str) -> pa.Table:
         try:
-            return self.session.sql(sql).to_arrow_table()
+            df = self.session.sql(sql)
+        except Exception as exc:
+            raise plan_error(exc) from exc
+        # a data scan: Core's --query-file-limit applies, as for SQL
+        self.engine.check_file_limit(self.database, df)
+        try:
+            return df.to_arrow_table()
         except Exception as exc:
             raise plan_error(exc) from exc
 
