@@ -376,44 +376,26 @@ def is_missing_table(err: BaseException) -> bool:
 
 
 def delete_table(connection: InfluxDB3Client, database: str | None, table: str) -> bool:
-    """Delete a table (`DELETE /api/v3/configure/table`); False if it did not exist.
+    """Delete a table with the core's `client.delete_table`; False if it did not exist.
 
-    InfluxDB 3 Core deletes whole tables only. The request uses the client's HTTP settings
-    (write URL, token, TLS, write timeout).
+    InfluxDB 3 Core deletes whole tables only. A missing table (or database) means there is
+    nothing to replace.
     """
-    from urllib.parse import urlencode
+    from influx_flight import AuthenticationError
 
-    import urllib3
-
-    from influx_flight import AuthenticationError, InfluxDB3Error
-
-    config = connection.config
-    db = database or config.database
-    base = config.write_base_url.rstrip("/")
-    url = f"{base}/api/v3/configure/table?{urlencode({'db': db, 'table': table})}"
-    options: dict[str, Any] = {"retries": False}
-    if config.write_timeout:
-        options["timeout"] = urllib3.Timeout(total=config.write_timeout)
-    if base.startswith("https"):
-        options["cert_reqs"] = "CERT_REQUIRED" if config.verify_tls else "CERT_NONE"
-        pem = config.ca_cert_pem()
-        if pem is not None:
-            options["ca_cert_data"] = pem.decode("ascii")
-    with urllib3.PoolManager(**options) as pool:
-        response = pool.request("DELETE", url, headers=config.http_headers())
-    if response.status == 404:  # no such database or table: nothing to replace
-        return False
-    if response.status >= 300:
-        body = response.data.decode("utf-8", "replace")[:500]
-        if response.status in (401, 403):
-            raise AuthenticationError(
-                f"deleting table {db}.{table} (to replace it) was refused: {body}. The token"
-                " needs permission to manage tables; or set write_mode 'append'."
-            )
-        raise InfluxDB3Error(
-            f"deleting table {db}.{table} (to replace it) failed with HTTP"
-            f" {response.status}: {body}"
-        )
+    try:
+        connection.delete_table(table, database=database)
+    except AuthenticationError as err:
+        raise AuthenticationError(
+            f"{err} The token needs permission to manage tables (to replace"
+            f" {table!r}); or set write_mode 'append'.",
+            host=err.host,
+            database=err.database,
+        ) from err
+    except Exception as err:
+        if is_missing_table(err):
+            return False
+        raise
     return True
 
 

@@ -69,16 +69,20 @@ def fetch_last_updated_timestamps(
     time_column: str = "time",
     database: str | None = None,
     since: datetime | None = None,
+    lookback: timedelta | str | None = DEFAULT_LOOKBACK,
 ) -> dict[str, datetime | None]:
     """Latest `time` (UTC) per table; `None` for an empty or missing table (or none since).
 
     The InfluxDB counterpart of the Snowflake / BigQuery resources' function of the same name.
-    Pass `since` to bound the scan: InfluxDB 3 Core refuses queries that would read more than
-    its file limit (432 files, about 72 hours at default settings), so an unbounded `max(time)`
-    over a long-lived table fails there.
+    The scan is bounded: InfluxDB 3 Core refuses queries that would read more than its file
+    limit (432 files, about 72 hours at default settings), so an unbounded `max(time)` over a
+    long-lived table fails there. `since` is the lower bound; without it, the last `lookback`
+    (default 48 hours). `lookback=None` (and no `since`) scans the whole table.
     """
     from influx_flight import InfluxDB3Error
 
+    if since is None and lookback is not None:
+        since = datetime.now(UTC) - _as_timedelta(lookback)
     out: dict[str, datetime | None] = {}
     for table in tables:
         col = quote_ident(time_column)
@@ -441,12 +445,13 @@ def _window_check(
     resource_key: str,
     database: str | None,
     blocking: bool,
-    lookback: timedelta | str | None = None,
+    lookback: timedelta | str | None = DEFAULT_LOOKBACK,
 ) -> AssetChecksDefinition:
     """An asset check running `SELECT <select> FROM <table>` over the partition's window.
 
-    Unpartitioned checks read the whole table, or the last `lookback` (a bound InfluxDB 3 Core
-    needs once the table holds more than its query file limit, about 72 hours by default).
+    Unpartitioned checks read the last `lookback` (default 48 hours: InfluxDB 3 Core refuses a
+    query over more than its file limit, about 72 hours by default); `lookback=None` reads the
+    whole table.
 
     `evaluate(row, metadata, sql)` turns the query's single row (empty when the table does not
     exist yet) and the window's metadata into the result; the query, the window and the
@@ -529,14 +534,17 @@ def build_partition_has_data_check(
     database: str | None = None,
     name: str = "partition_has_data",
     blocking: bool = False,
-    lookback: timedelta | str | None = None,
+    lookback: timedelta | str | None = DEFAULT_LOOKBACK,
 ) -> AssetChecksDefinition:
     """Check that at least `min_rows` rows are stored in the partition's window.
 
     Args:
         asset: The asset checked (its key or definition).
         table: Table the asset's data lives in.
-        partitions_def: The asset's time-window partitions; `None` checks the whole table.
+        partitions_def: The asset's time-window partitions; `None` checks the last `lookback`.
+        lookback: Unpartitioned only: the window checked, ending now (default 48 hours, within
+            Core's query file limit); `None` reads the whole table, which Core refuses once the
+            table holds more than its file limit (about 72 hours).
         min_rows: Fewest rows that count as "arrived".
         blocking: Stop downstream assets of the same run when the check fails.
     """
@@ -583,7 +591,7 @@ def build_no_nulls_check(
     name: str | None = None,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
     blocking: bool = False,
-    lookback: timedelta | str | None = None,
+    lookback: timedelta | str | None = DEFAULT_LOOKBACK,
 ) -> AssetChecksDefinition:
     """Check that `column` has a value in every row of the partition's window.
 
@@ -629,7 +637,7 @@ def build_value_range_check(
     name: str | None = None,
     severity: AssetCheckSeverity = AssetCheckSeverity.WARN,
     blocking: bool = False,
-    lookback: timedelta | str | None = None,
+    lookback: timedelta | str | None = DEFAULT_LOOKBACK,
 ) -> AssetChecksDefinition:
     """Check that every value of numeric `column` lies in `[min_value, max_value]`.
 

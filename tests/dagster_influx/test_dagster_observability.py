@@ -23,7 +23,7 @@ HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_date="
 
 def test_fetch_last_updated_timestamps(influx: InfluxDB3Resource, seeded: str) -> None:
     with dg.build_resources({"influxdb": influx}) as res:
-        latest = fetch_last_updated_timestamps(res.influxdb, ["cpu", "nosuch"])
+        latest = fetch_last_updated_timestamps(res.influxdb, ["cpu", "nosuch"], since=hour(0))
     assert latest == {"cpu": hour(4) - ONE_MINUTE, "nosuch": None}
 
 
@@ -170,7 +170,7 @@ def test_unpartitioned_checks_can_be_bounded_by_a_lookback(
         build_partition_has_data_check("meter", table="meter", lookback="2d", min_rows=1),
         build_value_range_check("meter", table="meter", column="kwh", max_value=10, lookback="2d"),
         build_value_range_check(
-            "meter", table="meter", column="kwh", max_value=10, name="whole_table"
+            "meter", table="meter", column="kwh", max_value=10, name="whole_table", lookback=None
         ),
     ]
     result = dg.materialize([meter, *checks], resources={"influxdb": influx})
@@ -179,3 +179,35 @@ def test_unpartitioned_checks_can_be_bounded_by_a_lookback(
     assert evals["kwh_in_range"].passed  # 500.0 lies outside the 2-day lookback
     assert not evals["whole_table"].passed
     assert evals["kwh_in_range"].metadata["time_range"].value.startswith("[")
+
+
+def test_defaults_stay_under_cores_file_limit_on_four_days_of_data(
+    influx: InfluxDB3Resource, db_name: str, standin: Any
+) -> None:
+    """A point every 10 minutes for 4 days: over Core's 432-file limit (72 h) unless bounded."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    times = [now - timedelta(minutes=10 * k) for k in range(1, 4 * 24 * 6 + 1)]
+    standin.write_lp(
+        db_name,
+        "\n".join(f"long,site=a kwh=1.0 {int(t.timestamp()) * 10**9}" for t in times),
+    )
+    with dg.build_resources({"influxdb": influx}) as res:
+        with pytest.raises(Exception, match="file limit"):  # the stand-in enforces Core's limit
+            res.influxdb.query("SELECT max(time) FROM long", database=db_name)
+        latest = fetch_last_updated_timestamps(res.influxdb, ["long"], database=db_name)
+    assert latest == {"long": times[0]}
+
+    @dg.asset(key="long")
+    def long() -> None:
+        """Stands for the asset that fills the raw table."""
+
+    checks = [
+        build_partition_has_data_check("long", table="long", database=db_name),
+        build_value_range_check("long", table="long", column="kwh", max_value=10, database=db_name),
+    ]
+    result = dg.materialize([long, *checks], resources={"influxdb": influx})
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evals["partition_has_data"].passed
+    # the 48-hour lookback ends at the check's own "now": the oldest point may just drop out
+    assert 48 * 6 - 1 <= evals["partition_has_data"].metadata["rows"].value <= 48 * 6
+    assert evals["kwh_in_range"].passed
