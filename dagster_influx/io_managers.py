@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pyarrow as pa
@@ -350,6 +351,12 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
         )
         metadata = arrow_table_metadata(obj, partitioned=context.has_asset_partitions)
         metadata["dagster/storage_kind"] = "influxdb"
+        if mode == "replace":  # the table is exactly `obj`: loads read its range in windows
+            stored = _time_range(obj, time_column)
+            if stored is not None:
+                metadata[STORED_TIME_RANGE] = MetadataValue.json(
+                    {"min_ns": stored[0], "max_ns": stored[1]}
+                )
         metadata["write_mode"] = mode
         if mode == "replace":
             metadata["replaced_existing_table"] = replaced
@@ -365,7 +372,61 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
         ):
             return pa.table({})
         sql, params = slice_query(table_slice)
+        if not table_slice.partition_dimensions:
+            stored = _last_stored_range(context)
+            if stored is not None:
+                return _load_in_windows(connection, table_slice, sql, stored)
         return connection.query(sql, params=params, database=table_slice.database).to_table()
+
+
+#: Output metadata of replacing (unpartitioned) outputs: the table's time range, epoch ns
+#: (inclusive). Loads read that range in bounded windows; without it (append mode, or a
+#: materialisation recorded elsewhere) a load reads the whole table in one query.
+STORED_TIME_RANGE = "stored_time_range"
+#: Loads of unpartitioned tables query this much time at once: within InfluxDB 3 Core's query
+#: file limit (432 files, about 72 hours at the default 10-minute gen1 duration).
+LOAD_WINDOW = timedelta(hours=48)
+
+
+def _time_range(obj: pa.Table, time_column: str) -> tuple[int, int] | None:
+    if time_column not in obj.column_names or not obj.num_rows:
+        return None
+    ns = _as_ns(obj.column(time_column), time_column)
+    lo, hi = pc.min(ns).as_py(), pc.max(ns).as_py()
+    return None if lo is None else (int(lo), int(hi))
+
+
+def _last_stored_range(context: InputContext) -> tuple[int, int] | None:
+    """The stored range recorded by the asset's latest materialisation, if there is one."""
+    try:
+        event = context.instance.get_latest_materialization_event(context.asset_key)
+    except Exception:  # no instance or no asset key (e.g. direct IO manager calls)
+        return None
+    mat = event.asset_materialization if event is not None else None
+    value = mat.metadata.get(STORED_TIME_RANGE) if mat is not None else None
+    data = getattr(value, "data", None)
+    if not isinstance(data, dict) or "min_ns" not in data or "max_ns" not in data:
+        return None
+    return int(data["min_ns"]), int(data["max_ns"])
+
+
+def _load_in_windows(
+    connection: InfluxDB3Client, table_slice: TableSlice, sql: str, stored: tuple[int, int]
+) -> pa.Table:
+    """`sql` over the stored range, one time-bounded query per `LOAD_WINDOW`."""
+    from influx_flight.time import split_range
+
+    bounded = f"{sql} WHERE time >= $start AND time < $end"
+    parts = [
+        connection.query(
+            bounded,
+            params={"start": format_time(lo), "end": format_time(hi)},
+            database=table_slice.database,
+        ).to_table()
+        for lo, hi in split_range(stored[0], stored[1] + 1, LOAD_WINDOW)
+    ]
+    parts = [p for p in parts if p.num_rows] or parts[:1]
+    return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
 
 
 def is_missing_table(err: BaseException) -> bool:

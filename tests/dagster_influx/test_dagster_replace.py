@@ -90,3 +90,23 @@ def test_replace_is_refused_for_partitions(influx: InfluxDB3Resource) -> None:
             resources={"influx_io": InfluxDB3IOManager(influxdb=influx)},
             partition_key="2023-11-14",
         )
+
+
+def test_loading_a_table_longer_than_cores_file_limit_reads_bounded_windows(
+    influx: InfluxDB3Resource,
+) -> None:
+    """Four days at 10-minute steps: one `SELECT *` would scan 576 files (Core's limit: 432)."""
+    steps = 4 * 24 * 6
+    run_result = run(influx, build([i * 600 for i in range(steps)]))
+    assert run_result.output_for_node("consumer") == steps
+    (mat,) = run_result.asset_materializations_for_node("readings")
+    assert mat.metadata["stored_time_range"].value == {
+        "min_ns": START_NS,
+        "max_ns": START_NS + (steps - 1) * 600 * 10**9,
+    }
+    # what the load used to send:
+    with (
+        dg.build_resources({"influxdb": influx}) as res,
+        pytest.raises(Exception, match="file limit"),
+    ):
+        res.influxdb.query("SELECT * FROM readings")
