@@ -67,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "export_dataset": "._dataset",
     "export_window": "._dataset",
     "plan_windows": "._dataset",
+    "run_interruptibly": "._interrupt",
     "write_parquet": "._sinks",
 }
 
@@ -101,6 +102,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._exceptions import TableNotFoundError as TableNotFoundError
     from ._exceptions import TransportError as TransportError
     from ._exceptions import WriteError as WriteError
+    from ._interrupt import run_interruptibly as run_interruptibly
     from ._options import DEFAULT_BATCH_ROWS as DEFAULT_BATCH_ROWS
     from ._options import DEFAULT_COMPRESSION as DEFAULT_COMPRESSION
     from ._options import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY

@@ -120,38 +120,22 @@ def _run_guarded(body: Any) -> int:
     raise KeyboardInterrupt. The interrupt hooks cancel the call; the worker unwinds and its
     export removes its temporary file; a second Ctrl-C leaves at once.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return _run_body(body)  # no signals here (tests, embedding): run inline
+    from ._interrupt import run_interruptibly
+
     _INTERRUPTED.clear()
-    outcome: list[int] = []
-    failure: list[BaseException] = []
-    done = threading.Event()  # not Thread.join: an interrupted join marks the thread stopped
 
-    def work() -> None:
-        try:
-            outcome.append(_run_body(body))
-        except BaseException as exc:  # re-raised in the main thread
-            failure.append(exc)
-        finally:
-            done.set()
-
-    worker = threading.Thread(target=work, name="influx-flight-command", daemon=True)
-    worker.start()
-    try:
-        while not done.wait(0.1):
-            pass
-    except KeyboardInterrupt:
+    def cancel_all() -> None:
         _INTERRUPTED.set()
         for cancel in list(_INTERRUPT_HOOKS):
             with contextlib.suppress(Exception):
                 cancel()
-        with contextlib.suppress(KeyboardInterrupt):
-            done.wait(30)  # the cancelled call unwinds and removes its temporary file
+
+    try:
+        # 30 s for the cancelled call to unwind and remove its temporary file
+        return run_interruptibly(lambda: _run_body(body), cancel=cancel_all, grace=30)
+    except KeyboardInterrupt:  # the first Ctrl-C, or a second one during the grace period
         print("influx-flight: interrupted; nothing partial was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 def _run_body(body: Any) -> int:

@@ -54,6 +54,7 @@ PUBLIC = [
     "export_dataset",
     "export_window",
     "plan_windows",
+    "run_interruptibly",
     "write_parquet",
 ]
 

@@ -94,7 +94,7 @@ class _InfluxDB3Operator(BaseOperator):
 
     def _interruptible(self, work: Callable[[], T]) -> T:
         """Run blocking query work so ``execution_timeout`` and kills stop it (and the server)."""
-        from airflow_influx._interrupt import run_interruptibly
+        from influx_flight import run_interruptibly
 
         hook = self.get_hook()
         hook.get_client()  # created here, so a cancel from this thread reaches it

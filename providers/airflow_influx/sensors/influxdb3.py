@@ -225,9 +225,9 @@ class InfluxDB3Sensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """One probe: query, count rows up to ``min_rows``, test the first cell."""
         from airflow_influx._errors import fail_fast_on_permanent_errors
-        from airflow_influx._interrupt import run_interruptibly
         from airflow_influx._logging import log_query
         from airflow_influx.sensors._condition import probe
+        from influx_flight import run_interruptibly
 
         query, language, params, value_op = self._condition(context)
         hook = self._get_hook()
