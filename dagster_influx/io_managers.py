@@ -67,7 +67,7 @@ from dagster_influx.storage import (
     resolve_env_options,
 )
 from dagster_influx.tables import refuse_shared_tables, table_for_asset
-from influx_flight import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE
+from influx_flight import DEFAULT_COMPRESSION, DEFAULT_ROW_GROUP_SIZE, read_parquet
 from influx_flight.time import format_time, parse_time, quote_ident
 
 if TYPE_CHECKING:
@@ -809,10 +809,7 @@ class ParquetIOManager(ConfigurableIOManager, UPathIOManager):
         context.add_output_metadata(metadata)
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
-        import pyarrow.parquet as pq
-
-        with path.open("rb") as f:
-            table = pq.read_table(f)
+        table = read_parquet(path)
         return from_arrow(table, wanted_kind(context.dagster_type.typing_type))
 
 

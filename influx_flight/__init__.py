@@ -67,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "export_dataset": "._dataset",
     "export_window": "._dataset",
     "plan_windows": "._dataset",
+    "read_parquet": "._parquet_read",
     "run_interruptibly": "._interrupt",
     "write_parquet": "._sinks",
 }
@@ -112,6 +113,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._options import USE_CLIENT_DEFAULT as USE_CLIENT_DEFAULT
     from ._options import UseClientDefault as UseClientDefault
     from ._options import WriteOptions as WriteOptions
+    from ._parquet_read import read_parquet as read_parquet
     from ._results import QueryResult as QueryResult
     from ._retry import DEFAULT_RETRY_POLICY as DEFAULT_RETRY_POLICY
     from ._retry import NO_RETRY as NO_RETRY

@@ -379,7 +379,8 @@ def test_parquet_export_to_an_fsspec_url_airflow_has_no_filesystem_for(
     home_db: str, default_conn: Any
 ) -> None:
     import fsspec
-    import pyarrow.parquet as pq
+
+    from influx_flight import read_parquet
 
     op = InfluxDB3ToParquetOperator(
         task_id="export_mem",
@@ -388,8 +389,7 @@ def test_parquet_export_to_an_fsspec_url_airflow_has_no_filesystem_for(
     )
     out = op.execute(context={"outlet_events": _OutletEvents()})
     fs = fsspec.filesystem("memory")
-    with fs.open("/af-exports/kitchen.parquet", "rb") as f:
-        assert pq.read_table(f).num_rows == PER_ROOM == out["rows"]
+    assert read_parquet("memory://af-exports/kitchen.parquet").num_rows == PER_ROOM == out["rows"]
     fs.rm("/af-exports", recursive=True)
 
 

@@ -18,6 +18,7 @@ from dagster_influx import (
     InfluxDB3Resource,
     ParquetIOManager,
 )
+from influx_flight import read_parquet
 
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00", end_date="2026-01-02-00:00")
 
@@ -250,10 +251,8 @@ def test_parquet_in_memory_filesystem() -> None:
     resources = {"parquet_io": ParquetIOManager(base_dir="memory://dagster-influx-test")}
     result = dg.materialize([tiny, doubled], resources=resources)
     assert result.success
-    import fsspec
-
-    with fsspec.open("memory://dagster-influx-test/doubled.parquet", "rb") as f:
-        assert pq.read_table(f).column("x").to_pylist() == [2, 4, 6]
+    doubled_file = read_parquet("memory://dagster-influx-test/doubled.parquet")
+    assert doubled_file.column("x").to_pylist() == [2, 4, 6]
 
 
 def test_parquet_refuses_unknown_objects(tmp_path: Path) -> None:

@@ -16,7 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from influx_flight import ExportError, InfluxDB3Client, InfluxDB3Config, write_parquet
+from influx_flight import (
+    ExportError,
+    InfluxDB3Client,
+    InfluxDB3Config,
+    read_parquet,
+    write_parquet,
+)
 from influx_flight._sinks import parse_window  # the split_by rule of to_parquet
 
 HOUR = 3_600 * 10**9
@@ -131,8 +137,8 @@ def test_memory_url_atomic(memfs: Any) -> None:
     url = f"memory://{root}/x.parquet"
     res = write_parquet(batches(100, 7), SCHEMA, url)
     assert res.path == url
-    with fs.open(f"{root}/x.parquet", "rb") as f:
-        assert pq.read_table(f).num_rows == 100
+    assert read_parquet(url).num_rows == 100
+    assert read_parquet(f"{root}/x.parquet", filesystem=fs, columns=["time"]).num_columns == 1
     with pytest.raises(ExportError):
         write_parquet(boom(batches(100, 7), after=3), SCHEMA, f"memory://{root}/y.parquet")
     assert [p.rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)] == ["x.parquet"]
@@ -267,3 +273,33 @@ def test_query_to_parquet_against_standin(standin: Any, tmp_path: Path) -> None:
     assert table.schema.field("host").type == pa.string()
     assert pq.ParquetFile(tmp_path / "cpu.parquet").metadata.num_row_groups == 3
     assert [f.rows for f in split.files] == [24, 24, 24, 24, 4]
+
+
+_READ_THEN_EXIT = """
+import pyarrow as pa
+from influx_flight import read_parquet, write_parquet
+table = pa.table({"time": pa.array([0, 60_000_000_000], pa.timestamp("ns", tz="UTC")), "v": [1.0, 2.0]})
+write_parquet(table.to_batches(), table.schema, "memory://exit/v.parquet")
+assert read_parquet("memory://exit/v.parquet").equals(table)
+"""
+
+
+def test_reading_a_remote_file_back_does_not_abort_the_process_at_exit() -> None:
+    """pq.read_table(python_file) aborts ~40% of such processes at exit (apache/arrow#33975)."""
+    import subprocess
+    import sys
+
+    runs = [
+        subprocess.Popen([sys.executable, "-c", _READ_THEN_EXIT], stderr=subprocess.PIPE)
+        for _ in range(12)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in runs]
+    assert [code for code, _ in outcomes] == [0] * 12, outcomes
+
+
+def test_read_parquet_reads_local_paths_and_pathlike(tmp_path: Path) -> None:
+    res = write_parquet(batches(50, 7), SCHEMA, tmp_path / "a.parquet")
+    assert read_parquet(tmp_path / "a.parquet").num_rows == res.rows == 50
+    assert read_parquet(str(tmp_path / "a.parquet"), columns=["time"]).column_names == ["time"]
+    with pytest.raises(FileNotFoundError):
+        read_parquet(tmp_path / "missing.parquet")
