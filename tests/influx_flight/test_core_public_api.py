@@ -54,6 +54,7 @@ PUBLIC = [
     "export_dataset",
     "export_window",
     "plan_windows",
+    "read_parquet",
     "run_interruptibly",
     "write_parquet",
 ]
