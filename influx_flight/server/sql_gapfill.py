@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from datafusion import SessionContext, SQLOptions
 
 from influx_flight.server.errors import QueryPlanError
-from influx_flight.server.sql_rewrite import _Rewriter
+from influx_flight.server.sql_rewrite import _NAMED, _iox_names, _Rewriter
 from influx_flight.server.sql_tokens import (
     Tok,
     _Call,
@@ -312,19 +312,17 @@ def _plan_gapfill(
         result = aggregate.to_arrow_table()
     except QueryPlanError:
         raise
-    # -- which output columns are series keys ------------------------------------------------
-    out_names = list(result.column_names)
-    for index, fn in post_names.items():
-        current = out_names[index]
-        if fn == "date_bin_gapfill":
-            if current.startswith("date_bin("):
-                out_names[index] = "date_bin_gapfill" + current[len("date_bin") :]
-        else:
-            out_names[index] = f"{fn}({current})"
-    if len(set(out_names)) == len(out_names):
+    # -- output names: DataFusion's own, from the query as written (parsed, not text) ---------
+    out_names = _iox_names(ctx, tokens, options, params, _NAMED | GAPFILL | FILLERS)
+    if (
+        out_names is not None
+        and len(out_names) == result.num_columns
+        and len(set(out_names)) == len(out_names)
+    ):
         result = result.rename_columns(out_names)
     else:
-        out_names = list(result.column_names)
+        out_names = _fallback_names(result, post_names)
+        result = result.rename_columns(out_names)
     keys = _series_keys(select, group_tokens, names, time_index, fill)
     stride = _eval_stride(ctx, _text(gap_call.args[0]), options, params)
     origin = (
@@ -348,6 +346,19 @@ def _plan_gapfill(
             keyword = "ORDER BY" if word == "ORDER" else word
             final += f" {keyword} {_text(select.clauses[word])}"
     return ctx.sql(final, options=options, param_values=params or None)
+
+
+def _fallback_names(result: pa.Table, post_names: dict[int, str]) -> list[str]:
+    """Names when DataFusion cannot plan the naming probe: the aggregate's, re-wrapped."""
+    out_names = list(result.column_names)
+    for index, fn in post_names.items():
+        current = out_names[index]
+        if fn == "date_bin_gapfill":
+            if current.startswith("date_bin("):
+                out_names[index] = "date_bin_gapfill" + current[len("date_bin") :]
+        else:
+            out_names[index] = f"{fn}({current})"
+    return out_names if len(set(out_names)) == len(out_names) else list(result.column_names)
 
 
 def _bound_value(

@@ -141,6 +141,8 @@ def _settle_set_operations(ctx: SessionContext, df: Any, tokens: Sequence[Tok]) 
 
 #: Functions the stand-in rewrites, whose output columns must still be named as IOx names them.
 _NAMED = SELECTORS | {"tz", "date_bin_wallclock"}
+#: Gap filling's fill functions (named like one-argument functions of the aggregate they wrap).
+_FILLERS = {"locf", "interpolate"}
 #: Value types tried, in order, for a probe selector's arguments (numbers coerce to Float64).
 _PROBE_TYPES = (pa.float64(), pa.utf8(), pa.bool_(), pa.timestamp("ns"))
 _PROBE_PREFIX = "__iox_name_probe_"
@@ -168,6 +170,7 @@ def _iox_names(
     tokens: list[Tok],
     options: SQLOptions,
     params: dict[str, pa.Scalar] | None,
+    functions: frozenset[str] | set[str] = _NAMED,
 ) -> list[str] | None:
     """The output column names IOx gives this query, from DataFusion's own planner.
 
@@ -178,6 +181,7 @@ def _iox_names(
     function of the same arity (``__iox_name_probe_N``) and reads the names off that plan's
     schema, putting the real function names back. Nothing executes. Returns None when there
     is nothing to name or the probe cannot be planned (the caller's names then stand).
+    ``functions`` widens the set for gap-filling queries (``date_bin_gapfill``, ``locf``...).
     """
     calls: list[tuple[str, int]] = []  # per probe function: (IOx name, arity)
 
@@ -186,7 +190,7 @@ def _iox_names(
         calls.append((call.name, len(call.args)))
         return f"{_PROBE_PREFIX}{n}(" + ", ".join(_text(a) for a in call.args) + ")"
 
-    probe_tokens, _ = _replace_calls(list(tokens), _NAMED, build)
+    probe_tokens, _ = _replace_calls(list(tokens), set(functions), build)
     if not calls:
         return None
     probe_sql = _text(probe_tokens)
@@ -228,10 +232,13 @@ def _register_probe(
             udaf(_NameProbe, inputs, pa.struct(fields), [pa.null()], "immutable", probe)
         )
         return
+    if name in _FILLERS:  # locf(aggregate) / interpolate(aggregate): the aggregate's type
+        ctx.register_udf(udf(lambda *a: a[0], [value_type], value_type, "immutable", probe))
+        return
     if name == "tz":
         inputs = [pa.timestamp("ns"), pa.utf8()][:arity] or [pa.timestamp("ns")]
         returns = pa.timestamp("ns")  # names do not depend on the zone
-    else:  # date_bin_wallclock(stride, time[, origin])
+    else:  # date_bin_wallclock / date_bin[_wallclock]_gapfill (stride, time[, origin])
         inputs = [pa.month_day_nano_interval(), pa.timestamp("ns"), pa.timestamp("ns")][:arity]
         returns = pa.timestamp("ns")
     ctx.register_udf(udf(lambda *a: a[0], inputs, returns, "immutable", probe))

@@ -218,6 +218,12 @@ def _outer_select(tokens: list[Tok]) -> _Select | None:
 def _item_alias(item: Sequence[Tok]) -> tuple[list[Tok], str | None]:
     """(expression tokens, alias or None) of a select-list item."""
     toks = _strip(item)
+    if len(toks) >= 3 and toks[-1].kind == "str":  # AS 'alias' (DataFusion's dialect allows it)
+        k = len(toks) - 2
+        while k >= 0 and toks[k].blank:
+            k -= 1
+        if k >= 0 and toks[k].upper == "AS":
+            return _strip(toks[:k]), toks[-1].text[1:-1].replace("''", "'")
     if len(toks) >= 3 and toks[-1].kind in ("word", "qid"):
         k = len(toks) - 2
         while k >= 0 and toks[k].blank:

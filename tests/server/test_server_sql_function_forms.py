@@ -279,3 +279,131 @@ def test_documented_pyarrow_example_gives_the_documented_columns(standin: Any) -
     assert first["max temp"] == max(r["temp"] for r in window)
     assert first["min temp"] == min(r["temp"] for r in window)
     assert first["average temp"] == pytest.approx(sum(r["temp"] for r in window) / len(window))
+
+
+# -- gap filling: the same forms, named from DataFusion's plan --------------------------------
+
+HOUR = 3_600_000_000_000
+STRIDE_SHOWN = (
+    'IntervalMonthDayNano("IntervalMonthDayNano { months: 0, days: 0, nanoseconds: 3600000000000'
+    ' }")'
+)
+FILLS = st.sampled_from([None, "locf", "interpolate"])
+
+
+@st.composite
+def gapfill_forms(draw: st.DrawFn) -> dict[str, Any]:
+    def alias_of() -> tuple[Any, str]:
+        alias = draw(ALIASES)
+        name = draw(ALIAS_NAMES)
+        if alias is not None and alias[1] == "{a}":
+            name = name.replace(" ", "_").lower()  # a bare alias: no space, folded
+        return alias, name
+
+    time_alias, time_name = alias_of()
+    value_alias, value_name = alias_of()
+    if value_alias is not None and time_alias is not None and value_name == time_name:
+        value_name += "_v"
+    return {
+        "fill": draw(FILLS),
+        "time_alias": time_alias,
+        "time_name": time_name,
+        "value_alias": value_alias,
+        "value_name": value_name,
+        "source": draw(SOURCES),
+        "quote": draw(QUOTES),
+        "group_by_position": draw(st.booleans()),
+        "gaps": [draw(GAPS) for _ in range(8)],
+    }
+
+
+def build_gapfill(form: dict[str, Any]) -> tuple[str, list[str]]:
+    """(query, expected column names) of a gap-filling query in one of the generated forms."""
+    g = form["gaps"]
+    source_name = "home" if form["source"] == "table" else "src"
+
+    def ident(column: str) -> str:
+        if form["quote"] == "quoted":
+            return f'"{column}"'
+        if form["quote"] == "qualified":
+            return f"{source_name}.{column}"
+        return column
+
+    def aliased(expr: str, alias: Any, name: str, shown: str) -> tuple[str, str]:
+        if alias is None:
+            return expr, shown
+        keyword, pattern = alias
+        return f"{expr}{g[3]}{keyword}{' ' if keyword else ''}{pattern.format(a=name)}", name
+
+    bin_expr = f"date_bin_gapfill({g[0]}INTERVAL '1 hour',{g[1]}{ident('time')})"
+    time_item, time_shown = aliased(
+        bin_expr,
+        form["time_alias"],
+        form["time_name"],
+        f"date_bin_gapfill({STRIDE_SHOWN},{source_name}.time)",
+    )
+    value_expr = f"avg({g[2]}{ident('temp')})"
+    value_shown = f"avg({source_name}.temp)"
+    if form["fill"] is not None:
+        value_expr = f"{form['fill']}({value_expr})"
+        value_shown = f"{form['fill']}({value_shown})"
+    value_item, value_shown = aliased(
+        value_expr, form["value_alias"], form["value_name"], value_shown
+    )
+    if form["source"] == "table":
+        source, head = "home", ""
+    elif form["source"] == "cte":
+        source, head = "src", f"WITH src AS ({g[4]}SELECT * FROM home){g[5]}"
+    else:
+        source, head = "(SELECT * FROM home) AS src", ""
+    group = "1, room" if form["group_by_position"] else f"{bin_expr}, room"
+    sql = (
+        f"{head}SELECT{g[6]}{time_item},\n  room,{g[7]}{value_item}\nFROM {source}\n"
+        f"WHERE {ident('time')} >= '2022-01-01T00:00:00Z'\n  AND {ident('time')} <"
+        f" '2022-01-02T00:00:00Z' -- one day\nGROUP BY {group}\nORDER BY room, 1"
+    )
+    return sql, [time_shown, "room", value_shown]
+
+
+def expected_gapfill(fill: str | None, room: str) -> list[tuple[int, Any]]:
+    """(bin, value) per hour of the day, with IOx's locf / interpolate rules."""
+    by_time = {r["time"]: r["temp"] for r in ROWS if r["room"] == room}
+    bins = [BASE + k * HOUR for k in range(24)]
+    values: list[Any] = [by_time.get(t) for t in bins]
+    if fill == "locf":
+        last = None
+        for k, v in enumerate(values):
+            if v is None:
+                values[k] = last
+            else:
+                last = v
+    elif fill == "interpolate":
+        known = [k for k, v in enumerate(values) if v is not None]
+        for k, v in enumerate(values):
+            before = [j for j in known if j < k]
+            after = [j for j in known if j > k]
+            if v is None and before and after:
+                p, q = before[-1], after[0]
+                values[k] = values[p] + (values[q] - values[p]) * (k - p) / (q - p)
+    return list(zip(bins, values, strict=True))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(form=gapfill_forms())
+def test_gapfill_forms_keep_names_and_values(engine: Engine, form: dict[str, Any]) -> None:
+    sql, names = build_gapfill(form)
+    out = engine.query_sql(DB, sql, hydrate=True).read_all()
+    assert out.schema.names == names, sql
+    got = [
+        (r["room"], as_ns(r[names[0]]), r[names[2]])
+        for r in out.to_pylist()  # ordered by room, then time
+    ]
+    want = [(room, t, v) for room in sorted(ROOMS) for t, v in expected_gapfill(form["fill"], room)]
+    assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in want], sql
+    for (_, _, value), (_, _, expected) in zip(got, want, strict=True):
+        if expected is None:
+            assert value is None, sql
+        else:
+            assert value == pytest.approx(expected), sql
