@@ -1,8 +1,8 @@
 """Dagster library for InfluxDB 3 over Arrow Flight.
 
-A thin layer over the core package `influx_flight`: a resource, a downsampling asset factory,
-IO managers (InfluxDB 3 and Parquet), an observable source and asset checks, and components
-for `defs.yaml`. See docs/dagster.md.
+A thin layer over the core package `influx_flight`: a resource, downsampling and Parquet-export
+asset factories, IO managers (InfluxDB 3 and Parquet), an observable source and asset checks,
+and components for `defs.yaml`. See docs/dagster.md.
 """
 
 from dagster_shared.libraries import DagsterLibraryRegistry
@@ -20,6 +20,7 @@ from dagster_influx.components import (
 )
 from dagster_influx.components import InfluxDB3ResourceComponent as InfluxDB3ResourceComponent
 from dagster_influx.components import ParquetIOManagerComponent as ParquetIOManagerComponent
+from dagster_influx.exports import build_export_asset as build_export_asset
 from dagster_influx.io_managers import InfluxDB3ArrowTypeHandler as InfluxDB3ArrowTypeHandler
 from dagster_influx.io_managers import InfluxDB3DbClient as InfluxDB3DbClient
 from dagster_influx.io_managers import InfluxDB3IOManager as InfluxDB3IOManager
@@ -69,6 +70,7 @@ __all__ = [
     "TableRef",
     "__version__",
     "build_downsample_asset",
+    "build_export_asset",
     "build_no_nulls_check",
     "build_partition_has_data_check",
     "build_table_observation",

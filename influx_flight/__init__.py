@@ -68,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     "export_window": "._dataset",
     "plan_windows": "._dataset",
     "read_parquet": "._parquet_read",
+    "slice_manifest": "._dataset",
     "run_interruptibly": "._interrupt",
     "write_parquet": "._sinks",
 }
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._dataset import export_dataset as export_dataset
     from ._dataset import export_window as export_window
     from ._dataset import plan_windows as plan_windows
+    from ._dataset import slice_manifest as slice_manifest
     from ._downsample import MEASUREMENT_COLUMN as MEASUREMENT_COLUMN
     from ._downsample import DownsampleResult as DownsampleResult
     from ._downsample import DownsampleSpec as DownsampleSpec

@@ -59,6 +59,7 @@ __all__ = [
     "export_dataset",
     "export_window",
     "plan_windows",
+    "slice_manifest",
     "window_query",
 ]
 
@@ -134,6 +135,42 @@ def plan_windows(
         )
     s, e = align_range(start, end, w)
     return [DatasetWindow(a, b, partition_for(a, w)) for a, b in split_range(s, e, w)]
+
+
+def slice_manifest(
+    start: str | dt.datetime | int,
+    end: str | dt.datetime | int,
+    window: str | dt.timedelta | int = "1h",
+) -> str:
+    """Where one slice ``[start, end)`` of a growing dataset is committed (``commit_dataset``'s
+    ``manifest=``).
+
+    A slice that is exactly one Hive directory commits inside it, where readers of that
+    directory look: ``date=2024-01-01/_SUCCESS`` for a UTC day, ``date=.../hour=06/_SUCCESS``
+    for an hour (and ``minute=`` below). Any other slice (a week, a month, a day on a zoned
+    clock) gets a marker of its own at the root: ``_SUCCESS.20240101T000000Z-20240108T000000Z``.
+    """
+    windows = plan_windows(start, end, window)
+    s, e = windows[0].start, windows[-1].end
+    prefixes = {w.partition for w in windows}
+    common = windows[0].partition.split("/")
+    for p in prefixes:
+        parts = p.split("/")
+        n = 0
+        while n < min(len(parts), len(common)) and parts[n] == common[n]:
+            n += 1
+        common = common[:n]
+    if common:
+        span = {1: _DAY, 2: _HOUR, 3: _MINUTE}[len(common)]
+        if len(common) == len(windows[0].partition.split("/")) and len(windows) == 1:
+            span = e - s  # the window's own directory (a 6h window in hour=00, say)
+        if e - s == span and s % span == 0:
+            return "/".join([*common, MANIFEST_NAME])
+
+    def compact(ns: int) -> str:
+        return format_time(ns).replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
+
+    return f"{MANIFEST_NAME}.{compact(s)}-{compact(e)}"
 
 
 def window_query(table: str, columns: list[str] | None = None) -> str:
@@ -403,16 +440,32 @@ def _remove_manifest(root: _Target) -> None:
             target.fs.rm(target.path)
 
 
-def _write_manifest(root: _Target, doc: dict[str, Any]) -> str:
-    """Write ``_SUCCESS`` atomically (temporary name, then rename)."""
+def _manifest_parent(root: _Target, manifest: str) -> tuple[_Target, str]:
+    """The marker's directory under the root and its file name (``_SUCCESS``)."""
+    parts = [p for p in str(manifest).replace("\\", "/").split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ConfigurationError(
+            f"manifest: expected a path inside the dataset such as '_SUCCESS' or "
+            f"'date=2024-01-01/_SUCCESS', got {manifest!r}",
+            field="manifest",
+        )
+    parent = root
+    for part in parts[:-1]:
+        parent = parent.join(part)
+    return parent, parts[-1]
+
+
+def _write_manifest(root: _Target, doc: dict[str, Any], manifest: str = MANIFEST_NAME) -> str:
+    """Write the marker atomically (temporary name in its directory, then rename)."""
     import os
 
-    target = root.join(MANIFEST_NAME)
+    parent, name = _manifest_parent(root, manifest)
+    target = parent.join(name)
     fs = target.fs
-    tmp = root.join(f".{MANIFEST_NAME}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = parent.join(f".{name}.{uuid.uuid4().hex[:12]}.tmp")
     data = (json.dumps(doc, indent=2) + "\n").encode()
     try:
-        fs.makedirs(root.path, exist_ok=True)
+        fs.makedirs(parent.path, exist_ok=True)
         with fs.open(tmp.path, "wb") as f:
             f.write(data)
         if target.is_local:
@@ -442,10 +495,15 @@ def commit_dataset(
     database: str | None = None,
     filesystem: AbstractFileSystem | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    manifest: str = MANIFEST_NAME,
 ) -> DatasetResult:
     """Check that every window of ``[start, end)`` has its file, then write ``_SUCCESS``.
 
-    The last step after a fan-out (mapped tasks, ops) of ``export_window``.
+    The last step after a fan-out (mapped tasks, ops) of ``export_window``. ``manifest`` is the
+    marker's path under the dataset root: ``_SUCCESS`` commits the whole range; a growing
+    dataset can commit one slice at a time in its own directory, e.g.
+    ``date=2024-01-01/_SUCCESS`` for a day (see ``partition_manifest``). File paths in the
+    manifest are relative to the dataset root either way.
 
     Raises:
         ExportError: windows are missing (the message lists them); nothing is committed.
@@ -471,7 +529,9 @@ def commit_dataset(
             f"file ({shown}). Export them (re-run the failed tasks) and commit again.",
             path=root.display,
         )
-    return _commit(root, files, windows, query, database, language, params, 0, len(files), started)
+    return _commit(
+        root, files, windows, query, database, language, params, 0, len(files), started, manifest
+    )
 
 
 def _commit(
@@ -485,6 +545,7 @@ def _commit(
     written: int,
     skipped: int,
     started: float,
+    manifest: str = MANIFEST_NAME,
 ) -> DatasetResult:
     rows = sum(f.rows for f in files)
     nbytes = sum(f.bytes for f in files)
@@ -507,7 +568,7 @@ def _commit(
             for f in files
         ],
     }
-    manifest = _write_manifest(root, doc)
+    marker = _write_manifest(root, doc, manifest)
     return DatasetResult(
         path=root.display,
         rows=rows,
@@ -516,7 +577,7 @@ def _commit(
         written=written,
         skipped=skipped,
         committed=True,
-        manifest=manifest,
+        manifest=marker,
         seconds=time.perf_counter() - started,
     )
 

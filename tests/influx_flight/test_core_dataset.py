@@ -28,6 +28,7 @@ from influx_flight import (
     export_dataset,
     export_window,
     plan_windows,
+    slice_manifest,
 )
 from influx_flight._dataset import window_query
 
@@ -235,6 +236,52 @@ def test_fan_out_pieces_export_window_then_commit(
     )
     assert res.committed and res.rows == rows
     assert json.loads((out / "_SUCCESS").read_text())["rows"] == rows
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "window", "expected"),
+    [
+        ("2024-01-01", "2024-01-02", "1h", "date=2024-01-01/_SUCCESS"),
+        ("2024-01-01", "2024-01-02", "1d", "date=2024-01-01/_SUCCESS"),
+        ("2024-01-01T06:00:00Z", "2024-01-01T07:00:00Z", "15m", "date=2024-01-01/hour=06/_SUCCESS"),
+        ("2024-01-01T06:15:00Z", "2024-01-01T06:30:00Z", "15m",
+         "date=2024-01-01/hour=06/minute=15/_SUCCESS"),
+        # not one directory: six hours of a day, a week, a day on a zoned clock
+        ("2024-01-01T00:00:00Z", "2024-01-01T06:00:00Z", "1h",
+         "_SUCCESS.20240101T000000Z-20240101T060000Z"),
+        ("2024-01-01", "2024-01-08", "1d", "_SUCCESS.20240101T000000Z-20240108T000000Z"),
+        ("2024-03-30T23:00:00Z", "2024-03-31T22:00:00Z", "1h",
+         "_SUCCESS.20240330T230000Z-20240331T220000Z"),
+    ],
+)  # fmt: skip
+def test_slice_manifest_commits_a_whole_directory_in_it(
+    start: str, end: str, window: str, expected: str
+) -> None:
+    assert slice_manifest(start, end, window) == expected
+
+
+def test_commit_one_slice_of_a_growing_dataset(standin: Any, client: Any, tmp_path: Path) -> None:
+    db = "scale_dataset_slices"
+    rows = load(standin, db, minutes=3 * 60, per_minute=1)
+    out = tmp_path / "cpu"
+    query = window_query("cpu")
+    for w in plan_windows("2024-01-01", "2024-01-01T02:00:00Z", "1h"):
+        export_window(client, query, str(out), w, database=db)
+    first = slice_manifest("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", "1h")
+    res = commit_dataset(
+        query, str(out), start="2024-01-01", end="2024-01-01T01:00:00Z", database=db, manifest=first
+    )
+    marker = out / "date=2024-01-01" / "hour=00" / "_SUCCESS"
+    assert res.manifest == str(marker) and not (out / "_SUCCESS").exists()
+    doc = json.loads(marker.read_text())
+    assert (
+        doc["rows"] == rows // 3
+        and doc["files"][0]["path"] == "date=2024-01-01/hour=00/part-0.parquet"
+    )
+    assert not list(out.rglob("*.tmp"))
+    with pytest.raises(ConfigurationError, match="inside the dataset"):
+        commit_dataset(query, str(out), start="2024-01-01", end="2024-01-01T01:00:00Z",
+                       database=db, manifest="../_SUCCESS")  # fmt: skip
 
 
 def test_memory_url_destination(standin: Any, client: Any) -> None:

@@ -56,6 +56,7 @@ PUBLIC = [
     "plan_windows",
     "read_parquet",
     "run_interruptibly",
+    "slice_manifest",
     "write_parquet",
 ]
 

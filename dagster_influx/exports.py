@@ -1,0 +1,298 @@
+"""`build_export_asset`: a time-partitioned asset that is a Hive-partitioned Parquet dataset.
+
+Each partition's time window is cut into the core's dataset windows (`influx_flight.plan_windows`);
+each window is one query with `$start`/`$end` bound server-side and one atomic file
+(`dest/date=2024-01-01/hour=06/part-0.parquet`, `influx_flight.export_window`). When all of a
+partition's windows are there, the partition is committed with its own marker
+(`influx_flight.commit_dataset(manifest=slice_manifest(...))`: `date=2024-01-01/_SUCCESS` for a
+UTC day), so the dataset grows partition by partition and readers of one partition wait for
+its marker. The layout is the same as `influx-flight export` and Airflow's mapped exports, so
+the three can fill one dataset.
+
+Backfills fan out on Dagster's own machinery: `BackfillPolicy.multi_run(max_partitions_per_run=k)`
+makes one run per k partitions, the run launcher runs them side by side, and the multiprocess
+(or Celery, or Kubernetes) executor gives every step its own process. Re-materialising a
+partition replaces its windows atomically (no duplicates, nothing half-written is visible).
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    RetryPolicy,
+    TimeWindowPartitionsDefinition,
+    asset,
+)
+from dagster._core.definitions.asset_key import CoercibleToAssetKey
+
+from dagster_influx.assets import partition_windows
+from dagster_influx.observability import _quiet_beta
+from influx_flight import (
+    DEFAULT_COMPRESSION,
+    DEFAULT_ROW_GROUP_SIZE,
+    ConfigurationError,
+    commit_dataset,
+    export_window,
+    plan_windows,
+    slice_manifest,
+)
+from influx_flight.time import format_time, quote_ident
+
+__all__ = ["build_export_asset"]
+
+
+def build_export_asset(
+    query: str | None = None,
+    *,
+    destination: Any,
+    partitions_def: PartitionsDefinition,
+    table: str | None = None,
+    columns: Sequence[str] | None = None,
+    window: str | timedelta = "1h",
+    key: CoercibleToAssetKey | None = None,
+    source_key: CoercibleToAssetKey | None = None,
+    language: str = "sql",
+    params: Mapping[str, Any] | None = None,
+    database: str | None = None,
+    overwrite: bool = True,
+    commit: bool = True,
+    concurrency: int = 1,
+    compression: str = DEFAULT_COMPRESSION,
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    storage_options: Mapping[str, Any] | None = None,
+    resource_key: str = "influxdb",
+    description: str | None = None,
+    group_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    owners: Sequence[str] | None = None,
+    code_version: str | None = None,
+    kinds: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    automation_condition: AutomationCondition | None = None,
+    backfill_policy: BackfillPolicy | None = None,
+    check_specs: Sequence[AssetCheckSpec] | None = None,
+    retry_policy: RetryPolicy | None = None,
+    op_tags: Mapping[str, Any] | None = None,
+    pool: str | None = None,
+) -> AssetsDefinition:
+    """Build a partitioned asset that exports each partition's windows into a Parquet dataset.
+
+    Args:
+        query: SQL (or InfluxQL with `language="influxql"`) with `$start` and `$end`, bound to
+            each window, e.g. `SELECT * FROM home WHERE time >= $start AND time < $end`.
+        destination: The dataset root: a directory, an fsspec URL (`s3://bucket/exports/home`)
+            or a UPath. Every process that runs a step must reach it (object storage on
+            Celery or Kubernetes).
+        partitions_def: Time-window partitions; every partition must be a whole number of
+            `window`s in UTC (checked here, for a year of partitions, not at run time).
+        table, columns: Instead of `query`: export these columns (default all) of one table.
+        window: One file per window ('15m', '1h', '1d'); default one per hour.
+        key: Asset key; default `[f"{table}_parquet"]` (required with `query`).
+        source_key: The raw table's asset (a dependency); default `[table]` with `table`.
+        language, params, database: How the query runs (`params` are extra server-side
+            parameters next to `$start`/`$end`; `database` defaults to the resource's).
+        overwrite: Re-materialising a partition re-exports its windows (each replaced
+            atomically). `False` keeps windows already written and exports only the missing
+            ones: a retried range run then resumes where it stopped.
+        commit: Write the partition's marker (`influx_flight.slice_manifest`) once all of its
+            windows are written.
+        concurrency: Windows of one step exported at once (Flight streams); Dagster's executor
+            already runs partitions' steps in parallel, so 1 is usually right.
+        compression, row_group_size, storage_options: Parquet and fsspec settings.
+        resource_key: Key of the `InfluxDB3Resource`.
+        tags, owners, code_version, kinds, metadata, description, group_name,
+            automation_condition, backfill_policy, check_specs, retry_policy, op_tags, pool:
+            passed to `@dg.asset` (`kinds` adds to `{"influxdb", "parquet"}`).
+
+    Each materialisation records, per partition, `dagster/partition_row_count`, `bytes`,
+    `files`, `path` (the dataset root), `manifest`, the windows written and kept, and its time
+    range; a multi-partition run records each partition's own values.
+
+    Examples:
+        .. code-block:: python
+
+            import dagster as dg
+            from dagster_influx import build_export_asset
+
+            home_parquet = build_export_asset(
+                table="home",
+                destination="s3://lake/influxdb/home",
+                partitions_def=dg.DailyPartitionsDefinition(start_date="2026-01-01"),
+                backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=7),
+            )
+    """
+    if (query is None) == (table is None):
+        raise ValueError(
+            "build_export_asset: pass either query= (with $start and $end) or table=, not both"
+            " and not neither."
+        )
+    if query is None:
+        assert table is not None
+        cols = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+        query = f"SELECT {cols} FROM {quote_ident(table)} WHERE time >= $start AND time < $end"
+    elif columns:
+        raise ValueError("build_export_asset: columns= goes with table=, not with query=.")
+    if "$start" not in query or "$end" not in query:
+        raise ValueError(
+            "build_export_asset: the query must bound time with $start and $end (each window"
+            " binds them), e.g. SELECT * FROM home WHERE time >= $start AND time < $end."
+        )
+    if key is None and table is None:
+        raise ValueError("build_export_asset: with query= give the asset a key=.")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(
+            f"build_export_asset: concurrency must be an int >= 1, got {concurrency!r}"
+        )
+    asset_key = AssetKey.from_coercible(key) if key is not None else AssetKey([f"{table}_parquet"])
+    name = asset_key.to_python_identifier()
+    partitions = _check_windows(partitions_def, window, name)
+    if source_key is not None:
+        deps = [AssetKey.from_coercible(source_key)]
+    else:
+        deps = [AssetKey([table])] if table else []
+    root = str(destination)
+    asset_metadata: dict[str, Any] = {
+        "path": MetadataValue.path(root),
+        "window": str(window),
+        "query": MetadataValue.md(f"```{language}\n{query}\n```"),
+        "format": "parquet (hive: date=/hour=/minute=)",
+        **dict(metadata or {}),
+    }
+    query_text: str = query
+
+    def _export(context: AssetExecutionContext) -> MaterializeResult:
+        influxdb = getattr(context.resources, resource_key)
+        keys = list(context.partition_keys)
+        per_partition: dict[str, dict[str, Any]] = {}
+        with influxdb.get_client() as client:
+
+            def one(w: Any) -> tuple[Any, bool]:
+                return export_window(
+                    client,
+                    query_text,
+                    destination,
+                    w,
+                    overwrite=overwrite,
+                    language=language,
+                    params=params,
+                    database=database,
+                    compression=compression,
+                    row_group_size=row_group_size,
+                    storage_options=storage_options,
+                )
+
+            with ThreadPoolExecutor(concurrency, thread_name_prefix="influx-export") as pool:
+                for k in keys:
+                    tw = partitions.time_window_for_partition_key(k)
+                    windows = plan_windows(tw.start, tw.end, window)
+                    results = list(pool.map(one, windows))
+                    files = [f for f, _ in results]
+                    written = sum(1 for _, was in results if was)
+                    manifest = None
+                    if commit:
+                        manifest = commit_dataset(
+                            query_text,
+                            destination,
+                            start=tw.start,
+                            end=tw.end,
+                            window=window,
+                            language=language,
+                            params=params,
+                            database=database,
+                            storage_options=storage_options,
+                            manifest=slice_manifest(tw.start, tw.end, window),
+                        ).manifest
+                    rows = sum(f.rows for f in files)
+                    nbytes = sum(f.bytes for f in files)
+                    context.log.info(
+                        f"Partition {k}: {len(files)} window file(s), {rows} rows, {nbytes} bytes"
+                        f" ({written} written, {len(files) - written} kept)"
+                        + (f"; committed {manifest}" if manifest else "")
+                    )
+                    per_partition[k] = {
+                        "dagster/partition_row_count": rows,
+                        "rows": rows,
+                        "bytes": nbytes,
+                        "files": len(files),
+                        "windows_written": written,
+                        "windows_kept": len(files) - written,
+                        "path": MetadataValue.path(root),
+                        "time_range": MetadataValue.text(
+                            f"[{format_time(tw.start)}, {format_time(tw.end)})"
+                        ),
+                        "window_start": MetadataValue.timestamp(tw.start),
+                        "window_end": MetadataValue.timestamp(tw.end),
+                        **({"manifest": MetadataValue.path(manifest)} if manifest else {}),
+                    }
+        if len(keys) == 1:
+            return MaterializeResult(metadata=per_partition[keys[0]])
+        for k, values in per_partition.items():
+            context.add_asset_metadata(values, partition_key=k)
+        return MaterializeResult(
+            metadata={
+                "rows_in_range": sum(v["rows"] for v in per_partition.values()),
+                "bytes_in_range": sum(v["bytes"] for v in per_partition.values()),
+                "files_in_range": sum(v["files"] for v in per_partition.values()),
+                "rows_by_partition": MetadataValue.json(
+                    {k: v["rows"] for k, v in per_partition.items()}
+                ),
+            }
+        )
+
+    asset_kwargs: dict[str, Any] = dict(
+        key=asset_key,
+        deps=deps,
+        partitions_def=partitions,
+        description=description
+        or f"Parquet dataset at {root}: one file per {window} window, committed per partition.",
+        group_name=group_name,
+        kinds={"influxdb", "parquet", *(kinds or ())},
+        metadata=asset_metadata,
+        tags=dict(tags) if tags else None,
+        owners=list(owners) if owners else None,
+        code_version=code_version,
+        required_resource_keys={resource_key},
+        backfill_policy=backfill_policy,
+        check_specs=check_specs,
+        automation_condition=automation_condition,
+        retry_policy=retry_policy,
+        op_tags=dict(op_tags) if op_tags else None,
+        pool=pool,
+    )
+    with _quiet_beta():  # backfill_policy is @beta in Dagster 1.13
+        return asset(**asset_kwargs)(_export)
+
+
+def _check_windows(
+    partitions_def: PartitionsDefinition, window: str | timedelta, name: str
+) -> TimeWindowPartitionsDefinition:
+    """Time-window partitions each of which is whole `window`s in UTC, or a clear error."""
+    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
+        raise TypeError(
+            f"build_export_asset({name!r}): partitions_def must be a time-window partitions"
+            " definition (HourlyPartitionsDefinition, DailyPartitionsDefinition, ...) because"
+            f" each partition is a time range; got {type(partitions_def).__name__}."
+        )
+    for start, end in partition_windows(partitions_def):
+        try:
+            plan_windows(start, end, window)
+        except ConfigurationError as err:
+            key = start.strftime(partitions_def.fmt)
+            raise ValueError(
+                f"build_export_asset({name!r}): partition {key!r} [{format_time(start)},"
+                f" {format_time(end)}) is not a whole number of {window} windows ({err})."
+                " Choose a window that divides every partition in UTC (zoned daily partitions"
+                " need '1h' or shorter around daylight-saving changes)."
+            ) from err
+    return partitions_def
