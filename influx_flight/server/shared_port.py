@@ -21,6 +21,8 @@ import socket
 import threading
 from collections.abc import Callable
 
+from influx_flight.server.h2c import is_grpc, serve_h2c
+
 __all__ = ["SharedPort"]
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,11 @@ class SharedPort:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             head = self._sniff(conn)
             if head.startswith(_H2_PREFACE):
-                self._relay(conn)
+                # Core routes HTTP/2 by content type: only gRPC goes to Flight (see h2c.py)
+                if is_grpc(conn, _SNIFF_TIMEOUT):
+                    self._relay(conn)
+                else:
+                    serve_h2c(conn, self._adopt_http)
             else:
                 conn.settimeout(None)
                 self._adopt_http(conn)
