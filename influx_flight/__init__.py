@@ -3,7 +3,8 @@
 The public names are loaded lazily (PEP 562): ``import influx_flight`` imports neither pyarrow
 nor pandas, so Airflow can import DAG files that only build an ``InfluxDB3Config`` cheaply.
 
-Public submodules: ``influx_flight.time`` (durations, RFC 3339, precision, identifier quoting)
+Public submodules: ``influx_flight.time`` (durations, RFC 3339, precision, identifier quoting),
+``influx_flight.lineprotocol`` (Arrow to line protocol), ``influx_flight.testing`` (test helpers)
 and ``influx_flight.cli``. Every other ``influx_flight._*`` module is private.
 
 Examples:
@@ -62,14 +63,21 @@ _EXPORTS: dict[str, str] = {
     "WriteError": "._exceptions",
     "WriteOptions": "._options",
     "WriteResult": "._writer",
+    "call_with_retry": "._retry",
     "commit_dataset": "._dataset",
+    "dbapi_options": "._flightsql",
     "drop_measurement_column": "._downsample",
+    "error_from_http": "._errors",
     "export_dataset": "._dataset",
     "export_window": "._dataset",
+    "is_transient": "._retry",
+    "map_flight_errors": "._errors",
     "plan_windows": "._dataset",
     "read_parquet": "._parquet_read",
     "slice_manifest": "._dataset",
     "run_interruptibly": "._interrupt",
+    "translate_flight_error": "._errors",
+    "window_query": "._dataset",
     "write_parquet": "._sinks",
 }
 
@@ -85,10 +93,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._dataset import export_window as export_window
     from ._dataset import plan_windows as plan_windows
     from ._dataset import slice_manifest as slice_manifest
+    from ._dataset import window_query as window_query
     from ._downsample import MEASUREMENT_COLUMN as MEASUREMENT_COLUMN
     from ._downsample import DownsampleResult as DownsampleResult
     from ._downsample import DownsampleSpec as DownsampleSpec
     from ._downsample import drop_measurement_column as drop_measurement_column
+    from ._errors import error_from_http as error_from_http
+    from ._errors import map_flight_errors as map_flight_errors
+    from ._errors import translate_flight_error as translate_flight_error
     from ._exceptions import AuthenticationError as AuthenticationError
     from ._exceptions import ConfigurationError as ConfigurationError
     from ._exceptions import DatabaseNotFoundError as DatabaseNotFoundError
@@ -105,6 +117,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._exceptions import TableNotFoundError as TableNotFoundError
     from ._exceptions import TransportError as TransportError
     from ._exceptions import WriteError as WriteError
+    from ._flightsql import dbapi_options as dbapi_options
     from ._interrupt import run_interruptibly as run_interruptibly
     from ._options import DEFAULT_BATCH_ROWS as DEFAULT_BATCH_ROWS
     from ._options import DEFAULT_COMPRESSION as DEFAULT_COMPRESSION
@@ -120,6 +133,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._retry import DEFAULT_RETRY_POLICY as DEFAULT_RETRY_POLICY
     from ._retry import NO_RETRY as NO_RETRY
     from ._retry import RetryPolicy as RetryPolicy
+    from ._retry import call_with_retry as call_with_retry
+    from ._retry import is_transient as is_transient
     from ._sinks import ExportResult as ExportResult
     from ._sinks import write_parquet as write_parquet
     from ._writer import WriteResult as WriteResult

@@ -1,26 +1,11 @@
 """The one exception tree of influx_flight (no pyarrow import here).
 
-```
-InfluxDB3Error                      host, database, query
- ├── ConfigurationError             invalid settings (.field names the setting)
- ├── AuthenticationError            UNAUTHENTICATED / PERMISSION_DENIED / 401 / 403
- ├── DatabaseNotFoundError          NOT_FOUND, Core's INTERNAL "database not found", 404
- ├── QueryError                     INVALID_ARGUMENT & co: carries .server_message
- │    └── TableNotFoundError        the query names a table that does not exist (.table)
- ├── OperationCancelledError        a write or query was cancelled (client.cancel(), close())
- │    └── QueryCancelledError       the query was cancelled (also the server's CANCELLED)
- ├── TransportError                 the connection failed
- │    ├── ServerUnavailableError    UNAVAILABLE, refused connection, 429/5xx (retried; .retry_after)
- │    └── QueryTimeoutError         deadline exceeded
- ├── WriteError                     carries .rejected_lines (line_number, message, original_line, row)
- │    └── EncodingError             a value line protocol cannot carry; nothing was sent (.column, .rows)
- ├── ResultTooLargeError            a guard (XCom rows) was exceeded
- └── ExportError                    a sink failed; nothing was left behind (.path)
-```
+The tree is drawn in :class:`InfluxDB3Error`'s docstring (``help(InfluxDB3Error)``).
 
 Bases carry the context (host, database, query) so that callers can log or branch on it;
 messages name host and database and say what to do. Tokens never appear in any message.
-The translation from pyarrow.flight / HTTP errors lives in ``influx_flight._errors``.
+The translation from pyarrow.flight / HTTP errors lives in ``influx_flight._errors``
+(public as ``influx_flight.map_flight_errors`` / ``translate_flight_error`` / ``error_from_http``).
 """
 
 from __future__ import annotations
@@ -50,7 +35,25 @@ __all__ = [
 
 
 class InfluxDB3Error(Exception):
-    """Base of every error raised by influx_flight.
+    """Base of every error raised by influx_flight; the tree below it:
+
+    ```
+    InfluxDB3Error                      host, database, query
+     ├── ConfigurationError             invalid settings (.field names the setting)
+     ├── AuthenticationError            UNAUTHENTICATED / PERMISSION_DENIED / 401 / 403
+     ├── DatabaseNotFoundError          NOT_FOUND, Core's INTERNAL "database not found", 404
+     ├── QueryError                     INVALID_ARGUMENT & co: carries .server_message
+     │    └── TableNotFoundError        the query names a table that does not exist (.table)
+     ├── OperationCancelledError        a write or query was cancelled (client.cancel(), close())
+     │    └── QueryCancelledError       the query was cancelled (also the server's CANCELLED)
+     ├── TransportError                 the connection failed
+     │    ├── ServerUnavailableError    UNAVAILABLE, refused connection, 429/5xx (retried; .retry_after)
+     │    └── QueryTimeoutError         deadline exceeded
+     ├── WriteError                     carries .rejected_lines (line_number, message, original_line, row)
+     │    └── EncodingError             a value line protocol cannot carry; nothing was sent (.column, .rows)
+     ├── ResultTooLargeError            a guard (XCom rows) was exceeded
+     └── ExportError                    a sink failed; nothing was left behind (.path)
+    ```
 
     ``args == (message,)`` and the context lives in ``__dict__`` so instances pickle (Airflow and
     Dagster move exceptions across processes).

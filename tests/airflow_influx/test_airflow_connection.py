@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 pytest.importorskip("airflow")
 
 from airflow.sdk import Connection
-from airflow_influx.hooks._connection import settings_from_connection
 from airflow_influx.hooks.influxdb3 import InfluxDB3FlightHook
 
 from influx_flight import ConfigurationError
@@ -77,12 +77,25 @@ def _conn(**kwargs: object) -> Connection:
     return Connection(conn_id="c1", conn_type="influxdb3_flight", **kwargs)
 
 
-def test_port_is_not_added_twice() -> None:
+@pytest.fixture
+def settings_from_connection(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Read a Connection the way a task does: from AIRFLOW_CONN_C1, through the hook."""
+
+    def read(conn: Connection, *, database: str | None = None) -> Any:
+        fields = ("conn_type", "host", "port", "schema", "login", "password", "extra")
+        as_json = {f: getattr(conn, f) for f in fields if getattr(conn, f) is not None}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn.conn_id.upper()}", json.dumps(as_json))
+        return InfluxDB3FlightHook(conn.conn_id, database=database).get_settings()
+
+    return read
+
+
+def test_port_is_not_added_twice(settings_from_connection: Any) -> None:
     conn = _conn(host="http://localhost:9999", port=8181, schema="db")
     assert settings_from_connection(conn).config.host == "http://localhost:9999"
 
 
-def test_official_provider_extras_are_fallbacks() -> None:
+def test_official_provider_extras_are_fallbacks(settings_from_connection: Any) -> None:
     conn = _conn(
         host="http://localhost:8181", extra=json.dumps({"database": "d", "token": "tok_xyz"})
     )
@@ -90,24 +103,24 @@ def test_official_provider_extras_are_fallbacks() -> None:
     assert (cfg.database, cfg.token) == ("d", "tok_xyz")
 
 
-def test_task_database_overrides_connection() -> None:
+def test_task_database_overrides_connection(settings_from_connection: Any) -> None:
     conn = _conn(host="http://localhost:8181", schema="conn_db")
     assert settings_from_connection(conn, database="task_db").config.database == "task_db"
 
 
-def test_missing_database_says_which_field() -> None:
+def test_missing_database_says_which_field(settings_from_connection: Any) -> None:
     with pytest.raises(
         ConfigurationError, match=r"connection 'c1': no database; fill in the Database field"
     ):
         settings_from_connection(_conn(host="http://localhost:8181"))
 
 
-def test_empty_host_says_what_to_set() -> None:
+def test_empty_host_says_what_to_set(settings_from_connection: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"connection 'c1': Host URL is empty"):
         settings_from_connection(_conn(schema="db"))
 
 
-def test_bad_query_language_lists_choices() -> None:
+def test_bad_query_language_lists_choices(settings_from_connection: Any) -> None:
     conn = _conn(host="http://h:1", schema="db", extra=json.dumps({"query_language": "flux"}))
     with pytest.raises(
         ConfigurationError,
@@ -116,7 +129,7 @@ def test_bad_query_language_lists_choices() -> None:
         settings_from_connection(conn)
 
 
-def test_bad_extra_is_reported_with_the_connection_and_field() -> None:
+def test_bad_extra_is_reported_with_the_connection_and_field(settings_from_connection: Any) -> None:
     conn = _conn(host="http://h:1", schema="db", extra=json.dumps({"verify_tls": "maybe"}))
     with pytest.raises(
         ConfigurationError, match=r"connection 'c1': verify_tls: expected true or false"
@@ -125,7 +138,7 @@ def test_bad_extra_is_reported_with_the_connection_and_field() -> None:
     assert err.value.field == "verify_tls"
 
 
-def test_token_never_in_config_repr() -> None:
+def test_token_never_in_config_repr(settings_from_connection: Any) -> None:
     conn = _conn(host="http://h:1", schema="db", password="apiv3_do_not_show")
     cfg = settings_from_connection(conn).config
     assert "apiv3_do_not_show" not in repr(cfg)

@@ -53,8 +53,7 @@ def test_downsample_window_kwargs_and_alignment() -> None:
 
 
 def test_commit_after_mapped_exports(standin: Any, home_db: str, tmp_path: Path) -> None:
-    from influx_flight import plan_windows
-    from influx_flight._dataset import export_window
+    from influx_flight import export_window, plan_windows
 
     root = (tmp_path / "home").as_uri()
     start, end = datetime(2022, 1, 1, 8, tzinfo=UTC), datetime(2022, 1, 1, 12, tzinfo=UTC)

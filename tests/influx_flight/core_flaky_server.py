@@ -79,6 +79,9 @@ class FlakyFlightServer(flight.FlightServerBase):
         if call <= b.fail_first:
             raise flight.FlightUnavailableError(f"warming up (call {call})")
         breaking = call <= b.fail_first + b.break_first
+        if not (breaking or b.keepalive or b.delay):
+            # a plain stream: unlike GeneratorStream, it carries dictionary columns (tags)
+            return flight.RecordBatchStream(self.table)
         batches = self.table.to_batches()
 
         def gen() -> Iterator[pa.RecordBatch]:

@@ -29,8 +29,8 @@ from influx_flight import (
     export_window,
     plan_windows,
     slice_manifest,
+    window_query,
 )
-from influx_flight._dataset import window_query
 
 TOKEN = "apiv3_test-token-for-the-stand-in"
 T0 = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
 import inspect
 import pickle
+import time
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -27,11 +29,8 @@ from influx_flight import (
     TableNotFoundError,
     TransportError,
     WriteError,
-)
-from influx_flight._errors import (
     error_from_http,
     map_flight_errors,
-    parse_retry_after,
     translate_flight_error,
 )
 
@@ -231,7 +230,7 @@ def test_tree_shape() -> None:
 
 
 def test_docstring_draws_the_tree() -> None:
-    doc = influx_flight._exceptions.__doc__ or ""
+    doc = influx_flight.InfluxDB3Error.__doc__ or ""  # help(InfluxDB3Error) draws the tree
     for name in ("InfluxDB3Error", "├── AuthenticationError", "│    ├── ServerUnavailableError"):
         assert name in doc
 
@@ -317,9 +316,17 @@ def test_http_retry_after_and_token_scrub() -> None:
     assert TOKEN not in str(err)
 
 
-def test_parse_retry_after_forms() -> None:
-    assert parse_retry_after("5") == 5.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
+def _retry_after(value: str | None) -> float | None:
+    headers = {} if value is None else {"Retry-After": value}
+    err = error_from_http(HTTP_CFG, 503, "busy", headers)
+    assert isinstance(err, ServerUnavailableError)
+    return err.retry_after
+
+
+def test_retry_after_forms() -> None:
+    assert _retry_after("5") == 5.0
+    assert _retry_after(None) is None
+    assert _retry_after("soon") is None
+    ahead = _retry_after(email.utils.formatdate(time.time() + 100, usegmt=True))  # an HTTP-date
+    assert ahead is not None and 90.0 <= ahead <= 100.0
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: retry now

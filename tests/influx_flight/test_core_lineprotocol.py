@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from line_protocol_parser import parse_line
 
 from influx_flight import ConfigurationError, EncodingError, WriteError
-from influx_flight._lineprotocol import encode_table, iter_encode  # unit tests of the encoder
+from influx_flight.lineprotocol import encode_table, iter_encode
 
 
 def _go_to_iox(s: str) -> str:

@@ -23,7 +23,6 @@ from influx_flight import (
     read_parquet,
     write_parquet,
 )
-from influx_flight._sinks import parse_window  # the split_by rule of to_parquet
 
 HOUR = 3_600 * 10**9
 DAY = 24 * HOUR
@@ -220,14 +219,22 @@ def test_split_needs_time_column(tmp_path: Path) -> None:
         (dt.timedelta(hours=2), 2 * HOUR),
     ],
 )
-def test_parse_window(value: Any, ns: int) -> None:
-    assert parse_window(value) == ns
+def test_split_by_window_lengths(value: Any, ns: int, tmp_path: Path) -> None:
+    res = write_parquet(batches(1, 1), SCHEMA, tmp_path / "out", split_by=value)
+    (file,) = res.files
+    start, end = (
+        dt.datetime.fromisoformat(w.replace("Z", "+00:00"))
+        for w in (file.window_start, file.window_end)
+    )
+    assert (end - start) // dt.timedelta(microseconds=1) * 1_000 == ns
+    assert start <= dt.datetime.fromtimestamp(T0 / 10**9, dt.UTC) < end
 
 
 @pytest.mark.parametrize("value", ["1 day", "0h", "-1d", "", 5, dt.timedelta(0)])
-def test_parse_window_invalid(value: Any) -> None:
+def test_split_by_invalid(value: Any, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="split_by"):
-        parse_window(value)
+        write_parquet(batches(1, 1), SCHEMA, tmp_path / "out", split_by=value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_result_to_dict_is_json(tmp_path: Path) -> None:

@@ -37,6 +37,10 @@ class _SlowFile:
     def write(self, data: Any) -> int:
         owner = self._owner
         owner.threads.add(threading.current_thread().name)
+        if owner.gate is not None and threading.current_thread().name.startswith(
+            "influx-parquet-encode"
+        ):
+            owner.gate.wait()  # the destination stalls until the test opens the gate
         if owner.fail_after is not None:
             owner.written += len(memoryview(data))
             if owner.written > owner.fail_after:
@@ -51,9 +55,15 @@ class _SlowFile:
 class SlowFS(LocalFileSystem):
     cachable = False
 
-    def __init__(self, delay: float = 0.0, fail_after: int | None = None) -> None:
+    def __init__(
+        self,
+        delay: float = 0.0,
+        fail_after: int | None = None,
+        gate: threading.Event | None = None,
+    ) -> None:
         super().__init__()
         self.delay, self.fail_after, self.written = delay, fail_after, 0
+        self.gate = gate
         self.threads: set[str] = set()
 
     def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:  # type: ignore[override]
@@ -77,41 +87,43 @@ def test_pipelined_equals_serial_and_encodes_off_thread(tmp_path: Path) -> None:
 
 
 def test_queue_bounds_how_far_receiving_runs_ahead(tmp_path: Path) -> None:
-    """With a slow destination the source is pulled at most (queue + 2) row groups ahead."""
+    """With a stalled destination the source is pulled at most (queue + 2) row groups ahead."""
     data = table(20_000)
-    fs = SlowFS(delay=0.002)
+    fs = SlowFS(gate=threading.Event())
     pulled = [0]
-    ahead: list[int] = []
-    holder: dict[str, Any] = {}
+    while_stalled = [0]
 
     def source() -> Iterator[pa.RecordBatch]:
         for batch in data.to_batches(500):
             pulled[0] += batch.num_rows
-            f = holder.get("file")
-            ahead.append(pulled[0] - (f.rows if f is not None else 0))
+            if not fs.gate.is_set():
+                while_stalled[0] = pulled[0]
             yield batch
 
-    import influx_flight._sinks as sinks
+    def open_gate_when_pulling_stops() -> None:
+        last = -1
+        while last != pulled[0]:
+            last = pulled[0]
+            time.sleep(1.0)
+        fs.gate.set()
 
-    original = sinks._AtomicParquetFile.__init__
-
-    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        holder["file"] = self
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sinks._AtomicParquetFile, "__init__", spy)
-        res = write_parquet(
-            source(),
-            data.schema,
-            str(tmp_path / "o.parquet"),
-            row_group_size=1_000,
-            filesystem=fs,
-            encode_queue=2,
-        )
+    watchdog = threading.Thread(target=open_gate_when_pulling_stops, daemon=True)
+    watchdog.start()
+    res = write_parquet(
+        source(),
+        data.schema,
+        str(tmp_path / "o.parquet"),
+        row_group_size=1_000,
+        filesystem=fs,
+        encode_queue=2,
+    )
+    watchdog.join(5)
     assert res.rows == 20_000
-    # pending (< 1 group) + the batch in hand + 2 queued + 1 being encoded
-    assert max(ahead) <= (2 + 2) * 1_000 + 500
+    assert pq.read_table(tmp_path / "o.parquet").equals(data)
+    # it does run ahead (2 queued groups) ...
+    assert while_stalled[0] >= 2 * 1_000
+    # ... but no further than pending (< 1 group) + the batch in hand + 2 queued + 1 encoding
+    assert while_stalled[0] <= (2 + 2) * 1_000 + 500
 
 
 def test_encoder_failure_stops_the_stream_and_leaves_nothing(tmp_path: Path) -> None:

@@ -49,14 +49,21 @@ PUBLIC = [
     "WriteOptions",
     "WriteResult",
     "__version__",
+    "call_with_retry",
     "commit_dataset",
+    "dbapi_options",
     "drop_measurement_column",
+    "error_from_http",
     "export_dataset",
     "export_window",
+    "is_transient",
+    "map_flight_errors",
     "plan_windows",
     "read_parquet",
     "run_interruptibly",
     "slice_manifest",
+    "translate_flight_error",
+    "window_query",
     "write_parquet",
 ]
 
@@ -101,3 +108,14 @@ def test_from_import_star_is_lazy_until_used() -> None:
 
 def test_version() -> None:
     assert influx_flight.__version__ == "0.1.0"
+
+
+def test_lineprotocol_submodule_is_pinned() -> None:
+    import pyarrow as pa
+
+    import influx_flight.lineprotocol as lp
+
+    assert lp.__all__ == ["EncodedChunk", "EncodedLines", "encode_table", "iter_encode"]
+    encoded = lp.encode_table(pa.table({"v": [1.5]}), measurement="m", time_column=None)
+    assert isinstance(encoded, lp.EncodedLines)
+    assert encoded.lines() == ["m v=1.5"]

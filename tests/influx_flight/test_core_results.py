@@ -3,6 +3,7 @@ JSON-safe records. The peer is a tiny pyarrow Flight server (core_flaky_server.p
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -28,7 +29,6 @@ from influx_flight import (
     RetryPolicy,
     ServerUnavailableError,
 )
-from influx_flight._results import batch_to_records, utc_schema
 
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
 TABLE = sensor_table(5_000, batch_rows=500)
@@ -47,7 +47,19 @@ def make_client(srv: FlakyFlightServer, **config: object) -> InfluxDB3Client:
 
 
 def expected_utc() -> pa.Table:
-    return TABLE.cast(utc_schema(TABLE.schema))
+    i = TABLE.schema.get_field_index("time")
+    return TABLE.cast(TABLE.schema.set(i, pa.field("time", pa.timestamp("ns", tz="UTC"))))
+
+
+@contextlib.contextmanager
+def served(table: pa.Table) -> Iterator[InfluxDB3Client]:
+    """A client of a Flight peer that serves ``table`` as it is."""
+    srv = FlakyFlightServer(table, Behaviour())
+    try:
+        with make_client(srv) as client:
+            yield client
+    finally:
+        srv.shutdown()
 
 
 def test_ticket_and_headers_on_the_wire(server: FlakyFlightServer) -> None:
@@ -247,7 +259,8 @@ def test_records_are_json_safe() -> None:
             "l": pa.array([[1.0, float("nan")], None, []]),
         }
     )
-    rows = batch_to_records(batch)
+    with served(pa.Table.from_batches([batch])) as client:  # over a real Flight peer
+        rows = client.query("SELECT *").to_records()
     json.dumps(rows, allow_nan=False)  # strictly valid JSON
     assert rows[0] == {
         "time": "1970-01-01T00:00:00Z",
@@ -269,7 +282,7 @@ def test_records_are_json_safe() -> None:
     assert not any(isinstance(v, float) and math.isnan(v) for r in rows for v in r.values())
 
 
-def test_utc_schema_keeps_metadata_and_nested() -> None:
+def test_result_schema_labels_utc_keeps_metadata_and_nested() -> None:
     schema = pa.schema(
         [
             pa.field("time", pa.timestamp("ns")),
@@ -278,7 +291,8 @@ def test_utc_schema_keeps_metadata_and_nested() -> None:
         ],
         metadata={b"iox::influxql::group_key::metadata": b"{}"},
     )
-    out = utc_schema(schema)
+    with served(schema.empty_table()) as client:
+        out = client.query("SELECT *").schema
     assert out.field("time").type == pa.timestamp("ns", tz="UTC")
     assert out.field("s").type.field("time").type == pa.timestamp("ns", tz="UTC")
     assert out.field("z").type == pa.timestamp("ns", tz="Asia/Tokyo")  # explicit zones kept

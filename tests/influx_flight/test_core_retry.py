@@ -11,8 +11,9 @@ from influx_flight import (
     QueryError,
     RetryPolicy,
     ServerUnavailableError,
+    call_with_retry,
+    is_transient,
 )
-from influx_flight._retry import call_with_retry, is_transient  # unit tests of the loop
 
 
 class FakeClock:

@@ -15,8 +15,13 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from influx_flight import InfluxDB3Client, InfluxDB3Config, RetryPolicy, ServerUnavailableError
-from influx_flight._flightsql import dbapi_options
+from influx_flight import (
+    InfluxDB3Client,
+    InfluxDB3Config,
+    RetryPolicy,
+    ServerUnavailableError,
+    dbapi_options,
+)
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 

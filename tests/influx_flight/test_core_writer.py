@@ -38,7 +38,7 @@ from influx_flight import (
     WriteOptions,
     WriteResult,
 )
-from influx_flight._lineprotocol import encode_table
+from influx_flight.lineprotocol import encode_table
 
 TOKEN = "apiv3_secret-token-never-shown"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, jitter=False, max_elapsed=30)
