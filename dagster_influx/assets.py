@@ -44,29 +44,55 @@ __all__ = ["build_downsample_asset"]
 ReturnType = Literal["arrow", "pandas"]
 
 
-#: How far a partitions definition is swept for alignment: a year and a bit holds every
-#: daylight-saving change and month length of the calendar the partitions follow.
+#: How far `partition_windows` sweeps by default (callers that check only a sample).
 _ALIGNMENT_SWEEP = timedelta(days=400)
-#: Upper bound on the windows checked (Dagster recommends at most 100 000 partitions).
-_MAX_WINDOWS_CHECKED = 100_000
 
 
 def partition_windows(
     partitions_def: TimeWindowPartitionsDefinition, span: timedelta | None = _ALIGNMENT_SWEEP
 ) -> Iterator[tuple[datetime, datetime]]:
-    """The definition's windows from its start, over `span` (or to its end, if sooner)."""
+    """The definition's windows from its start, over `span`, else over the whole definition.
+
+    The whole definition ends at its `end_date`; an open-ended one at its last partition that
+    exists now (later partitions do not exist yet: Dagster cannot launch them).
+    """
     first = partitions_def.get_first_partition_window()
     if first is None:
         return
     end = partitions_def.end
-    stop = first.start + span if span else end
-    if end is not None and (stop is None or end < stop):
-        stop = end
-    windows = partitions_def._iterate_time_windows(first.start.timestamp())
-    for n, window in enumerate(windows):
-        if n >= _MAX_WINDOWS_CHECKED or (stop is not None and window.start >= stop):
+    if end is None:
+        last = partitions_def.get_last_partition_window()
+        end = last.end if last is not None else first.end
+    stop = min(first.start + span, end) if span else end
+    for window in partitions_def._iterate_time_windows(first.start.timestamp()):
+        if window.start >= stop:
             return
         yield window.start, window.end
+
+
+def fixed_period(partitions_def: TimeWindowPartitionsDefinition) -> timedelta | None:
+    """The constant length of every partition, for UTC crons that fire at a fixed interval.
+
+    `M * * * *` (hourly), `*/N * * * *` with N dividing 60, and `M H * * *` (daily) in UTC
+    fire exactly every N minutes / hour / day: no daylight saving, no month lengths. Their
+    boundaries are `first + k * period`, so two numbers decide alignment for the whole
+    definition. Anything else (zones, weekdays, months, lists) returns None.
+    """
+    if (partitions_def.timezone or "UTC") not in ("UTC", "Etc/UTC"):
+        return None
+    fields = partitions_def.cron_schedule.split()
+    if len(fields) != 5 or fields[2:] != ["*", "*", "*"]:
+        return None
+    minute, hour = fields[0], fields[1]
+    if hour == "*":
+        if minute.isdigit():
+            return timedelta(hours=1)
+        if minute.startswith("*/") and minute[2:].isdigit() and 60 % int(minute[2:]) == 0:
+            return timedelta(minutes=int(minute[2:]))
+        return None
+    if minute.isdigit() and hour.isdigit():
+        return timedelta(days=1)
+    return None
 
 
 def check_alignment(
@@ -74,8 +100,11 @@ def check_alignment(
 ) -> TimeWindowPartitionsDefinition:
     """Time-window partitions every one of whose windows holds whole buckets, or a clear error.
 
-    The first 400 days of partitions are checked (all of a shorter definition): they hold every
-    daylight-saving change and month length that the partitions' calendar then repeats.
+    Every partition of the definition is checked: to its `end_date`, or for an open-ended
+    definition to the last partition that exists when the code loads (the core refuses an
+    unaligned range again before a run writes anything, so later partitions are covered when
+    they are launched). Calendars do not repeat in a short period once daylight-saving rules
+    are involved (zones change them), so no shorter sweep is a proof.
     """
     if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
         raise TypeError(
@@ -88,8 +117,19 @@ def check_alignment(
     zone = partitions_def.timezone or "UTC"
     window, offset = spec.window_ns, spec.offset_ns
     bucket_clock = spec.time_zone or "UTC"
+    period = fixed_period(partitions_def) if bucket_clock in ("UTC", "Etc/UTC") else None
+    if period is not None:
+        # Boundaries are first + k * period: the first boundary aligned and the period a
+        # multiple of the window align every one of them, to any end date. Otherwise the
+        # first or second partition already fails, and the sweep below reports it.
+        first = partitions_def.get_first_partition_window()
+        if first is None or (
+            (parse_time(first.start) - offset) % window == 0
+            and (period // timedelta(microseconds=1) * 1000) % window == 0
+        ):
+            return partitions_def
     checked: set[datetime] = set()
-    for start, end in partition_windows(partitions_def):
+    for start, end in partition_windows(partitions_def, span=None):
         # Fast path: a boundary is aligned when its time on the buckets' clock is a multiple
         # of the window (plus offset); the core's own check runs only on a suspect window.
         suspect = False

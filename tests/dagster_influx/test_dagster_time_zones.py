@@ -165,3 +165,45 @@ def test_a_london_range_run_counts_each_local_day(
         datetime(2024, 7, 1, 23, tzinfo=UTC): 48,
         datetime(2024, 7, 2, 23, tzinfo=UTC): 2,  # its first local hour only
     }
+
+
+def test_alignment_is_checked_to_the_end_of_the_definition_not_the_first_400_days() -> None:
+    # Pyongyang moved from UTC+9 to UTC+8:30 on 2015-08-15, 956 days after this start: every
+    # local midnight is a whole UTC hour before that day and half past after it
+    pyongyang = dg.DailyPartitionsDefinition(start_date="2013-01-01", timezone="Asia/Pyongyang")
+    hourly_utc = DownsampleSpec(
+        source="meter", window="1h", aggregates={"kwh": ["sum"]}, target_measurement="m"
+    )
+    with pytest.raises(ValueError, match="partition '2015-08-1[45]'"):
+        build_downsample_asset(hourly_utc, partitions_def=pyongyang)
+    before_the_change = dg.DailyPartitionsDefinition(
+        start_date="2013-01-01", end_date="2015-08-01", timezone="Asia/Pyongyang"
+    )
+    assert build_downsample_asset(hourly_utc, partitions_def=before_the_change)
+
+
+@pytest.mark.parametrize(
+    ("cron", "window", "bad_key"),
+    [
+        ("0 * * * *", "7m", "2015-01-01-00:00"),  # 07:00 is not a multiple of 7 minutes
+        ("*/15 * * * *", "10m", "2015-01-01-00:00"),  # the first window ends at 00:15
+        ("30 * * * *", "1h", "2015-01-01-00:30"),  # offset 0 buckets start at :00
+    ],
+)
+def test_fixed_period_utc_definitions_are_decided_exactly_and_fast(
+    cron: str, window: str, bad_key: str
+) -> None:
+    # ~100 000+ partitions: decided by arithmetic (first boundary, period), not by iteration
+    partitions = dg.TimeWindowPartitionsDefinition(
+        start=bad_key, cron_schedule=cron, fmt="%Y-%m-%d-%H:%M"
+    )
+    spec = DownsampleSpec(
+        source="s", window=window, aggregates={"v": ["mean"]}, target_measurement="t"
+    )
+    with pytest.raises(ValueError, match=f"partition '{bad_key}'"):
+        build_downsample_asset(spec, partitions_def=partitions)
+    fine = DownsampleSpec(
+        source="s", window="5m", aggregates={"v": ["mean"]}, target_measurement="t"
+    )
+    if cron != "30 * * * *":
+        assert build_downsample_asset(fine, partitions_def=partitions)
