@@ -174,7 +174,7 @@ def test_alignment_is_checked_to_the_end_of_the_definition_not_the_first_400_day
     hourly_utc = DownsampleSpec(
         source="meter", window="1h", aggregates={"kwh": ["sum"]}, target_measurement="m"
     )
-    with pytest.raises(ValueError, match="partition '2015-08-1[45]'"):
+    with pytest.raises(ValueError, match=r"partition '2015-08-1[45]'"):
         build_downsample_asset(hourly_utc, partitions_def=pyongyang)
     before_the_change = dg.DailyPartitionsDefinition(
         start_date="2013-01-01", end_date="2015-08-01", timezone="Asia/Pyongyang"
