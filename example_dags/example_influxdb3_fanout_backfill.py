@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 try:
     from airflow.sdk import CronDataIntervalTimetable
@@ -47,6 +47,7 @@ EXPORT_QUERY = "SELECT * FROM home WHERE time >= $start AND time < $end"
 DATASET = (
     "{{ var.value.get('influxdb3_export_base', 'file:///tmp/influxdb3-exports') }}/home/{{ ds }}"
 )
+WINDOW = "{{ params.window }}"
 
 with DAG(
     dag_id="example_influxdb3_fanout_backfill",
@@ -58,28 +59,35 @@ with DAG(
     max_active_tasks=8,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
     tags=["influxdb3", "example", "fan-out"],
+    # One mapped task per window; a run can ask for fewer, longer ones with
+    # `--dag-run-conf '{"window": "6h"}'` (any whole number of the 1h downsampling buckets).
+    params={"window": Param("1h", type="string", description="One mapped task per window")},
 ) as dag:
 
     @task
-    def hourly_exports(dataset: str, data_interval_start=None, data_interval_end=None) -> list:
-        """One mapped export per hour of the run's data interval."""
-        return parquet_window_kwargs(data_interval_start, data_interval_end, "1h", dataset)
+    def hourly_exports(
+        dataset: str, window: str, data_interval_start=None, data_interval_end=None
+    ) -> list:
+        """One mapped export per window (an hour by default) of the run's data interval."""
+        return parquet_window_kwargs(data_interval_start, data_interval_end, window, dataset)
 
     @task
-    def hourly_windows(data_interval_start=None, data_interval_end=None) -> list:
-        """One mapped downsample per hour of the run's data interval."""
-        return downsample_window_kwargs(data_interval_start, data_interval_end, "1h")
+    def hourly_windows(window: str, data_interval_start=None, data_interval_end=None) -> list:
+        """One mapped downsample per window of the run's data interval."""
+        return downsample_window_kwargs(data_interval_start, data_interval_end, window)
 
     @task
-    def commit_dataset(dataset: str, data_interval_start=None, data_interval_end=None) -> dict:
-        """Write _SUCCESS once every hour has its file (fails, naming the missing hours, if not)."""
+    def commit_dataset(
+        dataset: str, window: str, data_interval_start=None, data_interval_end=None
+    ) -> dict:
+        """Write _SUCCESS once every window has its file (fails, naming the missing ones, if not)."""
         return commit_parquet_dataset(
-            EXPORT_QUERY, dataset, data_interval_start, data_interval_end, "1h"
+            EXPORT_QUERY, dataset, data_interval_start, data_interval_end, window
         )
 
     export = InfluxDB3ToParquetOperator.partial(
         task_id="export_hour", query=EXPORT_QUERY, compression="zstd", asset=False
-    ).expand_kwargs(hourly_exports(DATASET))
+    ).expand_kwargs(hourly_exports(DATASET, WINDOW))
 
     downsample = InfluxDB3DownsampleOperator.partial(
         task_id="downsample_hour",
@@ -90,9 +98,9 @@ with DAG(
             group_by=["room"],
             target_measurement="home_1h",
         ),
-    ).expand_kwargs(hourly_windows())
+    ).expand_kwargs(hourly_windows(WINDOW))
 
-    export >> commit_dataset(DATASET)
+    export >> commit_dataset(DATASET, WINDOW)
 
 
 if __name__ == "__main__":
