@@ -333,8 +333,16 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
         replaced = False
         if mode == "replace":  # validated above: only now is the old table dropped
             replaced = delete_table(connection, table_slice.database, table_slice.table)
+        previous = _recorded_range(context) if not partitioned else None
+        # an append onto rows whose range nobody recorded: the stored range stays unknown
+        unknown_rows = (
+            mode == "append"
+            and not partitioned
+            and previous is None
+            and _table_exists(connection, table_slice)
+        )
         if mode == "fail_if_exists":
-            existing = _count_slice(connection, table_slice)
+            existing = _count_slice(connection, table_slice, previous)
             if existing:
                 raise ValueError(
                     f"write_mode 'fail_if_exists': {existing} rows already stored in"
@@ -351,9 +359,11 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
         )
         metadata = arrow_table_metadata(obj, partitioned=context.has_asset_partitions)
         metadata["dagster/storage_kind"] = "influxdb"
-        if mode == "replace":  # the table is exactly `obj`: loads read its range in windows
+        if not partitioned:  # loads (and fail_if_exists counts) read this range in windows
             stored = _time_range(obj, time_column)
-            if stored is not None:
+            if mode != "replace" and previous is not None:  # the table keeps its old rows
+                stored = previous if stored is None else _union(previous, stored)
+            if stored is not None and not unknown_rows:
                 metadata[STORED_TIME_RANGE] = MetadataValue.json(
                     {"min_ns": stored[0], "max_ns": stored[1]}
                 )
@@ -379,9 +389,10 @@ class InfluxDB3ArrowTypeHandler(DbTypeHandler[pa.Table]):
         return connection.query(sql, params=params, database=table_slice.database).to_table()
 
 
-#: Output metadata of replacing (unpartitioned) outputs: the table's time range, epoch ns
-#: (inclusive). Loads read that range in bounded windows; without it (append mode, or a
-#: materialisation recorded elsewhere) a load reads the whole table in one query.
+#: Output metadata of unpartitioned outputs: the table's time range, epoch ns (inclusive); in
+#: append mode the union with the previous materialisation's range. Loads and fail_if_exists
+#: counts read that range in bounded windows; without it (a table written outside Dagster)
+#: a load reads the whole table in one query.
 STORED_TIME_RANGE = "stored_time_range"
 #: Loads of unpartitioned tables query this much time at once: within InfluxDB 3 Core's query
 #: file limit (432 files, about 72 hours at the default 10-minute gen1 duration).
@@ -396,11 +407,34 @@ def _time_range(obj: pa.Table, time_column: str) -> tuple[int, int] | None:
     return None if lo is None else (int(lo), int(hi))
 
 
+def _union(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def _recorded_range(context: OutputContext) -> tuple[int, int] | None:
+    """The range the asset's previous materialisation recorded (append mode grows it)."""
+    if not context.has_asset_key:
+        return None
+    try:
+        instance = context.step_context.instance
+    except Exception:  # built without a run (direct IO manager calls): nothing recorded
+        return None
+    return _stored_range_of(instance, context.asset_key)
+
+
 def _last_stored_range(context: InputContext) -> tuple[int, int] | None:
     """The stored range recorded by the asset's latest materialisation, if there is one."""
     try:
-        event = context.instance.get_latest_materialization_event(context.asset_key)
+        instance, key = context.instance, context.asset_key
     except Exception:  # no instance or no asset key (e.g. direct IO manager calls)
+        return None
+    return _stored_range_of(instance, key)
+
+
+def _stored_range_of(instance: Any, key: Any) -> tuple[int, int] | None:
+    try:
+        event = instance.get_latest_materialization_event(key)
+    except Exception:
         return None
     mat = event.asset_materialization if event is not None else None
     value = mat.metadata.get(STORED_TIME_RANGE) if mat is not None else None
@@ -460,18 +494,77 @@ def delete_table(connection: InfluxDB3Client, database: str | None, table: str) 
     return True
 
 
-def _count_slice(connection: InfluxDB3Client, table_slice: TableSlice) -> int:
+def _count_slice(
+    connection: InfluxDB3Client, table_slice: TableSlice, recorded: tuple[int, int] | None
+) -> int:
+    """Rows already stored in the slice, in queries of at most `LOAD_WINDOW` (Core's limit).
+
+    A time partition bounds the count by its window; an unpartitioned table by the range its
+    materialisations recorded. An unpartitioned table with no recorded range that exists
+    (written outside this asset) cannot be counted within the limit: it is refused.
+    """
     from influx_flight import InfluxDB3Error
+    from influx_flight.time import split_range
 
     sql, params = slice_query(table_slice._replace(columns=None))
     sql = sql.replace("SELECT *", "SELECT count(*) AS n", 1)
+    windows = [
+        (d.partitions.start, d.partitions.end)
+        for d in table_slice.partition_dimensions or ()
+        if isinstance(d.partitions, TimeWindow)
+    ]
+    if windows:
+        lo, hi = parse_time(windows[0][0]), parse_time(windows[0][1])
+    elif recorded is not None:
+        lo, hi = recorded[0], recorded[1] + 1
+    elif not table_slice.partition_dimensions and _table_exists(connection, table_slice):
+        raise ValueError(
+            f"write_mode 'fail_if_exists': table {table_slice.table!r} already exists and no"
+            " materialisation of this asset recorded its time range, so its rows cannot be"
+            " counted within InfluxDB 3 Core's query file limit. Delete the table, or use"
+            " write_mode 'replace' or 'append'."
+        )
+    else:
+        lo = hi = None
+    join = " AND " if " WHERE " in sql else " WHERE "
+    total = 0
     try:
-        table = connection.query(sql, params=params, database=table_slice.database).to_table()
+        if lo is None or hi is None:  # static partitions only: bounded by their tag values
+            bounded = [(sql, params)]
+        else:
+            bounded = [
+                (
+                    f'{sql}{join}"time" >= $window_start AND "time" < $window_end',
+                    {**params, "window_start": format_time(a), "window_end": format_time(b)},
+                )
+                for a, b in split_range(lo, hi, LOAD_WINDOW)
+            ]
+        for text, values in bounded:
+            table = connection.query(text, params=values, database=table_slice.database).to_table()
+            total += int(table.column(0)[0].as_py() or 0) if table.num_rows else 0
     except InfluxDB3Error as err:
         if is_missing_table(err):  # nothing was ever written there
             return 0
         raise
-    return int(table.column(0)[0].as_py()) if table.num_rows else 0
+    return total
+
+
+def _table_exists(connection: InfluxDB3Client, table_slice: TableSlice) -> bool:
+    """Whether the table exists, from the catalog (no data scan, so no file limit)."""
+    from influx_flight import InfluxDB3Error
+
+    try:
+        found = connection.query(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = 'iox' AND table_name = $table",
+            params={"table": table_slice.table},
+            database=table_slice.database,
+        ).to_table()
+    except InfluxDB3Error as err:
+        if is_missing_table(err):  # no such database
+            return False
+        raise
+    return found.num_rows > 0
 
 
 def _write_result_metadata(result: object) -> dict[str, Any]:

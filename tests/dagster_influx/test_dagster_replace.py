@@ -110,3 +110,58 @@ def test_loading_a_table_longer_than_cores_file_limit_reads_bounded_windows(
         pytest.raises(Exception, match="file limit"),
     ):
         res.influxdb.query("SELECT * FROM readings")
+
+
+def test_append_mode_loads_and_counts_stay_within_cores_file_limit(
+    standin_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends of 3 days + 3 more days (6 days: 864 ten-minute files, Core's limit 432): the
+    load reads the recorded union range in 48h windows; fail_if_exists counts the same way."""
+    server = standin_factory(query_file_limit=432)
+    monkeypatch.setenv("INFLUXDB3_AUTH_TOKEN", server.token)
+    influx = InfluxDB3Resource(
+        host=server.flight_uri, database="appends", token=dg.EnvVar("INFLUXDB3_AUTH_TOKEN")
+    )
+    day = 24 * 6
+    first = [i * 600 for i in range(3 * day)]
+    second = [(3 * day + i) * 600 for i in range(3 * day)]
+    with dg.instance_for_test() as instance:
+        resources = {"influx_io": InfluxDB3IOManager(influxdb=influx)}
+        for rows in (first, second):
+            result = dg.materialize(
+                build(rows, write_mode="append"), resources=resources, instance=instance
+            )
+            assert result.success
+        assert result.output_for_node("consumer") == 6 * day  # old rows kept, all loaded
+        (mat,) = result.asset_materializations_for_node("readings")
+        assert mat.metadata["stored_time_range"].value == {
+            "min_ns": START_NS,
+            "max_ns": START_NS + (6 * day - 1) * 600 * 10**9,
+        }
+        with (
+            dg.build_resources({"influxdb": influx}) as res,
+            pytest.raises(Exception, match="file limit"),
+        ):
+            res.influxdb.query("SELECT * FROM readings")  # what the load used to send
+
+        refused = dg.materialize(
+            build([0], write_mode="fail_if_exists"),
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not refused.success
+        message = str(refused.get_step_failure_events()[0].event_specific_data.error)
+        assert f"{6 * day} rows already stored" in message
+
+    # a table with rows but no recorded range (written outside Dagster) is refused, not scanned
+    with dg.instance_for_test() as fresh:
+        refused = dg.materialize(
+            build([0], write_mode="fail_if_exists"),
+            resources=resources,
+            instance=fresh,
+            raise_on_error=False,
+        )
+    assert not refused.success
+    message = str(refused.get_step_failure_events()[0].event_specific_data.error)
+    assert "already exists and no materialisation of this asset recorded" in message
