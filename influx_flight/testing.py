@@ -15,6 +15,10 @@ depends on ``influxdb3-orchestration[server]`` gets these fixtures without a con
 * ``influxdb3_airflow_connection``: sets ``AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT`` (the
   provider's default connection id) for the test and returns the connection id.
 * ``influxdb3_dagster_resource``: a ``dagster_influx.InfluxDB3Resource`` on that database.
+* ``influxdb3_server_process``: ``factory(*serve_args, data_dir=None, token=None)`` starts
+  ``influx-flight serve`` in its own process (:class:`StandInProcess`), for what an in-process
+  server cannot show: ``kill -9``, SIGTERM, a restart on the same data directory, a server
+  still computing after its client left. All are killed at teardown.
 
 Session options, as ini keys (``pytest.ini`` / ``[tool.pytest.ini_options]``) or command-line
 flags: ``influxdb3_token`` (default: a generated token), ``influxdb3_data_dir`` (keep the
@@ -27,13 +31,23 @@ the fixtures that start one, and they skip with an install hint when it is missi
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 __all__ = [
+    "StandInProcess",
     "influxdb3_airflow_connection",
     "influxdb3_client",
     "influxdb3_config",
@@ -42,6 +56,7 @@ __all__ = [
     "influxdb3_server",
     "influxdb3_server_factory",
     "influxdb3_server_function",
+    "influxdb3_server_process",
 ]
 
 #: The Airflow provider's default connection id.
@@ -240,3 +255,162 @@ def influxdb3_dagster_resource(
         database=influxdb3_database,
         token=dg.EnvVar("INFLUXDB3_AUTH_TOKEN"),
     )
+
+
+class StandInProcess:
+    """``influx-flight serve`` in a process of its own, started and stopped like a real server.
+
+    The in-process fixtures cannot be killed with SIGKILL, sent SIGTERM or restarted on the same
+    data directory; this can. ``start()`` returns once the server listens (its ``--ready-file``
+    exists) and may be called again after a stop: same arguments, same data directory, new
+    ports. The server's stderr goes to :attr:`log_path` (quoted when it fails to start).
+
+    Example::
+
+        with StandInProcess(data_dir=tmp_path / "data", token="apiv3_t") as server:
+            ...  # write through server.http_url
+            server.kill()  # SIGKILL: no shutdown hook runs
+            server.start()  # recovers from the write-ahead log
+            assert server.terminate() == 0  # SIGTERM: a clean shutdown
+    """
+
+    def __init__(
+        self,
+        *serve_args: str,
+        data_dir: str | os.PathLike[str] | None = None,
+        token: str | None = None,
+        wal_flush_interval: float = _WAL_FLUSH_INTERVAL,
+        ready_timeout: float = 120.0,
+    ) -> None:
+        """``serve_args``: more ``influx-flight serve`` flags; ``token=None`` runs without
+        auth; ``data_dir=None`` keeps data in memory (lost at every stop)."""
+        self.serve_args = tuple(serve_args)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.token = token
+        self.wal_flush_interval = wal_flush_interval
+        self.ready_timeout = ready_timeout
+        self._dir = Path(tempfile.mkdtemp(prefix="influxdb3-standin-"))
+        self.log_path = self._dir / "serve.log"
+        self.settings: dict[str, Any] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", "influx_flight.cli", "serve", "--port", "0"]
+        args += ["--http-port", "0", "--ready-file", str(self._dir / "ready.json")]
+        args += ["--wal-flush-interval", str(self.wal_flush_interval)]
+        args += ["--token", self.token] if self.token else ["--without-auth"]
+        if self.data_dir is not None:
+            args += ["--data-dir", str(self.data_dir)]
+        return args + list(self.serve_args)
+
+    def start(self) -> StandInProcess:
+        if self.running:
+            raise RuntimeError(f"the stand-in (pid {self.pid}) is already running")
+        ready = self._dir / "ready.json"
+        ready.unlink(missing_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + self.ready_timeout
+        while not ready.exists():  # written atomically (tmp file + rename) once listening
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"influx-flight serve exited at start: {self._log_tail()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(
+                    f"influx-flight serve was not ready after {self.ready_timeout:.0f} s: "
+                    f"{self._log_tail()}"
+                )
+            time.sleep(0.05)
+        self.settings = json.loads(ready.read_text())
+        return self
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the stand-in was never started")
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def flight_uri(self) -> str:
+        return str(self.settings["flight_uri"])
+
+    @property
+    def http_url(self) -> str:
+        return str(self.settings["http_url"])
+
+    def config(self, database: str, **options: Any) -> Any:
+        """An ``InfluxDB3Config`` for this server (queries over Flight, writes over HTTP)."""
+        from influx_flight import InfluxDB3Config
+
+        return InfluxDB3Config(
+            host=self.flight_uri,
+            write_url=self.http_url,
+            database=database,
+            token=self.token,
+            **options,
+        )
+
+    def send_signal(self, sig: int) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float | None = 60.0) -> int:
+        if self.proc is None:
+            raise RuntimeError("the stand-in was never started")
+        return self.proc.wait(timeout)
+
+    def kill(self, timeout: float = 30.0) -> int | None:
+        """SIGKILL (``kill -9``) and reap: nothing of the server's shutdown runs."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        return self.proc.wait(timeout)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait for the exit code (a clean shutdown exits 0)."""
+        self.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def close(self) -> None:
+        """Kill the server if it still runs and remove its ready file and log."""
+        self.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> StandInProcess:
+        return self.start() if not self.running else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = f"pid {self.proc.pid}" if self.running and self.proc else "stopped"
+        return f"<StandInProcess {state} {self.settings.get('flight_uri', '')}>"
+
+
+@pytest.fixture
+def influxdb3_server_process() -> Iterator[Callable[..., StandInProcess]]:
+    """``factory(*serve_args, data_dir=None, token=None, ...)`` -> a started
+    :class:`StandInProcess`; every one is killed at the end of the test."""
+    started: list[StandInProcess] = []
+
+    def make(*serve_args: str, **options: Any) -> StandInProcess:
+        server = StandInProcess(*serve_args, **options)
+        started.append(server)
+        return server.start()
+
+    try:
+        yield make
+    finally:
+        for server in reversed(started):
+            server.close()

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 
 pytest.importorskip("airflow")
 
-from af_testdata import DEFAULT_CONN_ENV, REPO
+from af_testdata import DEFAULT_CONN_ENV
 
 SLOW = "SELECT count(*) AS n FROM generate_series(1, 10000000000)"
 TIMEOUT_S = 5
@@ -60,38 +59,9 @@ if __name__ == "__main__":
 
 
 @pytest.fixture
-def slow_server(tmp_path: Path) -> Any:
-    ready = tmp_path / "ready.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "influx_flight.cli",
-            "serve",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-            "--without-auth",
-            "--wal-flush-interval",
-            "0.01",
-            "--ready-file",
-            str(ready),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "stand-in did not start"
-            time.sleep(0.05)
-        time.sleep(0.1)
-        yield json.loads(ready.read_text())
-    finally:
-        proc.kill()
-        proc.wait(30)
+def slow_server(influxdb3_server_process: Any) -> dict[str, Any]:
+    """The stand-in's settings; its own process, killed at the end (still computing)."""
+    return influxdb3_server_process().settings
 
 
 @pytest.mark.slow

@@ -8,9 +8,6 @@ within 2 s of the cancel, deadline or close, while the query alone would take fa
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,13 +18,12 @@ import pytest
 
 from influx_flight import (
     InfluxDB3Client,
-    InfluxDB3Config,
     InfluxDB3Error,
     QueryCancelledError,
     QueryTimeoutError,
 )
+from influx_flight.testing import StandInProcess
 
-REPO = Path(__file__).resolve().parents[2]
 #: About 35 s of DataFusion work on an idle core (1e8 rows take ~0.4 s): far above every bound.
 SLOW = "SELECT count(*) AS n FROM generate_series(1, 10000000000)"
 #: A first batch at once, then a wait for the slow count: blocked *between* batches.
@@ -36,45 +32,12 @@ BOUND = 2.0
 
 
 @pytest.fixture(scope="module")
-def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    ready = tmp_path_factory.mktemp("slow") / "ready.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "influx_flight.cli",
-            "serve",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-            "--without-auth",
-            "--wal-flush-interval",
-            "0.01",
-            "--ready-file",
-            str(ready),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
-            assert time.monotonic() < deadline, "the stand-in did not start"
-            time.sleep(0.05)
-        time.sleep(0.1)  # the file is written in one go, but give the writer a moment
-        settings = json.loads(ready.read_text())
-        config = InfluxDB3Config(
-            host=settings["flight_uri"], database="slow", write_url=settings["http_url"]
-        )
+def slow_server() -> Iterator[dict[str, Any]]:
+    with StandInProcess() as server:  # killed at the end: still computing abandoned queries
+        config = server.config("slow")
         with InfluxDB3Client(config) as client:
             client.write_lp("m v=1 1\n")
         yield {"config": config}
-    finally:
-        proc.kill()  # still computing the abandoned queries
-        proc.wait(30)
 
 
 def _later(seconds: float, action: Any, box: dict[str, float]) -> threading.Thread:

@@ -8,11 +8,7 @@ on disk at that moment is what a crash would leave) and recovering from the copy
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -24,8 +20,7 @@ import pytest
 
 from influx_flight.server.engine import Engine
 from influx_flight.server.writes import WritePipeline
-
-REPO = Path(__file__).resolve().parents[2]
+from influx_flight.testing import StandInProcess
 
 
 def count(engine: Engine, db: str, table: str = "m") -> int:
@@ -200,45 +195,6 @@ def test_in_memory_pipeline_still_acknowledges_at_the_flush(tmp_path: Path) -> N
 # -- the real process, killed mid-stream --------------------------------------------------------
 
 
-def _start_server(data_dir: Path, ready: Path, token: str) -> subprocess.Popen[bytes]:
-    if ready.exists():
-        ready.unlink()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "influx_flight.cli",  # the real `influx-flight` dispatcher
-            "serve",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-            "--token",
-            token,
-            "--data-dir",
-            str(data_dir),
-            "--wal-flush-interval",
-            "0.05",
-            "--ready-file",
-            str(ready),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("server did not become ready")
-        time.sleep(0.05)
-    return proc
-
-
 def _post(url: str, data: bytes, token: str) -> int:
     req = urllib.request.Request(
         url, data=data, method="POST", headers={"Authorization": f"Bearer {token}"}
@@ -251,10 +207,8 @@ def _post(url: str, data: bytes, token: str) -> int:
 def test_sigkill_mid_stream_loses_no_acknowledged_write(tmp_path: Path) -> None:
     token = "apiv3_durability-test"
     data_dir = tmp_path / "data"
-    ready = tmp_path / "ready.json"
-    proc = _start_server(data_dir, ready, token)
-    settings = json.loads(ready.read_text())
-    url = settings["http_url"] + "/api/v3/write_lp?db=dur&precision=ns"
+    proc = StandInProcess(data_dir=data_dir, token=token, wal_flush_interval=0.05).start()
+    url = proc.http_url + "/api/v3/write_lp?db=dur&precision=ns"
     acked: list[tuple[int, int]] = []
     stop = threading.Event()
     lines_per_request = 200
@@ -280,24 +234,21 @@ def test_sigkill_mid_stream_loses_no_acknowledged_write(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while len(acked) < 40 and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.kill()  # SIGKILL: no shutdown hook runs
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=60)
-        if proc.poll() is None:
-            proc.kill()
+        proc.kill()
     assert len(acked) >= 40, "the writers did not get going"
 
-    proc2 = _start_server(data_dir, ready, token)
+    proc.start()  # on the same data directory
     try:
-        settings = json.loads(ready.read_text())
         query = urllib.parse.urlencode(
             {"db": "dur", "q": "SELECT w, b, count(*) AS n FROM m GROUP BY w, b"}
         )
         req = urllib.request.Request(
-            f"{settings['http_url']}/api/v3/query_sql?{query}",
+            f"{proc.http_url}/api/v3/query_sql?{query}",
             headers={"Authorization": f"Bearer {token}"},
         )
         with urllib.request.urlopen(req, timeout=60) as resp:
@@ -308,8 +259,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_write(tmp_path: Path) -> None:
         # ... and nothing partial appears: a request is all or nothing
         assert set(present.values()) == {lines_per_request}
     finally:
-        proc2.send_signal(signal.SIGTERM)
-        assert proc2.wait(timeout=60) == 0
+        code = proc.terminate()
+        proc.close()
+    assert code == 0  # a clean shutdown after the recovery
 
 
 def test_replayed_log_is_compacted_at_the_next_clean_shutdown(tmp_path: Path) -> None:

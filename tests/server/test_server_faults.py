@@ -30,6 +30,7 @@ from influx_flight.server import wal as wal_module
 from influx_flight.server.engine import Engine
 from influx_flight.server.errors import ServerError
 from influx_flight.server.writes import WritePipeline
+from influx_flight.testing import StandInProcess
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "apiv3_fault-suite-token"
@@ -39,45 +40,9 @@ POINTS = 300  # points per write request
 # -- helpers --------------------------------------------------------------------------------
 
 
-def start_server(data_dir: Path, ready: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """A real ``influx-flight serve`` process; returns once its ready file exists."""
-    if ready.exists():
-        ready.unlink()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "influx_flight.cli",
-            "serve",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-            "--token",
-            TOKEN,
-            "--data-dir",
-            str(data_dir),
-            "--wal-flush-interval",
-            "0.05",
-            "--ready-file",
-            str(ready),
-            *extra,
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise AssertionError(f"server exited: {err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("server did not become ready")
-        time.sleep(0.05)
-    time.sleep(0.05)  # the ready file is written before its content is flushed on slow disks
-    return proc
+def start_server(data_dir: Path, *extra: str) -> StandInProcess:
+    """A real ``influx-flight serve`` process; returns once it listens."""
+    return StandInProcess(*extra, data_dir=data_dir, token=TOKEN, wal_flush_interval=0.05).start()
 
 
 def http(
@@ -142,13 +107,12 @@ def fill(path: Path, leave: int) -> None:
 @pytest.mark.slow
 def test_full_disk_then_kill_9_loses_no_acknowledged_point(tmp_path: Path) -> None:
     """8 MiB tmpfs: write, fill the disk, write through ENOSPC, free it, write, kill -9."""
-    ready = tmp_path / "ready.json"
     with small_tmpfs(tmp_path / "disk", "8m") as disk:
         data_dir = disk / "data"
-        proc = start_server(data_dir, ready)
+        proc = start_server(data_dir)
         acked = refused = 0
         try:
-            url = json.loads(ready.read_text())["http_url"]
+            url = proc.http_url
             write = f"{url}/api/v3/write_lp?db=disk&precision=ns"
             batch = 0
 
@@ -176,16 +140,16 @@ def test_full_disk_then_kill_9_loses_no_acknowledged_point(tmp_path: Path) -> No
                 assert send() == 204
             assert count_points(url) == acked
         finally:
-            proc.kill()
-            proc.wait(timeout=30)
-        proc = start_server(data_dir, ready)
+            proc.kill()  # kill -9
+        proc.start()  # on the same data directory
         try:
-            recovered = count_points(json.loads(ready.read_text())["http_url"])
+            recovered = count_points(proc.http_url)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            code = proc.terminate()
+            proc.close()
     print(f"full disk: {acked} points acknowledged, {recovered} recovered, {refused} refused")
     assert recovered == acked
+    assert code == 0  # a clean shutdown after the recovery
 
 
 def test_injected_enospc_mid_frame_never_hides_a_later_write(
@@ -631,25 +595,23 @@ def cpu_over(pid: int, seconds: float) -> float:
 
 
 @pytest.fixture
-def heavy_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+def heavy_server(tmp_path: Path) -> Iterator[tuple[StandInProcess, dict[str, Any]]]:
     if not Path("/proc/self/stat").exists():
         pytest.skip("measuring a process's CPU needs /proc")
-    proc = start_server(tmp_path / "data", tmp_path / "ready.json")
+    proc = start_server(tmp_path / "data")
     try:
-        settings = json.loads((tmp_path / "ready.json").read_text())
+        settings = proc.settings
         rows = "\n".join(f"m,k=k{i % 10} v={i} {i}" for i in range(20_000)).encode()
         url = settings["http_url"] + "/api/v3/write_lp?db=heavy&precision=ns"
         assert http("POST", url, rows)[0] == 204
         yield proc, settings
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+        proc.close()
 
 
 @pytest.mark.slow
 def test_cancelled_flight_query_stops_the_server_work(
-    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]],
+    heavy_server: tuple[StandInProcess, dict[str, Any]],
 ) -> None:
     import pyarrow as pa
     import pyarrow.flight as fl
@@ -671,7 +633,7 @@ def test_cancelled_flight_query_stops_the_server_work(
 
 @pytest.mark.slow
 def test_closed_http_response_stops_the_server_work(
-    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]],
+    heavy_server: tuple[StandInProcess, dict[str, Any]],
 ) -> None:
     proc, settings = heavy_server
     body = json.dumps({"db": "heavy", "q": HEAVY}).encode()
@@ -691,7 +653,7 @@ def test_closed_http_response_stops_the_server_work(
 
 @pytest.mark.slow
 def test_sigterm_during_a_query_exits_within_5s_with_the_wal_flushed(
-    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]], tmp_path: Path
+    heavy_server: tuple[StandInProcess, dict[str, Any]], tmp_path: Path
 ) -> None:
     import threading
 
@@ -723,14 +685,10 @@ def test_sigterm_during_a_query_exits_within_5s_with_the_wal_flushed(
     print(f"SIGTERM to exit during a heavy query: {took:.2f} s")
     assert code == 0 and took < 5.0
     assert list((tmp_path / "data" / "snapshots").glob("*/MANIFEST.json"))  # compacted
-    proc2 = start_server(tmp_path / "data", tmp_path / "ready.json")
-    try:
-        url2 = json.loads((tmp_path / "ready.json").read_text())["http_url"]
-        q = urllib.parse.urlencode({"db": "heavy", "q": "SELECT count(*) AS n FROM late"})
-        assert http("GET", f"{url2}/api/v3/query_sql?{q}") == (200, b'[{"n":2}]')
-    finally:
-        proc2.send_signal(signal.SIGTERM)
-        proc2.wait(timeout=60)
+    proc.start()  # on the same data directory; the fixture kills it at the end
+    q = urllib.parse.urlencode({"db": "heavy", "q": "SELECT count(*) AS n FROM late"})
+    assert http("GET", f"{proc.http_url}/api/v3/query_sql?{q}") == (200, b'[{"n":2}]')
+    assert proc.terminate() == 0
 
 
 # -- 6. the CLI ----------------------------------------------------------------------------
@@ -748,7 +706,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[byte
 
 @pytest.mark.slow
 def test_cli_ctrl_c_while_waiting_for_the_first_batch(
-    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]], tmp_path: Path
+    heavy_server: tuple[StandInProcess, dict[str, Any]], tmp_path: Path
 ) -> None:
     """Ctrl-C used to be ignored while gRPC waited; now: exit 130, no temporary file left."""
     _proc, settings = heavy_server
@@ -826,7 +784,7 @@ def _timed_select_1(http_url: str) -> float:
 
 @pytest.mark.slow
 def test_select_1_is_answered_during_a_heavy_query(
-    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]],
+    heavy_server: tuple[StandInProcess, dict[str, Any]],
 ) -> None:
     import threading
 
@@ -918,7 +876,7 @@ def test_stalled_request_bodies_are_capped(
 
 @pytest.mark.slow
 def test_sigterm_with_a_stalled_stream_reader_exits_within_5s(
-    heavy_server: tuple[subprocess.Popen[bytes], dict[str, Any]],
+    heavy_server: tuple[StandInProcess, dict[str, Any]],
 ) -> None:
     """A client that stops reading mid-stream blocks gRPC's shutdown: the server goes anyway."""
     import threading
