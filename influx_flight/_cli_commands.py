@@ -66,6 +66,31 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_language_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--language", "-l", choices=("sql", "influxql"), default="sql", help="query language (sql)"
+    )
+
+
+def _add_param_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--param", "-p", action="append", default=[], metavar="NAME=VALUE", help=help_text
+    )
+
+
+def _add_progress_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--progress`` / ``--no-progress``; ``args.progress`` is None when neither is given."""
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help=f"show {what} on stderr (default: when stderr is a terminal)",
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+
+
 def _config_from_args(args: argparse.Namespace) -> InfluxDB3Config:
     environ = os.environ
     token_env = args.token_env or ENV_AUTH_TOKEN
@@ -161,7 +186,7 @@ def _run_body(body: Any) -> int:
 def add_query_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `influx-flight query`."""
     parser.add_argument("query", metavar="QUERY", help="SQL or InfluxQL text ('-' reads stdin)")
-    parser.add_argument("--language", "-l", choices=("sql", "influxql"), default="sql")
+    _add_language_argument(parser)
     parser.add_argument(
         "--format",
         "-f",
@@ -169,13 +194,8 @@ def add_query_arguments(parser: argparse.ArgumentParser) -> None:
         help="output format (default: from --output's suffix, else table)",
     )
     parser.add_argument("--output", "-o", metavar="PATH", help="file or fsspec URL to write to")
-    parser.add_argument(
-        "--param",
-        "-p",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="query parameter for $NAME (VALUE parsed as JSON when possible, else a string)",
+    _add_param_argument(
+        parser, "query parameter for $NAME (VALUE parsed as JSON when possible, else a string)"
     )
     parser.add_argument("--protocol", choices=("ticket", "flightsql"), default="ticket")
     parser.add_argument(
@@ -197,15 +217,7 @@ def add_query_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="refuse results with more rows (table/json formats)",
     )
-    progress = parser.add_mutually_exclusive_group()
-    progress.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="show rows and bytes on stderr (default: when stderr is a terminal)",
-    )
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_progress_arguments(parser, "rows and bytes")
     _add_connection_arguments(parser)
 
 
@@ -229,8 +241,8 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-class _Progress:
-    """A throttled one-line `rows, bytes` display on stderr."""
+class _ProgressLine:
+    """A throttled one-line display on stderr, redrawn in place (at most every 0.2 s)."""
 
     def __init__(self, enabled: bool, stream: IO[str]) -> None:
         self.enabled = enabled
@@ -239,24 +251,36 @@ class _Progress:
         self._last = 0.0
         self._shown = False
 
-    def __call__(self, rows: int, nbytes: int, *, force: bool = False) -> None:
+    def show(self, text: str, *, force: bool = False) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
         if not force and now - self._last < 0.2:
             return
         self._last = now
-        elapsed = max(now - self.started, 1e-9)
-        self.stream.write(
-            f"\r{rows:,} rows, {_human_bytes(nbytes)} ({rows / elapsed:,.0f} rows/s)   "
-        )
+        self.stream.write(f"\r{text}   ")
         self.stream.flush()
         self._shown = True
 
-    def done(self) -> None:
-        if self.enabled and self._shown:
+    def done(self, message: str | None = None) -> None:
+        """End the line (and print ``message`` on its own line) when progress is shown."""
+        if not self.enabled:
+            return
+        if self._shown:
             self.stream.write("\n")
-            self.stream.flush()
+        if message:
+            self.stream.write(message + "\n")
+        self.stream.flush()
+
+
+class _Progress(_ProgressLine):
+    """`rows, bytes (rate)` of a query's output."""
+
+    def __call__(self, rows: int, nbytes: int, *, force: bool = False) -> None:
+        if self.enabled:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            text = f"{rows:,} rows, {_human_bytes(nbytes)} ({rows / elapsed:,.0f} rows/s)"
+            self.show(text, force=force)
 
 
 def _human_bytes(n: float) -> str:
@@ -499,7 +523,7 @@ def add_downsample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-database", help="database to write to (default: the source's)")
     parser.add_argument("--start", required=True, help="range start (RFC 3339, inclusive)")
     parser.add_argument("--end", required=True, help="range end (RFC 3339, exclusive)")
-    parser.add_argument("--language", choices=("sql", "influxql"), default="sql")
+    _add_language_argument(parser)
     parser.add_argument("--offset", help="bucket offset from the epoch, e.g. 15m")
     parser.add_argument("--filter", help="extra predicate ANDed to the time range")
     parser.add_argument("--fill", help="fill: null, previous, linear or a number")

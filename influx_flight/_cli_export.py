@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from typing import IO, Any
+from typing import Any
 
 from ._cli_commands import (
     _add_connection_arguments,
+    _add_language_argument,
+    _add_param_argument,
+    _add_progress_arguments,
     _cancel_on_interrupt,
     _config_from_args,
     _human_bytes,
+    _ProgressLine,
     _run_guarded,
     parse_params,
 )
 from ._exceptions import ConfigurationError
+from ._options import DEFAULT_COMPRESSION
 
 __all__ = ["add_export_arguments", "run_export"]
 
@@ -48,59 +52,28 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="re-export windows that are already written"
     )
-    parser.add_argument("--language", "-l", choices=("sql", "influxql"), default="sql")
+    _add_language_argument(parser)
+    _add_param_argument(parser, "extra query parameter (repeatable)")
     parser.add_argument(
-        "--param",
-        "-p",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra query parameter (repeatable)",
+        "--compression",
+        default=DEFAULT_COMPRESSION,
+        help=f"Parquet compression ({DEFAULT_COMPRESSION})",
     )
-    parser.add_argument("--compression", default="zstd")
-    progress = parser.add_mutually_exclusive_group()
-    progress.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="show progress (default: only on a terminal)",
-    )
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_progress_arguments(parser, "windows, rows and bytes")
     _add_connection_arguments(parser)
 
 
-class _DatasetProgressLine:
-    """A throttled one-line display: windows done, rows, bytes, rate (stderr, TTY only)."""
-
-    def __init__(self, enabled: bool, stream: IO[str]) -> None:
-        self.enabled = enabled
-        self.stream = stream
-        self._last = 0.0
-        self._shown = False
+class _DatasetProgressLine(_ProgressLine):
+    """Windows done, rows, bytes and rate of a dataset export."""
 
     def __call__(self, p: Any, *, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < 0.2:
-            return
-        self._last = now
-        skipped = f" ({p.windows_skipped} already done)" if p.windows_skipped else ""
-        self.stream.write(
-            f"\r{p.windows_done}/{p.windows_total} windows{skipped}, {p.rows:,} rows, "
-            f"{_human_bytes(p.bytes)}, {p.rows_per_second:,.0f} rows/s   "
-        )
-        self.stream.flush()
-        self._shown = True
-
-    def done(self, message: str | None = None) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\n")
-        if self.enabled and message:
-            self.stream.write(message + "\n")
         if self.enabled:
-            self.stream.flush()
+            skipped = f" ({p.windows_skipped} already done)" if p.windows_skipped else ""
+            self.show(
+                f"{p.windows_done}/{p.windows_total} windows{skipped}, {p.rows:,} rows, "
+                f"{_human_bytes(p.bytes)}, {p.rows_per_second:,.0f} rows/s",
+                force=force,
+            )
 
 
 def run_export(args: argparse.Namespace) -> int:
