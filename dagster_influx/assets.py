@@ -149,8 +149,9 @@ def check_alignment(
             bucket_zone = spec.time_zone or "UTC"
             hint = (
                 f" The partitions follow {zone}'s wall clock but the buckets are cut in"
-                f" {bucket_zone}: set DownsampleSpec(time_zone={zone!r}, language='influxql')"
-                " so the buckets follow the same clock, or use partitions in"
+                f" {bucket_zone}: set DownsampleSpec(time_zone={zone!r}) (SQL"
+                " date_bin_wallclock or InfluxQL tz()) so the buckets follow the same clock,"
+                " or use partitions in"
                 f" {bucket_zone}."
                 if zone != bucket_zone
                 else " Choose a window that divides the partition length (and an offset that"

@@ -94,7 +94,8 @@ class DownsampleSpec:
         fill: None (only buckets with data), "null", "previous", "linear" or a number.
         target_database: Database to write to (default: the client's database).
         language: "sql" or "influxql".
-        time_zone: IANA zone for wall-clock buckets (InfluxQL ``tz()`` only).
+        time_zone: IANA zone for wall-clock buckets: InfluxQL ``tz()``, SQL
+            ``date_bin_wallclock(..., tz(time, zone), ...)``.
         with_time: Also write the selected row's time (ns, integer field ``<field>_<agg>_time``)
             for min/max/first/last (SQL only).
         align: "strict" refuses unaligned ranges; "widen" extends them to whole windows.
@@ -186,12 +187,6 @@ class DownsampleSpec:
                 f"fill: expected None, 'null', 'previous', 'linear' or a number, got {self.fill!r}",
                 field="fill",
             )
-        if self.time_zone is not None and self.language != "influxql":
-            raise ConfigurationError(
-                "time_zone: wall-clock buckets need language='influxql' (tz()); SQL date_bin "
-                "bins in UTC",
-                field="time_zone",
-            )
         if self.time_zone is not None:
             try:
                 from zoneinfo import ZoneInfo
@@ -239,7 +234,11 @@ class DownsampleSpec:
         interval = sql_interval(self._window_ns)
         gapfill = self.fill is not None
         bin_fn = "date_bin_gapfill" if gapfill else "date_bin"
-        cols = [f"{bin_fn}({interval}, time, {self._origin_literal()}) AS time"]
+        source_time = "time"
+        if self.time_zone:  # buckets on the zone's wall clock (23-, 24- and 25-hour days)
+            bin_fn = "date_bin_wallclock_gapfill" if gapfill else "date_bin_wallclock"
+            source_time = f"tz(time, '{self.time_zone}')"
+        cols = [f"{bin_fn}({interval}, {source_time}, {self._origin_literal()}) AS time"]
         cols += [q(t) for t in self.group_by]
         for fname, agg in self._aggs:
             expr = AGGREGATES[agg][0].format(f=q(fname))

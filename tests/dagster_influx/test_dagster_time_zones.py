@@ -6,6 +6,7 @@ the asset is built, naming a summer partition and the fix, and an InfluxQL spec 
 partitions' zone materialises a summer day and both DST-change days with the right buckets.
 """
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,7 +40,7 @@ def test_utc_buckets_for_london_days_are_refused_when_building() -> None:
     message = str(err.value)
     # the day the clocks go forward (23 hours, ending 23:00Z) is the first misaligned one
     assert "partition '2024-03-31' [2024-03-31T00:00:00Z, 2024-03-31T23:00:00Z)" in message
-    assert "time_zone='Europe/London', language='influxql'" in message
+    assert "DownsampleSpec(time_zone='Europe/London')" in message
 
 
 def test_every_partition_is_checked_not_just_the_first() -> None:
@@ -107,15 +108,18 @@ def london_data(standin: Any, db_name: str) -> str:
     return db_name
 
 
+@pytest.mark.parametrize("language", ["influxql", "sql"])
 @pytest.mark.parametrize(
     ("day", "hours"),
     [("2024-07-01", 24), ("2024-03-31", 23), ("2024-10-27", 25)],
     ids=["summer", "spring-forward", "fall-back"],
 )
 def test_london_days_get_one_wall_clock_bucket_each(
-    influx: InfluxDB3Resource, london_data: str, day: str, hours: int
+    influx: InfluxDB3Resource, london_data: str, day: str, hours: int, language: str
 ) -> None:
-    asset = build_downsample_asset(SPEC, partitions_def=LONDON_DAILY)
+    # InfluxQL tz() and SQL date_bin_wallclock(tz(time, zone)): the same wall-clock buckets
+    spec = dataclasses.replace(SPEC, language=language)
+    asset = build_downsample_asset(spec, partitions_def=LONDON_DAILY)
     result = dg.materialize([asset], resources={"influxdb": influx}, partition_key=day)
     assert result.success
     (mat,) = result.asset_materializations_for_node("meter_1d")
@@ -127,8 +131,8 @@ def test_london_days_get_one_wall_clock_bucket_each(
         t.astimezone(UTC): (s, n)
         for t, s, n in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True)
     }
-    # the bucket starts at local midnight and holds the local day's readings, 2 per hour
-    assert stored[midnight.astimezone(UTC)] == (2.0 * hours, 2 * hours)
+    # one bucket, at local midnight, holding the local day's readings (2 per hour)
+    assert stored == {midnight.astimezone(UTC): (2.0 * hours, 2 * hours)}
 
 
 def test_a_london_range_run_counts_each_local_day(
@@ -207,3 +211,47 @@ def test_fixed_period_utc_definitions_are_decided_exactly_and_fast(
     )
     if cron != "30 * * * *":
         assert build_downsample_asset(fine, partitions_def=partitions)
+
+
+@pytest.mark.parametrize("language", ["influxql", "sql"])
+def test_a_range_run_over_both_dst_changes_in_sql_and_influxql(
+    influx: InfluxDB3Resource, london_data: str, language: str
+) -> None:
+    """Single-run ranges over the spring and autumn changes, 1-day chunks: bucket starts at
+    London midnight (GMT and BST) and per-day counts of 23, 24 and 25 local hours."""
+    spec = dataclasses.replace(SPEC, language=language)
+    asset = build_downsample_asset(
+        spec,
+        partitions_def=LONDON_DAILY,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        chunk="1d",
+    )
+    for first, last in (("2024-03-30", "2024-04-01"), ("2024-10-26", "2024-10-28")):
+        tags = {
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        }
+        result = dg.materialize([asset], resources={"influxdb": influx}, tags=tags)
+        assert result.success
+        counts = {
+            m.partition: m.metadata["dagster/partition_row_count"].value
+            for m in result.asset_materializations_for_node("meter_1d")
+        }
+        assert set(counts.values()) == {1}
+    with dg.build_resources({"influxdb": influx}) as res:
+        table = res.influxdb.query("SELECT time, kwh_count FROM meter_1d ORDER BY time")
+    stored = dict(
+        zip(
+            [t.astimezone(UTC) for t in table.column("time").to_pylist()],
+            table.column("kwh_count").to_pylist(),
+            strict=True,
+        )
+    )
+    assert stored == {
+        datetime(2024, 3, 30, 0, tzinfo=UTC): 48,  # GMT midnight
+        datetime(2024, 3, 31, 0, tzinfo=UTC): 46,  # spring forward: 23 local hours
+        datetime(2024, 3, 31, 23, tzinfo=UTC): 48,  # BST midnight
+        datetime(2024, 10, 25, 23, tzinfo=UTC): 46,  # data starts 01:00 local
+        datetime(2024, 10, 26, 23, tzinfo=UTC): 50,  # fall back: 25 local hours
+        datetime(2024, 10, 28, 0, tzinfo=UTC): 48,  # GMT midnight again
+    }

@@ -244,7 +244,7 @@ def test_split_range() -> None:
         ({"window": "soon"}, "window", "duration"),
         ({"fill": "zero"}, "fill", "fill"),
         ({"language": "flux"}, "language", "sql"),
-        ({"time_zone": "Europe/Paris"}, "time_zone", "influxql"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "unknown"),
         ({"language": "influxql", "time_zone": "Mars/Olympus"}, "time_zone", "unknown"),
         ({"language": "influxql", "with_time": True}, "with_time", "sql"),
         ({"source": " "}, "source", "table"),
