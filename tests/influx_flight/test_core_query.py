@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.flight as flight
 import pytest
 
 from influx_flight import (
@@ -172,6 +174,16 @@ def test_token_scheme_accepted(standin: Any, database: str) -> None:
     wrong = cfg.with_options(token=TOKEN + "x")
     with InfluxDB3Client(wrong) as c, pytest.raises(AuthenticationError):
         c.check_connection()  # the same call fails with a wrong token: the check is real
+    # and the server does read the scheme: an unknown one is refused with the right token
+    raw = flight.FlightClient(standin.flight_uri)
+    ticket = flight.Ticket(json.dumps({"database": database, "sql_query": "SELECT 1"}).encode())
+    for header in (f"Token {TOKEN}", f"Bearer {TOKEN}"):
+        opts = flight.FlightCallOptions(headers=[(b"authorization", header.encode())])
+        assert raw.do_get(ticket, opts).read_all().num_rows == 1
+    unknown = flight.FlightCallOptions(headers=[(b"authorization", f"Tok {TOKEN}".encode())])
+    with pytest.raises(flight.FlightUnauthenticatedError):
+        raw.do_get(ticket, unknown).read_all()
+    raw.close()
 
 
 def test_without_auth_server_needs_no_token(standin_factory: Any) -> None:

@@ -174,7 +174,8 @@ def test_query_influxql_endpoint(loaded: Any) -> None:
     status, _, body = get(loaded, "/api/v3/query_influxql", db="hq", q="SELECT temp FROM home")
     assert status == 200, body
     rows = json.loads(body)
-    assert rows and {r["iox::measurement"] for r in rows} == {"home"}
+    assert [(r["iox::measurement"], r["temp"]) for r in rows] == [("home", 21.0), ("home", 21.1)]
+    assert [r["time"] for r in rows] == ["2022-01-01T08:00:00", "2022-01-01T08:00:00.500"]
 
 
 # -- databases ----------------------------------------------------------------------------------
