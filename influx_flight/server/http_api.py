@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import uuid
 import zlib
@@ -70,6 +71,8 @@ _CONTENT_TYPES = {
 }
 _V1_TOKEN_PATHS = {"/write", "/query"}
 _STREAMING = "influx_flight.streaming"  # request key: the response status is already sent
+#: An RFC 3339 date-time with its offset (``hard_delete_at``), as chrono parses it for Core.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 #: Field types of ``POST /api/v3/configure/table`` (Core's ``FieldDataType`` names).
 _TABLE_FIELD_TYPES = {
     "utf8": pa.utf8(),
@@ -782,8 +785,10 @@ class _Api:
             raise _HttpError(400, "missing query parameter 'table'")
         hard = request.query.get("hard_delete_at", "")
         if hard not in ("", "now", "never", "default"):
-            try:
-                datetime.fromisoformat(hard.replace("Z", "+00:00"))
+            try:  # Core: chrono's parse_from_rfc3339 (date, time and offset all required)
+                if not _RFC3339.fullmatch(hard):
+                    raise ValueError(hard)
+                datetime.fromisoformat(hard.upper().replace("Z", "+00:00"))
             except ValueError:
                 raise _HttpError(
                     400,
