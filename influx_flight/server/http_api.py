@@ -360,7 +360,8 @@ class _Api:
         if encoding != "gzip" or not raw:
             return raw
         try:
-            body = _gunzip(raw, MAX_REQUEST_SIZE)
+            # off the event loop: other requests keep streaming in while this one inflates
+            body = await self.run(_gunzip, raw, MAX_REQUEST_SIZE)
         except _TooBig:
             raise too_big from None
         except (zlib.error, ValueError) as exc:

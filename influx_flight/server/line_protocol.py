@@ -520,73 +520,105 @@ def _overflow_message(ts: int, precision: str) -> str:
 # Fast path: whole-body vectorised parsing of plain lines
 # ----------------------------------------------------------------------------------------------
 
-_FAST_FLOAT = r"^-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$"
-_FAST_INT = r"^-?[0-9]+i$"
-_FAST_UINT = r"^[0-9]+u$"
-_FAST_TS = r"^-?[0-9]+$"
-_BOOL_SET = pa.array(list(_TRUE) + list(_FALSE))
+#: Field value grammars of the fast path, by kind (a value is everything up to `,`, ` ` or the
+#: end of the line); anything else is left to the full parser.
+_VALUE_PATTERNS = {
+    "float": r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?",
+    "int": r"-?[0-9]+i",
+    "uint": r"[0-9]+u",
+    "bool": "(?:" + "|".join(_TRUE + _FALSE) + ")",
+}
+_VALUE_RES = {kind: re.compile(p) for kind, p in _VALUE_PATTERNS.items()}
+_TS_FULL = re.compile(r"-?[0-9]+")
 _TRUE_SET = pa.array(list(_TRUE))
-_KIND_CODES = ("float", "int", "uint", "bool")
-_INVALID = 7
 _MAX_SHAPES = 64  # shapes handled vectorised per body; the rest go to the slow path
-
-
-def _classify(values: pa.Array) -> np.ndarray:
-    """Kind code per value: index into _KIND_CODES, or _INVALID (left to the slow path)."""
-    is_float = pc.match_substring_regex(values, _FAST_FLOAT)
-    if pc.all(is_float).as_py():
-        return np.zeros(len(values), dtype=np.int8)
-    codes = np.full(len(values), _INVALID, dtype=np.int8)
-    codes[is_float.to_numpy(zero_copy_only=False)] = 0
-    codes[pc.match_substring_regex(values, _FAST_INT).to_numpy(zero_copy_only=False)] = 1
-    codes[pc.match_substring_regex(values, _FAST_UINT).to_numpy(zero_copy_only=False)] = 2
-    codes[pc.is_in(values, value_set=_BOOL_SET).to_numpy(zero_copy_only=False)] = 3
-    return codes
-
-
-def _convert(values: pa.Array, kind: str) -> pa.Array:
-    """Cast classified value strings; raises pa.ArrowInvalid on out-of-range integers."""
-    if kind == "float":
-        return pc.cast(values, pa.float64())
-    if kind == "int":
-        return pc.cast(pc.utf8_slice_codeunits(values, 0, -1), pa.int64())
-    if kind == "uint":
-        return pc.cast(pc.utf8_slice_codeunits(values, 0, -1), pa.uint64())
-    return pc.is_in(values, value_set=_TRUE_SET)
+#: Separators that the split turns into commas: each line becomes name, key, value, ... parts.
+_TO_COMMA = bytes.maketrans(b" =", b",,")
 
 
 def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
-class _Split:
-    """A string column split on a separator: flat parts plus per-row offsets and counts."""
-
-    def __init__(self, values: pa.Array, sep: str) -> None:
-        lists = pc.split_pattern(values, sep)
-        if isinstance(lists, pa.ChunkedArray):
-            lists = lists.combine_chunks()
-        self.offsets = _np(lists.offsets).astype(np.int64)
-        self.counts = np.diff(self.offsets)
-        self.flat = lists.values
-
-    def column(self, rows: np.ndarray, j: int) -> pa.Array:
-        return self.flat.take(pa.array(self.offsets[rows] + j, pa.int64()))
+def _re2_literal(text: str) -> str:
+    """`text` as an RE2 literal (every character that is not a letter or digit as `\\x{..}`)."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
 
 
-def _template(split: _Split, row: int, first_is_name: bool) -> list[str] | None:
-    """Keys of one row's `k=v` parts (the first part is the measurement when first_is_name)."""
-    parts = split.flat.slice(split.offsets[row], split.counts[row]).to_pylist()
-    keys: list[str] = []
-    for j, part in enumerate(parts):
-        if first_is_name and j == 0:
-            keys.append(part)
-            continue
-        eq = part.find("=")
-        if eq <= 0:
+@dataclass(frozen=True)
+class _Shape:
+    """Measurement, tag keys, field keys and kinds of a line, and the pattern of its shape.
+
+    The pattern matches exactly the plain lines of this shape whose values the fast path can
+    take: tag values without `=`, field values of the shape's kinds, the timestamp if the
+    template line has one.
+    """
+
+    measurement: str
+    tag_keys: tuple[str, ...]
+    fields: tuple[tuple[str, str], ...]  # (key, kind)
+    has_ts: bool
+    pattern: str
+
+    @classmethod
+    def of(cls, line: str) -> _Shape | None:
+        """The shape of a plain line (escapes encoded), or None to leave the line to the parser."""
+        top = line.split(" ")
+        if len(top) not in (2, 3) or (len(top) == 3 and not _TS_FULL.fullmatch(top[2])):
             return None
-        keys.append(part[:eq])
-    return keys
+        measurement, *tag_parts = top[0].split(",")
+        if not measurement:
+            return None
+        tag_keys = []
+        for part in tag_parts:
+            key, eq, value = part.partition("=")
+            if not key or not eq or not value or "=" in value:
+                return None
+            tag_keys.append(key)
+        fields = []
+        for part in top[1].split(","):
+            key, eq, value = part.partition("=")
+            if not key or not eq:
+                return None
+            kind = next((k for k, r in _VALUE_RES.items() if r.fullmatch(value)), None)
+            if kind is None:
+                return None
+            fields.append((key, kind))
+        if len(set(tag_keys)) != len(tag_keys) or len({k for k, _ in fields}) != len(fields):
+            return None  # duplicates: the full parser says which wins or what is wrong
+        pattern = "^" + _re2_literal(measurement)
+        pattern += "".join(f",{_re2_literal(k)}=[^ ,=]+" for k in tag_keys)
+        pattern += " " + ",".join(f"{_re2_literal(k)}={_VALUE_PATTERNS[t]}" for k, t in fields)
+        pattern += r" -?[0-9]+$" if len(top) == 3 else "$"
+        return cls(measurement, tuple(tag_keys), tuple(fields), len(top) == 3, pattern)
+
+
+def _commas(lines: pa.Array) -> pa.Array:
+    """`lines` with spaces and `=` turned into commas (same lengths, same offsets)."""
+    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    if lines.offset or lines.null_count:
+        lines = pa.concat_arrays([lines])  # a fresh, unsliced copy
+    validity, offsets, data = lines.buffers()
+    first, last = _np(pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, offsets]))[[0, -1]]
+    translated = pa.py_buffer(data[int(first) : int(last)].to_pybytes().translate(_TO_COMMA))
+    shifted = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, offsets])
+    if first:
+        shifted = pc.subtract(shifted, int(first))
+    return pa.Array.from_buffers(
+        pa.string(), len(lines), [validity, shifted.buffers()[1], translated]
+    )
+
+
+class _Parts:
+    """Every line split into name, key, value, ... parts (see `_commas`), by row and position."""
+
+    def __init__(self, lines: pa.Array) -> None:
+        lists = pc.split_pattern(_commas(lines), ",")
+        self.offsets = _np(lists.offsets).astype(np.int64)[:-1] - lists.offsets[0].as_py()
+        self.flat = lists.values.slice(lists.offsets[0].as_py())
+
+    def column(self, rows: np.ndarray, position: np.ndarray | int) -> pa.Array:
+        return self.flat.take(pa.array(self.offsets[rows] + position, pa.int64()))
 
 
 def _fast_path(
@@ -599,163 +631,111 @@ def _fast_path(
 ) -> np.ndarray:
     """Parse plain lines vectorised; returns the data-line indices left for the slow path.
 
-    Lines are split on spaces (2 or 3 parts), then on commas. Rows are grouped by shape with a
-    template check: the first remaining row gives measurement and keys, every row with the same
-    part counts is checked part by part (`starts_with("key=")`), and the matching rows form one
-    group. Anything unusual goes to the slow path, which reports errors.
+    The first line not yet taken gives a shape (`_Shape`); one regular-expression pass finds
+    every remaining line of that shape, whose values are then cut out of one split of all lines
+    on separators and cast per column. Lines that give no shape (errors included) go to the slow
+    path, which reports errors.
     """
     subset = (
         lines.take(pa.array(candidates, pa.int64())) if len(candidates) != len(lines) else lines
     )
-    top = _Split(subset, " ")
-    ok = (top.counts == 2) | (top.counts == 3)
-    leftover = [candidates[~ok]]
-    rows_ok = np.flatnonzero(ok)
-    if len(rows_ok) == 0:
-        return candidates
-    series = top.column(rows_ok, 0)
-    fields = top.column(rows_ok, 1)
-    has_ts = top.counts[rows_ok] == 3
-    ts_idx = np.where(has_ts, top.offsets[rows_ok] + 2, top.offsets[rows_ok])
-    ts = top.flat.take(pa.array(ts_idx, pa.int64()))
-    index = candidates[rows_ok]
-    ts_ok = _np(pc.match_substring_regex(ts, _FAST_TS)) | ~has_ts
-    s_split = _Split(series, ",")
-    f_split = _Split(fields, ",")
-    remaining = np.flatnonzero(ts_ok)
-    leftover.append(index[~ts_ok])
+    parts = _Parts(subset)
+    remaining = np.arange(len(subset), dtype=np.int64)
+    leftover = []
     shapes = 0
     while len(remaining):
         shapes += 1
         if shapes > _MAX_SHAPES:
-            leftover.append(index[remaining])
+            leftover.append(candidates[remaining])
             break
-        t = int(remaining[0])
-        s_keys = _template(s_split, t, True)
-        f_keys = _template(f_split, t, False)
-        same = remaining[
-            (s_split.counts[remaining] == s_split.counts[t])
-            & (f_split.counts[remaining] == f_split.counts[t])
-        ]
-        if (
-            s_keys is None
-            or f_keys is None
-            or len(set(s_keys[1:])) != len(s_keys) - 1
-            or len(set(f_keys)) != len(f_keys)
-        ):
-            leftover.append(index[[t]])
-            remaining = remaining[remaining != t]
+        first = int(remaining[0])
+        shape = _Shape.of(subset[first].as_py())
+        pool = subset if len(remaining) == len(subset) else subset.take(pa.array(remaining))
+        match = _np(pc.match_substring_regex(pool, shape.pattern)) if shape else None
+        if shape is None or match is None or not match[0]:
+            leftover.append(candidates[[first]])
+            remaining = remaining[1:]
             continue
-        match = np.ones(len(same), dtype=bool)
-        tag_vals: list[pa.Array] = []
-        for j, key in enumerate(s_keys):
-            col = s_split.column(same, j)
-            if j == 0:
-                match &= _np(pc.equal(col, key))
-                continue
-            match &= _np(pc.starts_with(col, key + "="))
-            match &= _np(pc.greater(pc.utf8_length(col), len(key) + 1))
-            tag_vals.append(col)
-        field_vals: list[pa.Array] = []
-        for key in f_keys:
-            col = f_split.column(same, len(field_vals))
-            match &= _np(pc.starts_with(col, key + "="))
-            field_vals.append(col)
-        group = same[match]
-        remaining = np.setdiff1d(remaining, group, assume_unique=True)
-        if not match.all():
-            keep = pa.array(match)
-            tag_vals = [c.filter(keep) for c in tag_vals]
-            field_vals = [c.filter(keep) for c in field_vals]
-        tag_vals = [
-            pc.utf8_slice_codeunits(c, len(k) + 1)
-            for c, k in zip(tag_vals, s_keys[1:], strict=True)
-        ]
-        field_vals = [
-            pc.utf8_slice_codeunits(c, len(k) + 1) for c, k in zip(field_vals, f_keys, strict=True)
-        ]
-        measurement = s_keys[0]
-        tag_names, field_names = s_keys[1:], f_keys
+        group, remaining = remaining[match], remaining[~match]
+        # position of the measurement's last part: `=` in a measurement is split too
+        base = shape.measurement.count("=")
+        tag_vals = [parts.column(group, base + 2 + 2 * i) for i in range(len(shape.tag_keys))]
+        pos = base + 2 + 2 * len(shape.tag_keys)
+        field_vals = [parts.column(group, pos + 2 * j) for j in range(len(shape.fields))]
+        measurement, tag_names = shape.measurement, list(shape.tag_keys)
+        field_names = [k for k, _ in shape.fields]
         if escaped:
             measurement = _decode_name(measurement, _DECODE_MEASUREMENT)
             tag_names = [_decode_name(k, _DECODE_KEY) for k in tag_names]
             field_names = [_decode_name(k, _DECODE_KEY) for k in field_names]
             tag_vals = [_decode_values(c) for c in tag_vals]
             if len(set(tag_names)) != len(tag_names) or len(set(field_names)) != len(field_names):
-                leftover.append(index[group])  # duplicates after decoding: the slow path decides
+                leftover.append(candidates[group])  # duplicates after decoding: the parser decides
                 continue
-        slow = _fast_group(
+        ts = parts.column(group, pos + 2 * len(shape.fields) - 1) if shape.has_ts else None
+        if not _fast_group(
             measurement,
             dict(zip(tag_names, tag_vals, strict=True)),
-            dict(zip(field_names, field_vals, strict=True)),
-            ts.take(pa.array(group, pa.int64())),
-            has_ts[group],
-            index[group],
+            {n: (k, v) for n, (_, k), v in zip(field_names, shape.fields, field_vals, strict=True)},
+            ts,
+            candidates[group],
             precision,
             default_time_ns,
             result,
-        )
-        if len(slow):
-            leftover.append(index[group][slow])
-    return np.sort(np.concatenate(leftover))
+        ):
+            leftover.append(candidates[group])
+    return np.sort(np.concatenate(leftover)) if leftover else candidates[:0]
+
+
+def _convert(values: pa.Array, kind: str) -> pa.Array:
+    """Cast matched value strings; raises pa.ArrowInvalid on out-of-range integers."""
+    if kind == "float":
+        return pc.cast(values, pa.float64())
+    if kind == "int":
+        return pc.cast(pc.utf8_slice_codeunits(values, 0, -1), pa.int64())
+    if kind == "uint":
+        return pc.cast(pc.utf8_slice_codeunits(values, 0, -1), pa.uint64())
+    return pc.is_in(values, value_set=_TRUE_SET)
 
 
 def _fast_group(
     measurement: str,
     tags: dict[str, pa.Array],
-    fields: dict[str, pa.Array],
-    ts: pa.Array,
-    has_ts: np.ndarray,
+    fields: dict[str, tuple[str, pa.Array]],
+    ts: pa.Array | None,
     line_index: np.ndarray,
     precision: str,
     default_time_ns: int,
     result: ParseResult,
-) -> np.ndarray:
-    """Turn one shape group into chunks; returns positions (within the group) for the slow path."""
-    n = len(line_index)
-    codes = {name: _classify(col) for name, col in fields.items()}
-    slow = np.zeros(n, dtype=bool)
-    for c in codes.values():
-        slow |= c == _INVALID
+) -> bool:
+    """Add one shape's rows as a chunk; False leaves them all to the slow path (out of range)."""
     try:
-        raw = _np(pc.cast(pc.if_else(pa.array(has_ts), ts, "0"), pa.int64()))
+        converted = {name: (kind, _convert(col, kind)) for name, (kind, col) in fields.items()}
+        raw = _np(pc.cast(ts, pa.int64())) if ts is not None else None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return np.arange(n)  # out-of-range timestamps: the slow path reports them per line
-    ns, overflow = _to_ns(raw, precision)
-    overflow &= has_ts
-    ns = np.where(has_ts, ns, default_time_ns)
-    for pos in np.flatnonzero(overflow & ~slow).tolist():
-        idx = int(line_index[pos])
-        result.errors.append(
-            LineError(idx + 1, _overflow_message(int(raw[pos]), precision), _line(result, idx))
-        )
-    usable = ~slow & ~overflow
-    # sub-group by the kind combination so every chunk has one kind per field
-    combo = np.zeros(n, dtype=np.int64)
-    for c in codes.values():
-        combo = combo * 8 + c
-    for key in np.unique(combo[usable]).tolist():
-        sel = np.flatnonzero(usable & (combo == key))
-        whole = len(sel) == n
-        sel_arr = pa.array(sel, pa.int64())
-        try:
-            chunk_fields = {}
-            for name, col in fields.items():
-                kind = _KIND_CODES[int(codes[name][sel[0]])]
-                chunk_fields[name] = (kind, _convert(col if whole else col.take(sel_arr), kind))
-        except pa.ArrowInvalid:
-            slow[sel] = True  # integer out of range: the slow path reports it per line
-            continue
-        result.chunks.append(
-            Chunk(
-                table=measurement,
-                line_index=line_index[sel],
-                time=ns[sel],
-                tags={k: col if whole else col.take(sel_arr) for k, col in tags.items()},
-                fields=chunk_fields,
+        return False  # an integer or timestamp out of range: the slow path reports it per line
+    if raw is None:
+        ns = np.full(len(line_index), default_time_ns, dtype=np.int64)
+        keep = None
+    else:
+        ns, overflow = _to_ns(raw, precision)
+        for pos in np.flatnonzero(overflow).tolist():
+            idx = int(line_index[pos])
+            result.errors.append(
+                LineError(idx + 1, _overflow_message(int(raw[pos]), precision), _line(result, idx))
             )
-        )
-    return np.flatnonzero(slow)
+        keep = ~overflow if overflow.any() else None
+    if keep is not None:
+        if not keep.any():
+            return True
+        mask = pa.array(keep)
+        line_index, ns = line_index[keep], ns[keep]
+        tags = {k: v.filter(mask) for k, v in tags.items()}
+        converted = {k: (kind, v.filter(mask)) for k, (kind, v) in converted.items()}
+    result.chunks.append(
+        Chunk(table=measurement, line_index=line_index, time=ns, tags=tags, fields=converted)
+    )
+    return True
 
 
 def _line(result: ParseResult, idx: int) -> str:
@@ -824,10 +804,13 @@ def parse(
                     "utf-8", raw, 0, len(raw), "the body is not valid UTF-8"
                 ) from None
         lines = pc.list_flatten(pc.split_pattern(whole, "\n"))
+        sp, tab, nl = (" ", "\t", "\n") if isinstance(raw, str) else (b" ", b"\t", b"\n")
+        indented = raw[:1] in (sp, tab) or nl + sp in raw or nl + tab in raw
     else:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         lines = pa.array(split_lines(text), pa.string())
-    arr = pc.utf8_ltrim(lines, characters=" \t\n")
+        indented = True
+    arr = pc.utf8_ltrim(lines, characters=" \t\n") if indented else lines
     keep = pc.and_(
         pc.greater(pc.binary_length(arr), 0),
         pc.invert(pc.starts_with(arr, "#")),

@@ -514,3 +514,38 @@ def test_escaped_names_and_tag_values_take_the_fast_path(monkeypatch: pytest.Mon
         measurement, tags, _fields, _ = parse_line(line)
         assert (row["measurement"], row["tags"]) == (measurement, dict(tags))
     assert [r["fields"] for r in rows] == [{"f,k": ("float", 1.0)}, {"f,k": ("float", 2.0)}]
+
+
+def test_a_line_without_a_measurement_is_rejected_among_plain_lines() -> None:
+    # Core: "Invalid measurement was provided"; the vectorised path must not make a table ""
+    body = ",host=a f=1 1\ncpu,host=a f=2 2\ncpu,host=b f=3 3"
+    batches, errors = resolve(parse(body, "ns", NOW))
+    assert [(e.line_number, e.error_message) for e in errors] == [
+        (1, "Invalid measurement was provided")
+    ]
+    assert list(batches) == ["cpu"]
+    assert batches["cpu"].column("f").to_pylist() == [2.0, 3.0]
+
+
+def test_plain_lines_the_fast_path_leaves_to_the_parser_keep_their_values() -> None:
+    # `=` in a tag value, mixed kinds of one field, an out-of-range integer: row by row
+    body = "\n".join(
+        [
+            "m,t=a=b f=1 1",
+            "m,t=c f=2i 2",
+            "m,t=c f=99999999999999999999i 3",
+            "m,t=d f=4 4",
+            "m,t=e f=5 9999999999999999999",
+        ]
+    )
+    batches, errors = resolve(parse(body, "ns", NOW))
+    assert [(e.line_number, e.error_message) for e in errors] == [
+        (
+            2,
+            "invalid field value in line protocol for field 'f' on line 1: expected type "
+            "iox::column_type::field::float, but got iox::column_type::field::integer",
+        ),
+        (3, "Unable to parse integer value `99999999999999999999`"),
+        (5, "Unable to parse timestamp value `9999999999999999999`"),
+    ]
+    assert batches["m"].column("t").to_pylist() == ["a=b", "d"]
