@@ -9,8 +9,9 @@ The rule (Dagster's schema convention, with the database in the schema's place):
 4. else the resource's database; the table is the key's last component.
 
 Two assets that resolve to the same table would read and overwrite each other's rows without
-any error, so `validate_tables(defs)` refuses them when the Definitions are built, and the IO
-manager and the downsampling factory refuse them again before they write.
+any error. `validate_tables(defs)` refuses them when the Definitions are built (opt-in: Dagster
+has no load-time hook that sees all assets and resources); without it, the IO manager and the
+downsampling factory refuse them before they write, checking the whole code location.
 """
 
 from __future__ import annotations
@@ -134,11 +135,14 @@ def validate_tables(defs: Definitions) -> Definitions:
 
 
 def refuse_shared_tables(context: Any, key: AssetKey, *, database: str | None = None) -> None:
-    """Before a write: refuse if another asset of this run's job stores into the same table.
+    """Before a write: refuse if any other asset of the code location stores into this table.
 
-    Compares the assets that write through the same IO manager (or, for the downsampling
-    factory, with the same resource), so it needs nothing but the job's asset graph; the
-    complete check across all resources is `validate_tables` at load time.
+    Dagster exposes no hook that sees every asset and resource when a code location loads
+    (`validate_tables` is that check, where the user builds Definitions). So every write
+    checks the run's whole repository (all assets of the code location, with their IO
+    managers and resources), whichever job the run belongs to, and refuses with the list of
+    clashing assets before anything is written. Without a repository (a direct invocation),
+    the run's job is compared instead.
     """
     step = getattr(context, "step_context", None)
     if step is None:
@@ -147,6 +151,24 @@ def refuse_shared_tables(context: Any, key: AssetKey, *, database: str | None = 
     job = getattr(step, "job_def", None)
     if job is None:  # direct invocation: there is no job to compare with
         return
+    try:
+        repository = step.repository_def
+    except Exception:  # executed without a repository
+        repository = None
+    if repository is not None:
+        resources = {k: _configured(v) for k, v in job.resource_defs.items()}
+        resources.update(
+            (k, _configured(v)) for k, v in repository.get_top_level_resources().items()
+        )
+        assets = {id(a): a for a in repository.asset_graph.assets_defs}
+        assets.update((id(a), a) for a in job.asset_layer.asset_graph.assets_defs)
+        conflicts = {
+            ref: keys
+            for ref, keys in shared_tables(assets.values(), resources).items()
+            if key in keys
+        }
+        if conflicts:
+            raise DagsterInvalidDefinitionError(conflict_message(conflicts))
     graph = job.asset_layer.asset_graph
     mine = graph.get(key).assets_def
     my_meta = mine.metadata_by_key.get(key) or {}
@@ -163,6 +185,11 @@ def refuse_shared_tables(context: Any, key: AssetKey, *, database: str | None = 
     ]
     if clash:
         raise DagsterInvalidDefinitionError(conflict_message({ref: [key, *clash]}))
+
+
+def _configured(resource_def: Any) -> Any:
+    """The configured object behind a Pythonic resource definition (its settings), else it."""
+    return getattr(getattr(resource_def, "_resource_fn", None), "__self__", resource_def)
 
 
 def _writer_id(assets_def: AssetsDefinition, key: AssetKey, metadata: Mapping[str, Any]) -> str:

@@ -6,7 +6,11 @@ and two assets that would still share a table are refused at load time (`validat
 and again before anything is written.
 """
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -123,3 +127,134 @@ def test_two_downsampling_assets_writing_one_target_are_refused(influx: InfluxDB
         dg.DagsterInvalidDefinitionError, match=r"cpu_1h: cpu_(1h|hourly), cpu_(1h|hourly)"
     ):
         validate_tables(dg.Definitions(assets=[one, two], resources={"influxdb": influx}))
+
+
+_PRELUDE = """
+import dagster as dg
+import pyarrow as pa
+
+from dagster_influx import InfluxDB3IOManager, InfluxDB3Resource, build_downsample_asset
+from influx_flight import DownsampleSpec
+
+T = pa.array([1_767_225_600_000_000_000], pa.timestamp("ns", "UTC"))
+influx = InfluxDB3Resource(
+    host=dg.EnvVar("INFLUXDB3_HOST_URL"),
+    database=dg.EnvVar("INFLUXDB3_DATABASE_NAME"),
+    token=dg.EnvVar("INFLUXDB3_AUTH_TOKEN"),
+)
+daily = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+spec = DownsampleSpec(
+    source="cpu", window="1h", aggregates={"usage": ["mean"]}, target_measurement="cpu_1h"
+)
+
+
+def rows(key, io_manager_key="influx_io", **metadata):
+    @dg.asset(key=key, io_manager_key=io_manager_key, metadata=metadata)
+    def _rows() -> pa.Table:
+        return pa.table({"time": T, "value": [1.0]})
+
+    return _rows
+"""
+
+#: The forms two assets can share a table in, each run alone (one asset selected) by the
+#: dagster CLI as the UI, a schedule or a sensor would: (code, selection, partition, names
+#: the failure must give, the table that must stay unwritten).
+FORMS = {
+    "two prefixes, IO manager database setting": (
+        """
+defs = dg.Definitions(
+    assets=[rows(["site_a", "readings"]), rows(["site_b", "readings"])],
+    resources={"influx_io": InfluxDB3IOManager(influxdb=influx, database="{db}_one")},
+)
+""",
+        "site_a/readings",
+        None,
+        ["{db}_one.readings", "site_a/readings", "site_b/readings"],
+        ("{db}_one", "readings"),
+    ),
+    "two IO manager keys, metadata table": (
+        """
+defs = dg.Definitions(
+    assets=[rows(["readings"], "io_one"), rows(["other"], "io_two", table="readings")],
+    resources={
+        "io_one": InfluxDB3IOManager(influxdb=influx),
+        "io_two": InfluxDB3IOManager(influxdb=influx),
+    },
+)
+""",
+        "readings",
+        None,
+        ["${INFLUXDB3_DATABASE_NAME}.readings", "readings", "other"],
+        ("{db}", "readings"),
+    ),
+    "factory asset and IO manager asset": (
+        """
+defs = dg.Definitions(
+    assets=[build_downsample_asset(spec, partitions_def=daily), rows(["copy"], table="cpu_1h")],
+    resources={"influxdb": influx, "influx_io": InfluxDB3IOManager(influxdb=influx)},
+)
+""",
+        "cpu_1h",
+        "2026-01-01",
+        ["${INFLUXDB3_DATABASE_NAME}.cpu_1h", "cpu_1h", "copy"],
+        ("{db}", "cpu_1h"),
+    ),
+    "two factory assets, two prefixes, one target_database": (
+        """
+import dataclasses
+
+shared = dataclasses.replace(spec, target_database="{db}_rollups")
+defs = dg.Definitions(
+    assets=[
+        build_downsample_asset(shared, key=["site_a", "cpu_1h"], partitions_def=daily),
+        build_downsample_asset(shared, key=["site_b", "cpu_1h"], partitions_def=daily),
+    ],
+    resources={"influxdb": influx},
+)
+""",
+        "site_b/cpu_1h",
+        "2026-01-01",
+        ["{db}_rollups.cpu_1h", "site_a/cpu_1h", "site_b/cpu_1h"],
+        ("{db}_rollups", "cpu_1h"),
+    ),
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_a_shared_table_fails_a_run_of_one_asset_before_writing(
+    form: str,
+    standin: Any,
+    seeded: str,
+    tmp_path: Path,
+    make_resource: Callable[..., InfluxDB3Resource],
+) -> None:
+    """Without validate_tables: the run of ONE of the two assets (its own job) fails before it
+    writes, naming both assets; the check sees the whole code location, not just the job."""
+    code, select, partition, names, (database, table) = FORMS[form]
+    module = tmp_path / "shared_defs.py"
+    module.write_text(_PRELUDE + code.replace("{db}", seeded), encoding="utf-8")
+    (tmp_path / "home").mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "INFLUXDB3_HOST_URL": standin.flight_uri,
+        "INFLUXDB3_DATABASE_NAME": seeded,
+        "INFLUXDB3_AUTH_TOKEN": standin.token,
+    }
+    command = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize"]
+    command += ["-f", str(module), "--select", select]
+    command += ["--partition", partition] if partition else []
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "store into the same InfluxDB 3 table" in output
+    for name in names:
+        assert name.replace("{db}", seeded) in output
+    _no_table(make_resource(database.replace("{db}", seeded)), table)
+
+
+def _no_table(resource: InfluxDB3Resource, table: str) -> None:
+    with dg.build_resources({"db": resource}) as res, pytest.raises(InfluxDB3Error):
+        res.db.query(f"SELECT * FROM {table}")  # nothing was written
