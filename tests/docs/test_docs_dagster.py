@@ -263,6 +263,43 @@ def checks_block(ns: dict[str, Any], standin: Any, tmp_path: Path) -> None:
     assert verdicts["partition_has_data"].metadata["rows"].value == 24
 
 
+def export_block(ns: dict[str, Any], standin: Any, tmp_path: Path) -> None:
+    """A range run of two hours (one run, as a multi_run backfill launches it): the export's
+    15-minute files and per-hour markers, and the 10-minute buckets written back."""
+    import json
+
+    result = dg.materialize(
+        [ns["sensors_parquet"], ns["sensors_10m"]],
+        resources={"influxdb": _resource()},
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01-00:00",
+            "dagster/asset_partition_range_end": "2024-01-01-01:00",
+        },
+    )
+    assert result.success
+    root = tmp_path / "exports" / "sensors"
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
+    assert files == [
+        f"date=2024-01-01/hour={h:02d}/minute={m:02d}/part-0.parquet"
+        for h in (0, 1)
+        for m in (0, 15, 30, 45)
+    ]
+    for h in (0, 1):
+        marker = json.loads((root / f"date=2024-01-01/hour={h:02d}/_SUCCESS").read_text())
+        assert marker["rows"] == 60 * 2 and marker["windows"] == 4
+    counts = {
+        m.partition: m.metadata["dagster/partition_row_count"].value
+        for m in result.asset_materializations_for_node("sensors_parquet")
+    }
+    assert counts == {"2024-01-01-00:00": 120, "2024-01-01-01:00": 120}
+    rows = _sql(
+        standin,
+        "SELECT count(*) AS n FROM sensors_10m "
+        "WHERE time >= '2024-01-01T00:00:00Z' AND time < '2024-01-01T02:00:00Z'",
+    )
+    assert rows == [{"n": 12 * 2}]
+
+
 SCENARIOS: dict[str, Callable[..., None]] = {
     "def busiest_rooms": resource_block,
     "sensors_5m = build_downsample_asset(": downsample_block,
@@ -273,6 +310,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "def sensors_daily_parquet": parquet_block,
     "sensors_1h = build_downsample_asset(": observation_block,
     "build_value_range_check(": checks_block,
+    "sensors_parquet = build_export_asset(": export_block,
 }
 
 
