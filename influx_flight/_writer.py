@@ -17,7 +17,6 @@ Examples:
 
 from __future__ import annotations
 
-import gzip as _gzip
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from isal import igzip as _igzip  # ISA-L: the same gzip format at several times zlib's speed
 
 from influx_flight import __version__
 from influx_flight._cancel import POLL_SECONDS, Operation
@@ -166,7 +166,7 @@ class _Sender:
         """POST one body (retrying transient failures); never raises for rejected lines."""
         raw = body.data
         payload: bytes | memoryview = (
-            _gzip.compress(raw, compresslevel=1, mtime=0) if self.use_gzip else raw
+            _igzip.compress(raw, compresslevel=1, mtime=0) if self.use_gzip else raw
         )
         rows = body.row_index
         out = _Outcome(

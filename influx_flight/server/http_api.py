@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from aiohttp import web
+from isal import isal_zlib
 
 from influx_flight.server.cancel import CANCEL_CHECK
 from influx_flight.server.errors import (
@@ -364,7 +365,7 @@ class _Api:
             body = await self.run(_gunzip, raw, MAX_REQUEST_SIZE)
         except _TooBig:
             raise too_big from None
-        except (zlib.error, ValueError) as exc:
+        except (zlib.error, isal_zlib.error, ValueError) as exc:
             raise _HttpError(400, f"error decompressing gzip payload: {exc}") from None
         return body
 
@@ -839,7 +840,7 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     out = bytearray()
     data = raw
     while True:
-        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        member = isal_zlib.decompressobj(16 + zlib.MAX_WBITS)  # ISA-L: ~2x zlib's inflate
         out += member.decompress(data, limit + 1 - len(out))
         if len(out) > limit:
             raise _TooBig
