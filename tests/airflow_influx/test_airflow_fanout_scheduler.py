@@ -63,7 +63,11 @@ class AirflowCluster:
             # interval either: only the backfill's run.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db}",
+            # Four processes write one SQLite file. pysqlite's 5 s busy timeout is too short for
+            # Airflow 3.0 (`backfill create` failed with "database is locked" while the
+            # scheduler and DAG processor held writes): wait up to 60 s. (WAL mode, set after
+            # the migration, lets readers and the writer proceed together.)
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db}?timeout=60",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__WORKERS": "1",
@@ -73,6 +77,9 @@ class AirflowCluster:
             "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            # Airflow 3.0's scheduler activates the Assets of parsed DAGs only in this cleanup
+            # (60 s by default); a task with an inactive outlet fails.
+            "AIRFLOW__SCHEDULER__PARSING_CLEANUP_INTERVAL": "2",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             **extra_env,
         }
@@ -144,6 +151,8 @@ def cluster(standin: Any, tmp_path: Path) -> Iterator[AirflowCluster]:
     )
     migrated = c.run("db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
+    with sqlite3.connect(c.db) as con:  # persistent: every later connection uses WAL
+        assert con.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
     try:
         c.start("api-server")
         c.start("dag-processor")
@@ -175,6 +184,12 @@ def test_backfill_a_day_in_parallel_mapped_tasks(
         "the DAG to be parsed",
         cluster,
         lambda: cluster.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),
+        deadline,
+    )
+    _wait(
+        "the DAG's Assets to be active",
+        cluster,
+        lambda: cluster.query("SELECT 1 FROM asset_active WHERE uri LIKE 'influxdb3://%'"),
         deadline,
     )
     created = cluster.run(

@@ -56,18 +56,9 @@ class InfluxDB3FlightSQLHook(DbApiHook):
     def get_settings(self) -> ConnectionSettings:
         """Config and query defaults from the connection (read once; the token is masked)."""
         if self._settings is None:
-            from airflow.providers.common.compat.sdk import mask_secret
+            from airflow_influx._secrets import load_settings
 
-            from airflow_influx.hooks._connection import settings_from_connection
-
-            conn = self.get_connection(self.get_conn_id())
-            settings = settings_from_connection(conn, database=self.schema)
-            if settings.config.token:
-                mask_secret(settings.config.token)
-                auth = settings.config.auth_header()
-                if auth:
-                    mask_secret(auth)
-            self._settings = settings
+            self._settings = load_settings(self.get_conn_id(), database=self.schema)
         return self._settings
 
     def get_config(self) -> InfluxDB3Config:

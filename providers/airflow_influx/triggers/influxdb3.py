@@ -14,20 +14,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_influx._secrets import load_settings
 from airflow_influx.sensors._condition import condition_met, json_safe, probe
-
-
-def load_settings(conn_id: str, database: str | None) -> Any:
-    """The connection's settings with the token masked (blocking: call it in a thread)."""
-    from airflow.providers.common.compat.sdk import mask_secret
-
-    from airflow_influx._compat import BaseHook
-    from airflow_influx.hooks._connection import settings_from_connection
-
-    settings = settings_from_connection(BaseHook.get_connection(conn_id), database=database)
-    if settings.config.token:
-        mask_secret(settings.config.token)
-    return settings
 
 
 class InfluxDB3SensorTrigger(BaseTrigger):
