@@ -54,9 +54,8 @@ def _xcom_values(tmp_path: Any) -> list[str]:
 def test_token_absent_from_task_output_and_xcom(
     airflow_db: None, standin_factory: Any, home_db: str, standin: Any, tmp_path: Any
 ) -> None:
-    from af_testdata import home_line_protocol
-
     from af_compat import AIRFLOW_VERSION, sync_dags_to_db
+    from af_testdata import home_line_protocol
 
     if AIRFLOW_VERSION < (3, 3):  # `tasks test` needs the DAG's outlet Asset active before 3.3
         sync_dags_to_db(EXAMPLE_DAGS / f"{DAG_ID}.py", "dags-folder")

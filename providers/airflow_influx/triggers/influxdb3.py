@@ -1,4 +1,6 @@
-"""``InfluxDB3SensorTrigger``: waits for data on the triggerer, without blocking its event loop.
+"""Triggers that run queries on the triggerer without blocking its event loop.
+
+``InfluxDB3SensorTrigger`` waits for data; ``InfluxDB3QueryTrigger`` runs a deferred query.
 
 Flight has no submit/poll API, so each poke runs the core client's blocking query in a worker
 thread (``asyncio.to_thread``), like influxdb3-python's ``query_async``. Events carry only the
@@ -18,7 +20,89 @@ from airflow_influx._secrets import load_settings
 from airflow_influx.sensors._condition import condition_met, json_safe, probe
 
 
-class InfluxDB3SensorTrigger(BaseTrigger):
+class _InfluxDB3Trigger(BaseTrigger):
+    """What both triggers share: serialisation of their keyword arguments (never the token:
+    the triggerer reads the connection), the connection's settings read in a thread, and one
+    client that cancelling the trigger (deferral timeout, a killed task) closes mid-query."""
+
+    #: Constructor keyword arguments, serialised as the attributes of the same names.
+    serialized_fields: tuple[str, ...] = ()
+
+    _client: Any = None
+
+    def __init__(
+        self,
+        *,
+        influxdb3_conn_id: str,
+        query: str,
+        language: str | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        database: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.influxdb3_conn_id = influxdb3_conn_id
+        self.query = query
+        self.language = language
+        self.query_params = dict(query_params) if query_params else None
+        self.database = database
+        self.timeout = timeout
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and keyword arguments (all JSON-safe) to rebuild it on the triggerer."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {name: getattr(self, name) for name in self.serialized_fields},
+        )
+
+    async def _open(self) -> tuple[Any, TriggerEvent | None]:
+        """The connection's settings (token masked) and a client on them (``_client``), or the
+        error event when the connection cannot be read."""
+        from influx_flight import InfluxDB3Client
+
+        try:
+            settings = await asyncio.to_thread(load_settings, self.influxdb3_conn_id, self.database)
+        except Exception as exc:
+            return None, TriggerEvent(
+                {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+            )
+        self._client = InfluxDB3Client(settings.config)
+        return settings, None
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Open the client, yield the subclass's events, close the client (also if cancelled)."""
+        settings, failed = await self._open()
+        if failed is not None:
+            yield failed
+            return
+        try:
+            async for event in self._events(settings, self.language or settings.query_language):
+                yield event
+        finally:
+            await self.cleanup_client()
+
+    def _events(self, settings: Any, language: str) -> AsyncIterator[TriggerEvent]:
+        """The trigger's events, with ``_client`` open on ``settings``."""
+        raise NotImplementedError
+
+    async def cleanup_client(self) -> None:
+        """Cancel a query still running in the worker thread and close the client."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.cancel()
+            await asyncio.to_thread(client.close)
+
+    async def cleanup(self) -> None:
+        """Called by the triggerer after ``run`` ends or is cancelled: stop the query."""
+        await self.cleanup_client()
+        await super().cleanup()
+
+    async def on_kill(self) -> None:
+        """The task was killed by a user: stop the running query."""
+        await self.cleanup_client()
+
+
+class InfluxDB3SensorTrigger(_InfluxDB3Trigger):
     """Polls a query every ``poke_interval`` seconds until the sensor's condition holds.
 
     Yields ``{"status": "success", "rows": n, "value": first_cell}`` when it does, or
@@ -50,6 +134,23 @@ class InfluxDB3SensorTrigger(BaseTrigger):
     defers again keeps one overall timeout even where ``next_kwargs`` are not carried over.
     """
 
+    serialized_fields = (
+        "influxdb3_conn_id",
+        "query",
+        "language",
+        "query_params",
+        "database",
+        "min_rows",
+        "value_op",
+        "value",
+        "poke_interval",
+        "timeout",
+        "missing_table",
+        "poke_at_start",
+        "started",
+        "checks_before",
+    )
+
     def __init__(
         self,
         *,
@@ -68,114 +169,77 @@ class InfluxDB3SensorTrigger(BaseTrigger):
         started: float | None = None,
         checks_before: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            influxdb3_conn_id=influxdb3_conn_id,
+            query=query,
+            language=language,
+            query_params=query_params,
+            database=database,
+            timeout=timeout,
+        )
         self.started = started
         self.checks_before = checks_before
-        self.influxdb3_conn_id = influxdb3_conn_id
-        self.query = query
-        self.language = language
-        self.query_params = dict(query_params) if query_params else None
-        self.database = database
         self.min_rows = min_rows
         self.value_op = value_op
         self.value = value
         self.poke_interval = poke_interval
-        self.timeout = timeout
         self.missing_table = missing_table
         self.poke_at_start = poke_at_start
-        self._client: Any = None
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and keyword arguments (all JSON-safe) to rebuild it on the triggerer."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "influxdb3_conn_id": self.influxdb3_conn_id,
-                "query": self.query,
-                "language": self.language,
-                "query_params": self.query_params,
-                "database": self.database,
-                "min_rows": self.min_rows,
-                "value_op": self.value_op,
-                "value": self.value,
-                "poke_interval": self.poke_interval,
-                "timeout": self.timeout,
-                "missing_table": self.missing_table,
-                "poke_at_start": self.poke_at_start,
-                "started": self.started,
-                "checks_before": self.checks_before,
-            },
-        )
-
-    async def _settings(self) -> Any:
-        return await asyncio.to_thread(load_settings, self.influxdb3_conn_id, self.database)
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
+    async def _events(self, settings: Any, language: str) -> AsyncIterator[TriggerEvent]:
         """Poke until the condition holds, the timeout passes or a non-retryable error occurs."""
-        from influx_flight import InfluxDB3Client, InfluxDB3Error
+        from influx_flight import InfluxDB3Error
 
-        try:
-            settings = await self._settings()
-        except Exception as exc:
-            yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
-            return
-        language = self.language or settings.query_language
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         checks = 0
-        self._client = InfluxDB3Client(settings.config)
-        try:
-            if not self.poke_at_start:
-                if deadline is not None and time.monotonic() + self.poke_interval > deadline:
-                    yield self._timeout_event(checks)
+        if not self.poke_at_start:
+            if deadline is not None and time.monotonic() + self.poke_interval > deadline:
+                yield self._timeout_event(checks)
+                return
+            await asyncio.sleep(self.poke_interval)
+        while True:
+            checks += 1
+            try:
+                found = await asyncio.to_thread(
+                    probe,
+                    self._client,
+                    self.query,
+                    language=language,
+                    params=self.query_params,
+                    protocol=settings.protocol,
+                    min_rows=self.min_rows,
+                    missing_table=self.missing_table,
+                )
+            except InfluxDB3Error as exc:
+                if not exc.retryable:
+                    message = settings.config.scrub(f"{type(exc).__name__}: {exc}")
+                    yield TriggerEvent({"status": "error", "message": message, "checks": checks})
                     return
-                await asyncio.sleep(self.poke_interval)
-            while True:
-                checks += 1
-                try:
-                    found = await asyncio.to_thread(
-                        probe,
-                        self._client,
-                        self.query,
-                        language=language,
-                        params=self.query_params,
-                        protocol=settings.protocol,
-                        min_rows=self.min_rows,
-                        missing_table=self.missing_table,
+                self.log.warning("Transient error, poking again later: %s", exc)
+            else:
+                if condition_met(
+                    found, min_rows=self.min_rows, value_op=self.value_op, value=self.value
+                ):
+                    yield self._event(
+                        {
+                            "status": "success",
+                            "rows": found.rows,
+                            "value": json_safe(found.first_value),
+                        },
+                        checks,
                     )
-                except InfluxDB3Error as exc:
-                    if not exc.retryable:
-                        message = settings.config.scrub(f"{type(exc).__name__}: {exc}")
-                        yield TriggerEvent(
-                            {"status": "error", "message": message, "checks": checks}
-                        )
-                        return
-                    self.log.warning("Transient error, poking again later: %s", exc)
-                else:
-                    if condition_met(
-                        found, min_rows=self.min_rows, value_op=self.value_op, value=self.value
-                    ):
-                        yield self._event(
-                            {
-                                "status": "success",
-                                "rows": found.rows,
-                                "value": json_safe(found.first_value),
-                            },
-                            checks,
-                        )
-                        return
-                    self.log.info(
-                        "Condition not met (%s); next poke in %ss",
-                        "table does not exist yet"
-                        if found.missing_table
-                        else f"{found.rows} row(s), first value {found.first_value!r}",
-                        self.poke_interval,
-                    )
-                if deadline is not None and time.monotonic() + self.poke_interval > deadline:
-                    yield self._timeout_event(checks)
                     return
-                await asyncio.sleep(self.poke_interval)
-        finally:
-            await self.cleanup_client()
+                self.log.info(
+                    "Condition not met (%s); next poke in %ss",
+                    "table does not exist yet"
+                    if found.missing_table
+                    else f"{found.rows} row(s), first value {found.first_value!r}",
+                    self.poke_interval,
+                )
+            if deadline is not None and time.monotonic() + self.poke_interval > deadline:
+                yield self._timeout_event(checks)
+                return
+            await asyncio.sleep(self.poke_interval)
 
     def _timeout_event(self, checks: int) -> TriggerEvent:
         return self._event(
@@ -188,19 +252,8 @@ class InfluxDB3SensorTrigger(BaseTrigger):
             payload["started"] = self.started
         return TriggerEvent(payload)
 
-    async def cleanup_client(self) -> None:
-        """Cancel a query still running in the worker thread and close the client."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.cancel()
-            await asyncio.to_thread(client.close)
 
-    async def on_kill(self) -> None:
-        """The task was killed by a user: stop the running Flight stream."""
-        await self.cleanup_client()
-
-
-class InfluxDB3QueryTrigger(BaseTrigger):
+class InfluxDB3QueryTrigger(_InfluxDB3Trigger):
     """Runs one query on the triggerer for a deferred ``InfluxDB3QueryOperator``.
 
     The blocking Flight read runs in a worker thread (``asyncio.to_thread``), so the triggerer's
@@ -218,6 +271,16 @@ class InfluxDB3QueryTrigger(BaseTrigger):
     :param timeout: deadline of the query in seconds (None: the connection's).
     """
 
+    serialized_fields = (
+        "influxdb3_conn_id",
+        "query",
+        "language",
+        "query_params",
+        "database",
+        "max_rows",
+        "timeout",
+    )
+
     def __init__(
         self,
         *,
@@ -229,42 +292,20 @@ class InfluxDB3QueryTrigger(BaseTrigger):
         max_rows: int = 10_000,
         timeout: float | None = None,
     ) -> None:
-        super().__init__()
-        self.influxdb3_conn_id = influxdb3_conn_id
-        self.query = query
-        self.language = language
-        self.query_params = dict(query_params) if query_params else None
-        self.database = database
-        self.max_rows = max_rows
-        self.timeout = timeout
-        self._client: Any = None
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Class path and JSON-safe keyword arguments (no token)."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "influxdb3_conn_id": self.influxdb3_conn_id,
-                "query": self.query,
-                "language": self.language,
-                "query_params": self.query_params,
-                "database": self.database,
-                "max_rows": self.max_rows,
-                "timeout": self.timeout,
-            },
+        super().__init__(
+            influxdb3_conn_id=influxdb3_conn_id,
+            query=query,
+            language=language,
+            query_params=query_params,
+            database=database,
+            timeout=timeout,
         )
+        self.max_rows = max_rows
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
+    async def _events(self, settings: Any, language: str) -> AsyncIterator[TriggerEvent]:
         """Run the query in a thread; yield its rows or its error."""
-        from influx_flight import InfluxDB3Client, InfluxDB3Error, ResultTooLargeError
+        from influx_flight import InfluxDB3Error, ResultTooLargeError
 
-        try:
-            settings = await asyncio.to_thread(load_settings, self.influxdb3_conn_id, self.database)
-        except Exception as exc:
-            yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
-            return
-        language = self.language or settings.query_language
-        self._client = InfluxDB3Client(settings.config)
         kwargs: dict[str, Any] = {"language": language, "protocol": settings.protocol}
         if self.query_params:
             kwargs["params"] = self.query_params
@@ -293,8 +334,6 @@ class InfluxDB3QueryTrigger(BaseTrigger):
                 {"status": "error", "message": message, "retryable": bool(exc.retryable)}
             )
             return
-        finally:
-            await self.cleanup_client()
         yield TriggerEvent(
             {
                 "status": "success",
@@ -302,14 +341,3 @@ class InfluxDB3QueryTrigger(BaseTrigger):
                 "seconds": round(time.perf_counter() - started, 3),
             }
         )
-
-    async def cleanup_client(self) -> None:
-        """Cancel a query still running in the worker thread and close the client."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.cancel()
-            await asyncio.to_thread(client.close)
-
-    async def on_kill(self) -> None:
-        """The task was killed by a user: stop the running query."""
-        await self.cleanup_client()
