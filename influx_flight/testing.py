@@ -15,7 +15,7 @@ depends on ``influxdb3-orchestration[server]`` gets these fixtures without a con
 * ``influxdb3_airflow_connection``: sets ``AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT`` (the
   provider's default connection id) for the test and returns the connection id.
 * ``influxdb3_dagster_resource``: a ``dagster_influx.InfluxDB3Resource`` on that database.
-* ``influxdb3_server_process``: ``factory(*serve_args, data_dir=None, token=None)`` starts
+* ``influxdb3_server_process``: ``factory(*serve_args, data_dir=None, token=None, ...)`` starts
   ``influx-flight serve`` in its own process (:class:`StandInProcess`), for what an in-process
   server cannot show: ``kill -9``, SIGTERM, a restart on the same data directory, a server
   still computing after its client left. All are killed at teardown.
@@ -279,26 +279,39 @@ class StandInProcess:
         *serve_args: str,
         data_dir: str | os.PathLike[str] | None = None,
         token: str | None = None,
+        without_auth: bool = False,
+        split_ports: bool = True,
         wal_flush_interval: float = _WAL_FLUSH_INTERVAL,
         ready_timeout: float = 120.0,
     ) -> None:
-        """``serve_args``: more ``influx-flight serve`` flags; ``token=None`` runs without
-        auth; ``data_dir=None`` keeps data in memory (lost at every stop)."""
+        """``serve_args``: more ``influx-flight serve`` flags. ``token=None``: the server
+        generates one (``settings["token"]``); ``without_auth=True``: no token at all.
+        ``split_ports=False``: Flight and HTTP share one port, as on Core. ``data_dir=None``
+        keeps data in memory (lost at every stop)."""
+        if token and without_auth:
+            raise ValueError("token= and without_auth=True contradict each other")
         self.serve_args = tuple(serve_args)
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.token = token
+        self.without_auth = without_auth
+        self.split_ports = split_ports
         self.wal_flush_interval = wal_flush_interval
         self.ready_timeout = ready_timeout
         self._dir = Path(tempfile.mkdtemp(prefix="influxdb3-standin-"))
         self.log_path = self._dir / "serve.log"
+        self.stdout_path = self._dir / "stdout.log"
         self.settings: dict[str, Any] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "influx_flight.cli", "serve", "--port", "0"]
-        args += ["--http-port", "0", "--ready-file", str(self._dir / "ready.json")]
+        args += ["--http-port", "0"] if self.split_ports else []
+        args += ["--ready-file", str(self._dir / "ready.json")]
         args += ["--wal-flush-interval", str(self.wal_flush_interval)]
-        args += ["--token", self.token] if self.token else ["--without-auth"]
+        if self.token:
+            args += ["--token", self.token]
+        elif self.without_auth:
+            args += ["--without-auth"]
         if self.data_dir is not None:
             args += ["--data-dir", str(self.data_dir)]
         return args + list(self.serve_args)
@@ -308,8 +321,9 @@ class StandInProcess:
             raise RuntimeError(f"the stand-in (pid {self.pid}) is already running")
         ready = self._dir / "ready.json"
         ready.unlink(missing_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=log)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(self.log_path, "ab") as log, open(self.stdout_path, "ab") as out:
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=log, env=env)
         deadline = time.monotonic() + self.ready_timeout
         while not ready.exists():  # written atomically (tmp file + rename) once listening
             if self.proc.poll() is not None:
@@ -323,6 +337,13 @@ class StandInProcess:
             time.sleep(0.05)
         self.settings = json.loads(ready.read_text())
         return self
+
+    def output(self) -> str:
+        """What the server printed on stdout so far (every start)."""
+        try:
+            return self.stdout_path.read_text(errors="replace")
+        except OSError:
+            return ""
 
     def _log_tail(self) -> str:
         try:
@@ -356,7 +377,7 @@ class StandInProcess:
             host=self.flight_uri,
             write_url=self.http_url,
             database=database,
-            token=self.token,
+            token=self.settings.get("token") or None,
             **options,
         )
 

@@ -61,7 +61,7 @@ if __name__ == "__main__":
 @pytest.fixture
 def slow_server(influxdb3_server_process: Any) -> dict[str, Any]:
     """The stand-in's settings; its own process, killed at the end (still computing)."""
-    return influxdb3_server_process().settings
+    return influxdb3_server_process(without_auth=True).settings
 
 
 @pytest.mark.slow

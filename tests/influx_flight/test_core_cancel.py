@@ -33,7 +33,8 @@ BOUND = 2.0
 
 @pytest.fixture(scope="module")
 def slow_server() -> Iterator[dict[str, Any]]:
-    with StandInProcess() as server:  # killed at the end: still computing abandoned queries
+    # its own process, killed at the end: it is still computing the abandoned queries
+    with StandInProcess(without_auth=True) as server:
         config = server.config("slow")
         with InfluxDB3Client(config) as client:
             client.write_lp("m v=1 1\n")

@@ -9,18 +9,16 @@ with ``http_port`` still works; ``influx-flight serve`` prints settings without 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pyarrow.flight as flight
 import pytest
+
+from influx_flight.testing import StandInProcess
 
 TOKEN = "apiv3_shared-port"
 
@@ -130,31 +128,9 @@ def test_stop_closes_the_shared_port(standin_factory: Any) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
-def test_serve_prints_a_connection_without_write_url(tmp_path: Path) -> None:
-    ready = tmp_path / "ready.json"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "influx_flight.server.cli",
-            "serve",
-            "--port",
-            "0",
-            "--token",
-            TOKEN,
-            "--ready-file",
-            str(ready),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-        settings = json.loads(ready.read_text())
+def test_serve_prints_a_connection_without_write_url() -> None:
+    with StandInProcess(token=TOKEN, split_ports=False) as proc:
+        settings = proc.settings
         assert settings["flight_port"] == settings["http_port"]
         airflow = json.loads(settings["env"]["AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT"])
         assert "extra" not in airflow
@@ -162,9 +138,7 @@ def test_serve_prints_a_connection_without_write_url(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{settings['flight_port']}/api/v3/write_lp?db=cli"
         assert http(url, b"m v=1i 1")[0] == 204
         assert doget(settings["flight_uri"], "cli", "SELECT v FROM m") == [{"v": 1}]
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=60)
-    text = out.decode()
+        assert proc.terminate() == 0
+        text = proc.output()
     assert "one port" in text
     assert "WRITE_URL" not in text
