@@ -18,6 +18,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,6 +152,18 @@ def cluster(standin: Any, tmp_path: Path) -> Iterator[AirflowCluster]:
     )
     migrated = c.run("db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
+    from af_compat import AIRFLOW_VERSION
+
+    if AIRFLOW_VERSION < (3, 3):
+        # Before 3.3 a task whose outlet Asset is not active yet fails; register the DAG and
+        # its Assets up front, as the user-DAG tests do (af_compat.sync_dags_to_db).
+        synced = subprocess.run(
+            [sys.executable, "-c", "import sys; from af_compat import sync_dags_to_db; "
+             "sync_dags_to_db(sys.argv[1], 'dags-folder')", str(home / "dags")],
+            env={**c.env, "PYTHONPATH": str(Path(__file__).resolve().parent)},
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert synced.returncode == 0, synced.stderr[-3000:]
     with sqlite3.connect(c.db) as con:  # persistent: every later connection uses WAL
         assert con.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
     try:
@@ -184,12 +197,6 @@ def test_backfill_a_day_in_parallel_mapped_tasks(
         "the DAG to be parsed",
         cluster,
         lambda: cluster.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),
-        deadline,
-    )
-    _wait(
-        "the DAG's Assets to be active",
-        cluster,
-        lambda: cluster.query("SELECT 1 FROM asset_active WHERE uri LIKE 'influxdb3://%'"),
         deadline,
     )
     created = cluster.run(
