@@ -75,6 +75,8 @@ class _QueryRecord:
 @dataclass
 class _Database:
     tables: dict[str, _Table] = field(default_factory=dict)
+    #: soft-deleted tables under their new names, with their purge time (ns; None: never)
+    deleted: dict[str, tuple[_Table, int | None]] = field(default_factory=dict)
     queries: list[_QueryRecord] = field(default_factory=list)
 
 
@@ -244,6 +246,56 @@ class Engine:
             db = self._db(database)
             if db.tables.pop(table, None) is None:
                 raise TableNotFound(database, table)
+
+    def soft_delete_table(
+        self, database: str, table: str, renamed: str, hard_delete_ns: int | None
+    ) -> None:
+        """Core's table delete: rename ``table`` to ``renamed`` and purge it at ``hard_delete_ns``.
+
+        A soft-deleted table is out of every query and listing; its name is free at once. Given
+        the name of a soft-deleted table, only its purge time changes. ``None`` never purges; a
+        due time purges now. Raises DatabaseNotFound / TableNotFound, or TableAlreadyExists when
+        a live table has the new name.
+        """
+        with self._lock:
+            db = self._db(database)
+            if table in db.tables:
+                if renamed != table and renamed in db.tables:
+                    raise TableAlreadyExists(database, renamed)
+                # deleted twice in one second: the newer copy takes the name, the older goes
+                db.deleted[renamed] = (db.tables.pop(table), hard_delete_ns)
+            elif table in db.deleted:
+                db.deleted[table] = (db.deleted[table][0], hard_delete_ns)
+            else:
+                raise TableNotFound(database, table)
+        self.purge_deleted()
+
+    def deleted_tables(self, database: str) -> dict[str, int | None]:
+        """Soft-deleted tables of ``database``: new name -> purge time (ns; None: never)."""
+        with self._lock:
+            return {name: due for name, (_, due) in sorted(self._db(database).deleted.items())}
+
+    def purge_deleted(self, now_ns: int | None = None) -> list[tuple[str, str]]:
+        """Drop the soft-deleted tables whose purge time has come; returns (database, table)."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        purged = []
+        with self._lock:
+            for db_name, db in self._dbs.items():
+                for name, (_, due) in list(db.deleted.items()):
+                    if due is not None and due <= now_ns:
+                        del db.deleted[name]
+                        purged.append((db_name, name))
+        return purged
+
+    def deleted_snapshot(self, database: str) -> dict[str, tuple[pa.Table, list[str], int | None]]:
+        """Copy-free snapshot of the soft-deleted tables: name -> (data, tags, purge time)."""
+        with self._lock:
+            out = {}
+            for name, (t, due) in self._db(database).deleted.items():
+                t.deduplicate()
+                data = pa.Table.from_batches(list(t.batches), schema=t.schema)
+                out[name] = (data, list(t.table_schema().tags), due)
+            return out
 
     def has_table(self, database: str, table: str) -> bool:
         with self._lock:

@@ -24,7 +24,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,8 @@ _CONTENT_TYPES = {
 }
 _V1_TOKEN_PATHS = {"/write", "/query"}
 _STREAMING = "influx_flight.streaming"  # request key: the response status is already sent
+#: Core's default delay between a table's soft delete and its purge.
+_DEFAULT_HARD_DELETE = timedelta(hours=72)
 #: An RFC 3339 date-time with its offset (``hard_delete_at``), as chrono parses it for Core.
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 #: Field types of ``POST /api/v3/configure/table`` (Core's ``FieldDataType`` names).
@@ -786,11 +788,17 @@ class _Api:
         if not table:
             raise _HttpError(400, "missing query parameter 'table'")
         hard = request.query.get("hard_delete_at", "")
-        if hard not in ("", "now", "never", "default"):
+        now = datetime.now(UTC)
+        due: datetime | None = now + _DEFAULT_HARD_DELETE
+        if hard == "now":
+            due = now
+        elif hard == "never":
+            due = None
+        elif hard not in ("", "default"):
             try:  # Core: chrono's parse_from_rfc3339 (date, time and offset all required)
                 if not _RFC3339.fullmatch(hard):
                     raise ValueError(hard)
-                datetime.fromisoformat(hard.upper().replace("Z", "+00:00"))
+                due = max(now, datetime.fromisoformat(hard.upper().replace("Z", "+00:00")))
             except ValueError:
                 raise _HttpError(
                     400,
@@ -798,10 +806,17 @@ class _Api:
                 ) from None
         if not self.engine.has_database(database):
             raise _json_error(404, f"database not found: {database}")
-        if not self.engine.has_table(database, table):
+        self.engine.purge_deleted()
+        deleted = self.engine.deleted_tables(database)
+        if not self.engine.has_table(database, table) and table not in deleted:
             raise _json_error(404, f"table not found: {table}")
+        due_ns = None if due is None else int(due.timestamp() * 1e6) * 1000
+        if table in deleted and hard in ("", "default"):
+            due_ns = deleted[table]  # Core: a default re-delete keeps the purge time
+        renamed = f"{table}-{now:%Y%m%dT%H%M%S}"  # Core's soft-delete name (deletion time, UTC)
         try:
-            await asyncio.wrap_future(self.pipeline.delete_table(database, table))
+            future = self.pipeline.delete_table(database, table, renamed, due_ns)
+            await asyncio.wrap_future(future)
         except ServerError as exc:
             raise _json_error(exc.http_status, exc.message) from None
         return web.Response(status=200)

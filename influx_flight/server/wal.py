@@ -54,13 +54,16 @@ class WalRecord:
     """One logged operation: a write of per-table batches, or a database/table create/delete.
 
     ``create_table`` carries the new table as an empty batch (its schema) plus its tag names;
-    ``delete_table`` carries the table's name with an empty batch.
+    ``delete_table`` carries the table's name with an empty batch, and in ``options`` its new
+    name (``renamed``) and purge time (``hard_delete_ns``, None: never): Core's soft delete. A
+    record without them (older logs) drops the table at once.
     """
 
     seq: int
     op: str  # "write" | "create_db" | "delete_db" | "create_table" | "delete_table"
     database: str
     tables: dict[str, tuple[pa.RecordBatch, list[str]]] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -73,6 +76,8 @@ class WalRecord:
             "database": self.database,
             "tables": [[name, tags] for name, (_, tags) in self.tables.items()],
         }
+        if self.options:
+            header["options"] = self.options
         head = json.dumps(header).encode()
         parts = [_LEN.pack(len(head)), head]
         for batch, _ in self.tables.values():
@@ -100,7 +105,9 @@ class WalRecord:
             batch = reader.read_next_batch()
             pos += size
             tables[name] = (batch, list(tags))
-        return cls(header["seq"], header["op"], header["database"], tables)
+        return cls(
+            header["seq"], header["op"], header["database"], tables, header.get("options", {})
+        )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -205,6 +212,12 @@ class WriteAheadLog:
                 name = db["name"]
                 if not db["tables"] and not engine.has_database(name):
                     engine.create_database(name)
+                for table in db.get("deleted", []):  # soft-deleted: restored, then renamed
+                    data = pq.read_table(snap / table["file"])
+                    engine.append(name, table["name"], data, tags=table["tags"])
+                    engine.soft_delete_table(
+                        name, table["name"], table["name"], table["hard_delete_ns"]
+                    )
                 for table in db["tables"]:
                     data = pq.read_table(snap / table["file"])
                     # an empty table (created through the API) keeps its schema
@@ -242,8 +255,18 @@ class WriteAheadLog:
                 if not engine.has_table(record.database, table):
                     engine.append(record.database, table, batch, tags=tags)
         elif record.op == "delete_table":
+            renamed = record.options.get("renamed")
             for table in record.tables:
-                if engine.has_table(record.database, table):
+                if renamed is not None:
+                    if engine.has_table(record.database, table) or table in (
+                        engine.deleted_tables(record.database)
+                        if engine.has_database(record.database)
+                        else {}
+                    ):
+                        engine.soft_delete_table(
+                            record.database, table, renamed, record.options.get("hard_delete_ns")
+                        )
+                elif engine.has_table(record.database, table):
                     engine.delete_table(record.database, table)
         else:
             for table, (batch, tags) in record.tables.items():
@@ -327,7 +350,11 @@ class WriteAheadLog:
     # -- compaction ----------------------------------------------------------------------
 
     def write_snapshot(
-        self, seq: int, databases: dict[str, dict[str, tuple[pa.Table, list[str]]]], old: list[Path]
+        self,
+        seq: int,
+        databases: dict[str, dict[str, tuple[pa.Table, list[str]]]],
+        old: list[Path],
+        deleted: dict[str, dict[str, tuple[pa.Table, list[str], int | None]]] | None = None,
     ) -> None:
         """Persist a consistent engine snapshot at `seq`, then drop what it supersedes."""
         name = f"{seq:020d}"
@@ -335,7 +362,7 @@ class WriteAheadLog:
         tmp = self.snap_dir / f"{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            _write_snapshot_files(seq, databases, tmp)
+            _write_snapshot_files(seq, databases, tmp, deleted or {})
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not stay full of it
             raise
@@ -367,7 +394,10 @@ class WriteAheadLog:
 
 
 def _write_snapshot_files(
-    seq: int, databases: dict[str, dict[str, tuple[pa.Table, list[str]]]], tmp: Path
+    seq: int,
+    databases: dict[str, dict[str, tuple[pa.Table, list[str]]]],
+    tmp: Path,
+    deleted: dict[str, dict[str, tuple[pa.Table, list[str], int | None]]],
 ) -> None:
     """The Parquet files and manifest of one snapshot, fsynced, in directory `tmp`."""
     tmp.mkdir(parents=True)
@@ -383,6 +413,16 @@ def _write_snapshot_files(
             with open(path, "rb+") as fh:
                 os.fsync(fh.fileno())
             entry["tables"].append({"name": table_name, "tags": tags, "file": file_name})
+        for table_name, (data, tags, due) in sorted(deleted.get(db_name, {}).items()):
+            file_name = f"{n}.parquet"
+            n += 1
+            path = tmp / file_name
+            pq.write_table(data, path, compression="zstd")
+            with open(path, "rb+") as fh:
+                os.fsync(fh.fileno())
+            entry.setdefault("deleted", []).append(
+                {"name": table_name, "tags": tags, "file": file_name, "hard_delete_ns": due}
+            )
         manifest["databases"].append(entry)
     man_path = tmp / "MANIFEST.json"
     man_path.write_text(json.dumps(manifest))

@@ -203,23 +203,35 @@ class WritePipeline:
             raise TableAlreadyExists(database, table)
         return self._submit_op("create_table", database, {table: (batch, list(tags))})
 
-    def delete_table(self, database: str, table: str) -> Future[None]:
-        """Log and apply a table deletion (acknowledged at the next flush)."""
+    def delete_table(
+        self,
+        database: str,
+        table: str,
+        renamed: str | None = None,
+        hard_delete_ns: int | None = None,
+    ) -> Future[None]:
+        """Log and apply a table deletion (acknowledged at the next flush).
+
+        With ``renamed``, Core's soft delete (see ``Engine.soft_delete_table``); without, the
+        table is dropped at once.
+        """
         empty = pa.RecordBatch.from_pydict({})
-        return self._submit_op("delete_table", database, {table: (empty, [])})
+        options = {} if renamed is None else {"renamed": renamed, "hard_delete_ns": hard_delete_ns}
+        return self._submit_op("delete_table", database, {table: (empty, [])}, options)
 
     def _submit_op(
         self,
         op: str,
         database: str,
         tables: dict[str, tuple[pa.RecordBatch, list[str]]] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Future[None]:
         future: Future[None] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the write pipeline is closed")
             self._seq += 1
-            record = WalRecord(self._seq, op, database, dict(tables or {}))
+            record = WalRecord(self._seq, op, database, dict(tables or {}), dict(options or {}))
             self._pending.append(_Pending(record, future, None, sync=True))
             if op == "delete_db":
                 for key in [k for k in self._overlay if k[0] == database]:
@@ -242,6 +254,7 @@ class WritePipeline:
             closed = self._closed
             try:
                 self.flush()
+                self.engine.purge_deleted()  # soft-deleted tables whose purge time has come
                 if self.wal is not None and self._rows_since_snapshot >= self._next_compact:
                     self._compact_in_background()
             except Exception:  # pragma: no cover - keeps the flusher alive; futures carry errors
@@ -323,7 +336,9 @@ class WritePipeline:
                         p.future.set_result(p.outcome)
             seq = self._seq
             databases: dict[str, dict[str, tuple[pa.Table, list[str]]]] = {}
+            deleted: dict[str, dict[str, tuple[pa.Table, list[str], int | None]]] = {}
             for db in self.engine.list_databases():
+                deleted[db] = self.engine.deleted_snapshot(db)
                 schemas = self.engine.tables(db)
                 snap = self.engine.snapshot(db)
                 databases[db] = {
@@ -336,7 +351,7 @@ class WritePipeline:
             total = sum(t.num_rows for tables in databases.values() for t, _ in tables.values())
             self._next_compact = max(self.compact_rows, total)
         # Writing Parquet does not hold up flushes: new records go to the new segment.
-        self.wal.write_snapshot(seq, databases, old)
+        self.wal.write_snapshot(seq, databases, old, deleted)
 
     def _compact_in_background(self) -> None:
         if self._compact_lock.locked():
