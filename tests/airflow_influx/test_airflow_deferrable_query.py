@@ -82,6 +82,11 @@ def test_deferred_query_resumes_with_rows_and_fails_clearly(
 
     # Failures say what is wrong and what to do; none of them is retried.
     failures = _failures(failures_file)
+    from af_compat import AIRFLOW_VERSION
+
+    if AIRFLOW_VERSION < (3, 1):  # 3.0 gives on_failure_callback no exception after a deferral
+        assert set(failures.values()) == {"None"}, failures
+        return
     assert "max_rows=5" in failures["too_many_rows"], failures
     assert "InfluxDB3ToParquetOperator" in failures["too_many_rows"]
     assert "QueryError" in failures["bad_sql"] or "SQL" in failures["bad_sql"], failures
