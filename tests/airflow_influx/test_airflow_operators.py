@@ -453,3 +453,27 @@ def test_downsample_empty_data_interval_points_to_the_timetable() -> None:
         AirflowFailException, match=r"data interval is empty.*CronDataIntervalTimetable"
     ):
         op.execute(context={"data_interval_start": instant, "data_interval_end": instant})
+
+
+@pytest.mark.parametrize(
+    ("output_path", "asset_uri"),
+    [
+        ("s3://aws_default@bucket/home/{{ ds }}/x.parquet", "s3://bucket/home"),
+        ("file:///data/x/{{ ds }}/cpu.parquet", "file:///data/x"),
+        ("s3://{{ var.value.bucket }}/x.parquet", None),  # only the scheme is fixed
+        ("{{ var.value.base }}/x.parquet", None),
+    ],
+)
+def test_parquet_export_outlet_is_the_fixed_prefix_of_a_templated_path(
+    output_path: str, asset_uri: str | None
+) -> None:
+    from airflow_influx._compat import Asset, AssetAlias
+    from airflow_influx.operators.influxdb3 import InfluxDB3ToParquetOperator
+
+    op = InfluxDB3ToParquetOperator(task_id="t", sql="SELECT 1", output_path=output_path)
+    (outlet,) = op.outlets
+    if asset_uri is None:
+        assert isinstance(outlet, AssetAlias)
+    else:
+        assert not isinstance(outlet, AssetAlias)
+        assert outlet.uri == Asset(uri=asset_uri).uri

@@ -331,6 +331,69 @@ def test_assets_downsample_table_and_parquet_destination(
     assert consumer.dag_id in queued
 
 
+def test_templated_export_urls_emit_their_fixed_prefix_asset(
+    airflow_db: None,
+    standin: Any,
+    home_db: str,
+    default_conn: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``file:///dir/{{ ds }}/x.parquet`` and ``memory://bucket/{{ ds }}/x.parquet``: one Asset
+    each (the part before the template), declared at parse time; no AssetAlias, no warnings."""
+    import uuid
+
+    bucket = f"af-templated-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AF_TEST_EXPORT_URL", (tmp_path / "x").as_uri())
+    monkeypatch.setenv("AF_TEST_MEMORY_BUCKET", bucket)
+    dag = _load("af_user_templated_export.py").dag
+    from airflow_influx._compat import Asset, AssetAlias
+
+    # As Airflow normalises them (a bare bucket gets its trailing "/").
+    file_prefix = Asset(uri=(tmp_path / "x").as_uri()).uri
+    memory_prefix = Asset(uri=f"memory://{bucket}").uri
+
+    for task_id, prefix in (("to_file_url", file_prefix), ("to_memory", memory_prefix)):
+        outlets = dag.get_task(task_id).outlets
+        assert [o.uri for o in outlets] == [prefix]
+        assert not [o for o in outlets if isinstance(o, AssetAlias)]
+
+    caplog.set_level(logging.DEBUG)
+    dag_run = dag.test(logical_date=datetime(2022, 1, 1, 8, tzinfo=UTC))
+    assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
+    noise = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING
+        or "cannot create asset event" in r.getMessage()
+        or "alias" in r.getMessage().lower()
+    ]
+    assert noise == []
+    assert (tmp_path / "x" / "2022-01-01" / "cpu.parquet").stat().st_size > 0
+
+    from airflow.models.asset import AssetAliasModel, AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = {
+            e.asset.uri: e.extra
+            for e in session.query(AssetEvent).all()
+            if e.source_dag_id == "af_user_templated_export"
+        }
+        aliases = [a.name for a in session.query(AssetAliasModel).all()]
+    assert set(events) == {file_prefix, memory_prefix}
+    assert events[file_prefix]["files"] == [
+        (tmp_path / "x" / "2022-01-01" / "cpu.parquet").as_uri()
+    ]
+    assert events[memory_prefix]["files"] == [f"memory://{bucket}/2022-01-01/x.parquet"]
+    import pyarrow.parquet as pq
+
+    written = pq.read_table(tmp_path / "x" / "2022-01-01" / "cpu.parquet").num_rows
+    assert events[file_prefix]["rows"] == events[memory_prefix]["rows"] == written > 0
+    assert not [a for a in aliases if "af_user_templated_export" in a or "to_file_url" in a]
+
+
 # --- OpenLineage: events of a real DAG run, captured with the file transport -------------------
 
 

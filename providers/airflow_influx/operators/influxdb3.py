@@ -460,8 +460,10 @@ def _static_prefix(output_path: Any) -> str | None:
         from pathlib import Path
 
         return Path(fixed).as_uri()
-    uri = _asset_uri(fixed).rstrip("/")
-    return uri if uri.split("://", 1)[1].strip("/") else None
+    rest = fixed.split("://", 1)[1]
+    if not rest.strip("/"):  # only a scheme is fixed (``s3://{{ var.value.bucket }}/...``)
+        return None
+    return _asset_uri(fixed).rstrip("/")
 
 
 def _destination_prefix(path: str, split_by: str | None) -> str:
