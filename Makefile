@@ -29,7 +29,8 @@ test: venv lint
 # second environment. Airflow publishes no metadata caps for what later broke 3.0.x (its
 # constraint files are not on PyPI), so the few that matter are pinned here: cryptography 51
 # (Fernet), and the FastAPI/cadwyn/pydantic releases after 3.0.6 (its execution API then
-# answers 422 to every task start).
+# answers 422 to every task start). wtforms (which the FAB provider brings) lets the 3.0 UI's
+# hook-meta API build our connection form from the hook's get_connection_form_widgets.
 AIRFLOW_OLDEST ?= 3.0.6
 OLDEST_VENV ?= .venv-airflow-oldest
 
@@ -38,7 +39,7 @@ test-airflow-oldest:
 	@$(OLDEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
 	$(OLDEST_VENV)/bin/uv pip install --python $(OLDEST_VENV)/bin/python --quiet -e ".[airflow,openlineage,server,pandas]" \
 		"apache-airflow==$(AIRFLOW_OLDEST)" "cryptography<51" "fastapi<0.117" "cadwyn<6" \
-		"pydantic<2.12" "pytest>=8" "pytest-timeout>=2.3"
+		"pydantic<2.12" "pytest>=8" "pytest-timeout>=2.3" "wtforms"
 	$(OLDEST_VENV)/bin/python -c "import airflow; v = airflow.__version__; assert v == '$(AIRFLOW_OLDEST)', v; print('Airflow', v)"
 	$(OLDEST_VENV)/bin/python -m pytest tests/airflow_influx -m "not browser" $(PYTEST_ARGS)
 

@@ -170,3 +170,51 @@ def test_uri_with_the_host_scheme_before_the_credentials(monkeypatch: pytest.Mon
         "docs",
         "http://127.0.0.1:8182",
     )
+
+
+def test_airflow_3_0_hook_meta_lists_the_connection_form() -> None:
+    """Airflow 3.0/3.1 build the form from the hook's classmethods (through the UI's hook-meta
+    API, which needs wtforms, as shipped with the FAB provider); 3.2+ read ``conn-fields``."""
+    pytest.importorskip("wtforms")
+    services = pytest.importorskip("airflow.api_fastapi.core_api.services.ui.connections")
+    from airflow_influx.provider_info import CONN_FIELDS, CONN_TYPE
+
+    service = services.HookMetaService
+    getattr(service.hook_meta_data, "cache_clear", lambda: None)()
+    (meta,) = [m for m in service.hook_meta_data() if m.connection_type == CONN_TYPE]
+    extra = meta.extra_fields
+    assert extra is not None, "no extra fields: the hook's get_connection_form_widgets failed"
+    assert list(extra) == list(CONN_FIELDS)
+    for name, field in CONN_FIELDS.items():
+        schema = extra[name]["schema"]
+        assert schema["title"] == field["label"]
+        assert extra[name]["description"].startswith(field["description"])
+        assert extra[name]["value"] == field["schema"].get("default", extra[name]["value"])
+        if "enum" in field["schema"]:
+            assert schema["enum"] == field["schema"]["enum"]
+    assert "boolean" in extra["verify_tls"]["schema"]["type"]
+    assert "integer" in extra["retries"]["schema"]["type"]
+    standard = meta.standard_fields
+    assert standard.login.hidden
+    assert (standard.host.title, standard.url_schema.title, standard.password.title) == (
+        "Host URL",
+        "Database",
+        "Token",
+    )
+    assert standard.password.placeholder == "apiv3_..."
+
+
+def test_form_classmethods_keep_the_hook_module_import_light() -> None:
+    import subprocess
+    import sys
+
+    # The form libraries are blocked: importing the hook and reading its field behaviour must
+    # not need them (common.sql's provider discovery may import wtforms for other hooks).
+    code = (
+        "import sys; sys.modules.update(wtforms=None, flask_babel=None, flask_appbuilder=None); "
+        "import airflow_influx.hooks.influxdb3 as h; "
+        "b = h.InfluxDB3FlightHook.get_ui_field_behaviour(); "
+        "assert b['hidden_fields'] == ['login'], b; "
+        "assert b['relabeling']['password'] == 'Token', b"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -52,6 +52,60 @@ class InfluxDB3FlightHook(InfluxDB3FlightSQLHook):
         self.query_language = query_language
         self.protocol = protocol
 
+    # -- connection form (Airflow < 3.2; newer ones read provider_info's conn-fields) ----------
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """provider_info's ``conn-fields`` as WTForms fields (stored as plain extra keys).
+
+        Imported here, not at module level: the form libraries come with Airflow's UI, and
+        Airflow 3.0's hook-meta API patches them before calling this.
+        """
+        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms.validators import Optional, any_of
+
+        try:  # both come with the FAB provider; the form works without them
+            from flask_babel import lazy_gettext
+        except ImportError:
+            lazy_gettext = str
+        try:
+            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        except ImportError:
+            BS3TextFieldWidget = None
+
+        from airflow_influx.provider_info import CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, field in CONN_FIELDS.items():
+            schema = field["schema"]
+            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+            label = lazy_gettext(field["label"])
+            default = schema.get("default")
+            if "boolean" in types:
+                widgets[name] = BooleanField(
+                    label, description=field["description"], default=bool(default)
+                )
+                continue
+            validators: list[Any] = [Optional()] if "null" in types else []
+            if "enum" in schema:
+                validators.append(any_of(schema["enum"]))
+            field_class = IntegerField if "integer" in types else StringField
+            widgets[name] = field_class(
+                label,
+                validators=validators,
+                description=field["description"],
+                default=default,
+                widget=BS3TextFieldWidget() if BS3TextFieldWidget else None,
+            )
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """provider_info's ``ui-field-behaviour`` in the hook-method spelling."""
+        from airflow_influx.provider_info import UI_FIELD_BEHAVIOUR
+
+        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+
     # -- native queries -----------------------------------------------------------------------
 
     def query(self, text: str, **kwargs: Any) -> QueryResult:
