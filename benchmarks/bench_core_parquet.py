@@ -194,7 +194,9 @@ def measure(rows: int, repeats: int, tmp: Path) -> tuple[int, dict[str, Any], di
     from influx_flight.server.demo_data import DemoSpec, generate_batches
 
     spec = DemoSpec.for_points(rows, rooms=10, sensors=10)
-    with StandInServer(tokens=[TOKEN]) as srv:
+    # query_file_limit=0: both sides read the whole table in one query (10M rows span more than
+    # Core's 72 h / 432-file default); this measures the export path, not the limit.
+    with StandInServer(tokens=[TOKEN], query_file_limit=0) as srv:
         loaded = 0
         for batch in generate_batches(spec):
             srv.engine.append(DATABASE, spec.table, batch, tags=["room", "sensor"])
