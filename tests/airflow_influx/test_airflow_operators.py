@@ -467,7 +467,7 @@ def test_downsample_empty_data_interval_points_to_the_timetable() -> None:
 def test_parquet_export_outlet_is_the_fixed_prefix_of_a_templated_path(
     output_path: str, asset_uri: str | None
 ) -> None:
-    from airflow_influx._compat import Asset, AssetAlias
+    from airflow.sdk import Asset, AssetAlias
     from airflow_influx.operators.influxdb3 import InfluxDB3ToParquetOperator
 
     op = InfluxDB3ToParquetOperator(task_id="t", sql="SELECT 1", output_path=output_path)

@@ -348,7 +348,7 @@ def test_templated_export_urls_emit_their_fixed_prefix_asset(
     monkeypatch.setenv("AF_TEST_EXPORT_URL", (tmp_path / "x").as_uri())
     monkeypatch.setenv("AF_TEST_MEMORY_BUCKET", bucket)
     dag = _load("af_user_templated_export.py").dag
-    from airflow_influx._compat import Asset, AssetAlias
+    from airflow.sdk import Asset, AssetAlias
 
     # As Airflow normalises them (a bare bucket gets its trailing "/").
     file_prefix = Asset(uri=(tmp_path / "x").as_uri()).uri
