@@ -362,10 +362,12 @@ def test_templated_export_urls_emit_their_fixed_prefix_asset(
     caplog.set_level(logging.DEBUG)
     dag_run = dag.test(logical_date=datetime(2022, 1, 1, 8, tzinfo=UTC))
     assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
+    # Airflow 3.0's provider discovery warns about its own duplicate connection types
+    # ("connection_type 'fs' has been already registered"): not ours, not about assets.
     noise = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno >= logging.WARNING
+        if (r.levelno >= logging.WARNING and not r.name.startswith("airflow.providers_manager"))
         or "cannot create asset event" in r.getMessage()
         or "alias" in r.getMessage().lower()
     ]
