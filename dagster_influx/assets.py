@@ -48,6 +48,19 @@ ReturnType = Literal["arrow", "pandas"]
 _ALIGNMENT_SWEEP = timedelta(days=400)
 
 
+def time_window_partitions(
+    partitions_def: PartitionsDefinition, factory: str
+) -> TimeWindowPartitionsDefinition:
+    """`partitions_def` if it is time-window partitions, else a TypeError naming `factory`."""
+    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
+        raise TypeError(
+            f"{factory}: partitions_def must be a time-window partitions definition"
+            " (HourlyPartitionsDefinition, DailyPartitionsDefinition, ...) because each"
+            f" partition is a time range; got {type(partitions_def).__name__}."
+        )
+    return partitions_def
+
+
 def partition_windows(
     partitions_def: TimeWindowPartitionsDefinition, span: timedelta | None = _ALIGNMENT_SWEEP
 ) -> Iterator[tuple[datetime, datetime]]:
@@ -106,12 +119,7 @@ def check_alignment(
     they are launched). Calendars do not repeat in a short period once daylight-saving rules
     are involved (zones change them), so no shorter sweep is a proof.
     """
-    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
-        raise TypeError(
-            f"build_downsample_asset({name!r}): partitions_def must be a time-window partitions"
-            " definition (HourlyPartitionsDefinition, DailyPartitionsDefinition, ...) because"
-            f" each partition is a time range; got {type(partitions_def).__name__}."
-        )
+    partitions_def = time_window_partitions(partitions_def, f"build_downsample_asset({name!r})")
     from influx_flight import ConfigurationError
 
     zone = partitions_def.timezone or "UTC"

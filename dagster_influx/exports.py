@@ -36,7 +36,7 @@ from dagster import (
 )
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
 
-from dagster_influx.assets import partition_windows
+from dagster_influx.assets import partition_windows, time_window_partitions
 from dagster_influx.observability import _quiet_beta
 from influx_flight import (
     DEFAULT_COMPRESSION,
@@ -278,12 +278,7 @@ def _check_windows(
     partitions_def: PartitionsDefinition, window: str | timedelta, name: str
 ) -> TimeWindowPartitionsDefinition:
     """Time-window partitions each of which is whole `window`s in UTC, or a clear error."""
-    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
-        raise TypeError(
-            f"build_export_asset({name!r}): partitions_def must be a time-window partitions"
-            " definition (HourlyPartitionsDefinition, DailyPartitionsDefinition, ...) because"
-            f" each partition is a time range; got {type(partitions_def).__name__}."
-        )
+    partitions_def = time_window_partitions(partitions_def, f"build_export_asset({name!r})")
     for start, end in partition_windows(partitions_def):
         try:
             plan_windows(start, end, window)

@@ -163,3 +163,17 @@ def test_export_with_a_missing_table_fails_and_commits_nothing(
     )
     assert not result.success
     assert not list((tmp_path).rglob("_SUCCESS")) and not list(tmp_path.rglob("*.parquet"))
+
+
+def test_both_factories_refuse_partitions_that_are_not_time_windows(tmp_path: Path) -> None:
+    from dagster_influx import build_downsample_asset
+    from influx_flight import DownsampleSpec
+
+    static = dg.StaticPartitionsDefinition(["a", "b"])
+    with pytest.raises(TypeError, match=r"build_export_asset\('cpu_parquet'\).*Static"):
+        build_export_asset(table="cpu", destination=str(tmp_path), partitions_def=static)
+    spec = DownsampleSpec(
+        source="cpu", window="1h", aggregates={"v": ["mean"]}, target_measurement="cpu_1h"
+    )
+    with pytest.raises(TypeError, match=r"build_downsample_asset\(.*\).*Static"):
+        build_downsample_asset(spec, partitions_def=static)
