@@ -8,7 +8,7 @@ idempotent without deletes.
 """
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -36,16 +36,12 @@ from dagster_influx.io_managers import (
 )
 from dagster_influx.observability import _quiet_beta
 from dagster_influx.tables import WRITES_TABLE, refuse_shared_tables, table_for_asset
-from influx_flight import DownsampleSpec, InfluxDB3Client
+from influx_flight import ConfigurationError, DownsampleSpec, InfluxDB3Client
 from influx_flight.time import format_time, parse_time, quote_ident
 
 __all__ = ["build_downsample_asset"]
 
 ReturnType = Literal["arrow", "pandas"]
-
-
-#: How far `partition_windows` sweeps by default (callers that check only a sample).
-_ALIGNMENT_SWEEP = timedelta(days=400)
 
 
 def time_window_partitions(
@@ -62,12 +58,12 @@ def time_window_partitions(
 
 
 def partition_windows(
-    partitions_def: TimeWindowPartitionsDefinition, span: timedelta | None = _ALIGNMENT_SWEEP
+    partitions_def: TimeWindowPartitionsDefinition,
 ) -> Iterator[tuple[datetime, datetime]]:
-    """The definition's windows from its start, over `span`, else over the whole definition.
+    """Every window of the definition, from its start to its `end_date`.
 
-    The whole definition ends at its `end_date`; an open-ended one at its last partition that
-    exists now (later partitions do not exist yet: Dagster cannot launch them).
+    An open-ended definition ends at its last partition that exists now (later partitions do
+    not exist yet: Dagster cannot launch them).
     """
     first = partitions_def.get_first_partition_window()
     if first is None:
@@ -76,9 +72,8 @@ def partition_windows(
     if end is None:
         last = partitions_def.get_last_partition_window()
         end = last.end if last is not None else first.end
-    stop = min(first.start + span, end) if span else end
     for window in partitions_def._iterate_time_windows(first.start.timestamp()):
-        if window.start >= stop:
+        if window.start >= end:
             return
         yield window.start, window.end
 
@@ -108,68 +103,90 @@ def fixed_period(partitions_def: TimeWindowPartitionsDefinition) -> timedelta | 
     return None
 
 
-def check_alignment(
-    spec: DownsampleSpec, partitions_def: PartitionsDefinition, name: str
-) -> TimeWindowPartitionsDefinition:
-    """Time-window partitions every one of whose windows holds whole buckets, or a clear error.
+def unaligned_partition(
+    partitions_def: TimeWindowPartitionsDefinition,
+    window_ns: int,
+    confirm: Callable[[datetime, datetime], object],
+    *,
+    offset_ns: int = 0,
+    clock: str = "UTC",
+) -> tuple[datetime, datetime, ConfigurationError] | None:
+    """The first partition that does not hold whole windows, with the core's reason; else None.
 
-    Every partition of the definition is checked: to its `end_date`, or for an open-ended
-    definition to the last partition that exists when the code loads (the core refuses an
-    unaligned range again before a run writes anything, so later partitions are covered when
-    they are launched). Calendars do not repeat in a short period once daylight-saving rules
-    are involved (zones change them), so no shorter sweep is a proof.
+    Both factories sweep this way. Every partition of the definition is checked: to its
+    `end_date`, or for an open-ended definition to the last partition that exists when the
+    code loads (the core refuses an unaligned range again before a run writes anything, so
+    later partitions are covered when they are launched). Calendars do not repeat in a short
+    period once daylight-saving rules are involved (zones change them), so no shorter sweep
+    is a proof. A boundary is aligned when its time on `clock` minus `offset_ns` is a multiple
+    of `window_ns`; `confirm(start, end)` (the core's own check, raising `ConfigurationError`)
+    decides the first partition and every suspect one.
     """
-    partitions_def = time_window_partitions(partitions_def, f"build_downsample_asset({name!r})")
-    from influx_flight import ConfigurationError
-
-    zone = partitions_def.timezone or "UTC"
-    window, offset = spec.window_ns, spec.offset_ns
-    bucket_clock = spec.time_zone or "UTC"
-    period = fixed_period(partitions_def) if bucket_clock in ("UTC", "Etc/UTC") else None
-    if period is not None:
-        # Boundaries are first + k * period: the first boundary aligned and the period a
-        # multiple of the window align every one of them, to any end date. Otherwise the
-        # first or second partition already fails, and the sweep below reports it.
-        first = partitions_def.get_first_partition_window()
-        if first is None or (
-            (parse_time(first.start) - offset) % window == 0
-            and (period // timedelta(microseconds=1) * 1000) % window == 0
-        ):
-            return partitions_def
+    first = partitions_def.get_first_partition_window()
+    if first is None:
+        return None
+    try:
+        confirm(first.start, first.end)
+    except ConfigurationError as err:
+        return first.start, first.end, err
+    period = fixed_period(partitions_def) if clock in ("UTC", "Etc/UTC") else None
+    # Boundaries of a fixed period are first + k * period: the first boundary aligned and the
+    # period a multiple of the window align every one of them, to any end date. Otherwise the
+    # first or second partition already fails, and the sweep below reports it.
+    if (
+        period is not None
+        and (parse_time(first.start) - offset_ns) % window_ns == 0
+        and (period // timedelta(microseconds=1) * 1000) % window_ns == 0
+    ):
+        return None
+    zone = ZoneInfo(clock)
     checked: set[datetime] = set()
-    for start, end in partition_windows(partitions_def, span=None):
-        # Fast path: a boundary is aligned when its time on the buckets' clock is a multiple
-        # of the window (plus offset); the core's own check runs only on a suspect window.
+    for start, end in partition_windows(partitions_def):
+        # Fast path: arithmetic on each boundary; the core's check runs on suspect windows.
         suspect = False
         for bound in (start, end):
             if bound in checked:
                 continue
             checked.add(bound)
-            clock = bound.astimezone(ZoneInfo(bucket_clock)).replace(tzinfo=None)
-            if (parse_time(clock) - offset) % window:
+            local = bound.astimezone(zone).replace(tzinfo=None)
+            if (parse_time(local) - offset_ns) % window_ns:
                 suspect = True
         if not suspect:
             continue
         try:
-            spec.aligned(start, end)
+            confirm(start, end)
         except ConfigurationError as err:
-            key = start.strftime(partitions_def.fmt)
-            bucket_zone = spec.time_zone or "UTC"
-            hint = (
-                f" The partitions follow {zone}'s wall clock but the buckets are cut in"
-                f" {bucket_zone}: set DownsampleSpec(time_zone={zone!r}) (SQL"
-                " date_bin_wallclock or InfluxQL tz()) so the buckets follow the same clock,"
-                " or use partitions in"
-                f" {bucket_zone}."
-                if zone != bucket_zone
-                else " Choose a window that divides the partition length (and an offset that"
-                " matches the partitions' start)."
-            )
-            raise ValueError(
-                f"build_downsample_asset({name!r}): partition {key!r} [{format_time(start)},"
-                f" {format_time(end)}) does not hold whole {spec.window} buckets ({err}).{hint}"
-            ) from err
-    return partitions_def
+            return start, end, err
+    return None
+
+
+def check_alignment(
+    spec: DownsampleSpec, partitions_def: PartitionsDefinition, name: str
+) -> TimeWindowPartitionsDefinition:
+    """Time-window partitions every one of whose windows holds whole buckets, or a clear error."""
+    partitions_def = time_window_partitions(partitions_def, f"build_downsample_asset({name!r})")
+    bucket_zone = spec.time_zone or "UTC"
+    bad = unaligned_partition(
+        partitions_def, spec.window_ns, spec.aligned, offset_ns=spec.offset_ns, clock=bucket_zone
+    )
+    if bad is None:
+        return partitions_def
+    start, end, err = bad
+    zone = partitions_def.timezone or "UTC"
+    key = start.strftime(partitions_def.fmt)
+    hint = (
+        f" The partitions follow {zone}'s wall clock but the buckets are cut in"
+        f" {bucket_zone}: set DownsampleSpec(time_zone={zone!r}) (SQL"
+        " date_bin_wallclock or InfluxQL tz()) so the buckets follow the same clock,"
+        f" or use partitions in {bucket_zone}."
+        if zone != bucket_zone
+        else " Choose a window that divides the partition length (and an offset that"
+        " matches the partitions' start)."
+    )
+    raise ValueError(
+        f"build_downsample_asset({name!r}): partition {key!r} [{format_time(start)},"
+        f" {format_time(end)}) does not hold whole {spec.window} buckets ({err}).{hint}"
+    ) from err
 
 
 def build_downsample_asset(

@@ -36,7 +36,7 @@ from dagster import (
 )
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
 
-from dagster_influx.assets import partition_windows, time_window_partitions
+from dagster_influx.assets import time_window_partitions, unaligned_partition
 from dagster_influx.observability import _quiet_beta
 from influx_flight import (
     DEFAULT_COMPRESSION,
@@ -47,7 +47,7 @@ from influx_flight import (
     plan_windows,
     slice_manifest,
 )
-from influx_flight.time import format_time, quote_ident
+from influx_flight.time import format_time, parse_duration, quote_ident
 
 __all__ = ["build_export_asset"]
 
@@ -95,7 +95,7 @@ def build_export_asset(
             or a UPath. Every process that runs a step must reach it (object storage on
             Celery or Kubernetes).
         partitions_def: Time-window partitions; every partition must be a whole number of
-            `window`s in UTC (checked here, for a year of partitions, not at run time).
+            `window`s in UTC (checked here, for every partition, not at run time).
         table, columns: Instead of `query`: export these columns (default all) of one table.
         window: One file per window ('15m', '1h', '1d'); default one per hour.
         key: Asset key; default `[f"{table}_parquet"]` (required with `query`).
@@ -279,15 +279,20 @@ def _check_windows(
 ) -> TimeWindowPartitionsDefinition:
     """Time-window partitions each of which is whole `window`s in UTC, or a clear error."""
     partitions_def = time_window_partitions(partitions_def, f"build_export_asset({name!r})")
-    for start, end in partition_windows(partitions_def):
-        try:
-            plan_windows(start, end, window)
-        except ConfigurationError as err:
-            key = start.strftime(partitions_def.fmt)
-            raise ValueError(
-                f"build_export_asset({name!r}): partition {key!r} [{format_time(start)},"
-                f" {format_time(end)}) is not a whole number of {window} windows ({err})."
-                " Choose a window that divides every partition in UTC (zoned daily partitions"
-                " need '1h' or shorter around daylight-saving changes)."
-            ) from err
-    return partitions_def
+    try:
+        window_ns = parse_duration(window)
+        bad = unaligned_partition(
+            partitions_def, window_ns, lambda start, end: plan_windows(start, end, window)
+        )
+    except ConfigurationError as err:  # not a duration at all
+        raise ValueError(f"build_export_asset({name!r}): {err}") from err
+    if bad is None:
+        return partitions_def
+    start, end, err = bad
+    key = start.strftime(partitions_def.fmt)
+    raise ValueError(
+        f"build_export_asset({name!r}): partition {key!r} [{format_time(start)},"
+        f" {format_time(end)}) is not a whole number of {window} windows ({err})."
+        " Choose a window that divides every partition in UTC (zoned daily partitions"
+        " need '1h' or shorter around daylight-saving changes)."
+    ) from err

@@ -8,13 +8,14 @@ partitions' zone materialises a summer day and both DST-change days with the rig
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
-from dagster_influx import InfluxDB3Resource, build_downsample_asset
+from dagster_influx import InfluxDB3Resource, build_downsample_asset, build_export_asset
 from influx_flight import DownsampleSpec
 
 LONDON = ZoneInfo("Europe/London")
@@ -184,6 +185,33 @@ def test_alignment_is_checked_to_the_end_of_the_definition_not_the_first_400_day
         start_date="2013-01-01", end_date="2015-08-01", timezone="Asia/Pyongyang"
     )
     assert build_downsample_asset(hourly_utc, partitions_def=before_the_change)
+
+
+@pytest.mark.parametrize("factory", ["build_downsample_asset", "build_export_asset"])
+def test_both_factories_sweep_the_whole_definition(factory: str, tmp_path: Path) -> None:
+    """One sweep for both factories: a zone whose midnights leave whole UTC hours only after
+    day 400 (Pyongyang, 2015-08-15, 591 days after this start) is refused by each, and the
+    same definition ended before the change is accepted by each."""
+
+    def build(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+        if factory == "build_export_asset":
+            return build_export_asset(
+                table="meter", destination=str(tmp_path), partitions_def=partitions_def
+            )
+        spec = DownsampleSpec(
+            source="meter", window="1h", aggregates={"kwh": ["sum"]}, target_measurement="m"
+        )
+        return build_downsample_asset(spec, partitions_def=partitions_def)
+
+    late_change = dg.DailyPartitionsDefinition(
+        start_date="2014-01-01", end_date="2016-01-01", timezone="Asia/Pyongyang"
+    )
+    with pytest.raises(ValueError, match=rf"{factory}\(.*partition '2015-08-1[45]'"):
+        build(late_change)
+    before_the_change = dg.DailyPartitionsDefinition(
+        start_date="2014-01-01", end_date="2015-08-01", timezone="Asia/Pyongyang"
+    )
+    assert build(before_the_change)
 
 
 @pytest.mark.parametrize(
