@@ -349,24 +349,30 @@ def _run(
         unwritten_rows=sum(o.lines for o in refused),
     )
     if input_error is not None:
-        if isinstance(input_error, InfluxDB3Error):
-            input_error.write_result = result  # type: ignore[attr-defined]
-        input_error.add_note(
+        raise _with_result(
+            input_error,
+            result,
             f"{result.lines_written} line(s) from earlier rows were already written by "
-            f"{result.requests} request(s); writing the same rows again is safe (same points)."
+            f"{result.requests} request(s); writing the same rows again is safe (same points).",
         )
-        raise input_error
     if fatal is not None:
-        if isinstance(fatal, InfluxDB3Error):
-            fatal.write_result = result  # type: ignore[attr-defined]
-        fatal.add_note(
+        raise _with_result(
+            fatal,
+            result,
             f"{result.requests} request(s) completed before the failure; "
-            f"{result.lines_written} line(s) were written."
+            f"{result.lines_written} line(s) were written.",
         )
-        raise fatal
     if rejected or refused:
         raise _rejection_error(sender, result, refused, sum(o.lines for o in done_ok))
     return result
+
+
+def _with_result(error: BaseException, result: WriteResult, note: str) -> BaseException:
+    """``error`` carrying what was written before it, so a caller can resume or report."""
+    if isinstance(error, InfluxDB3Error):
+        error.write_result = result  # type: ignore[attr-defined]
+    error.add_note(note)
+    return error
 
 
 def _rejection_error(

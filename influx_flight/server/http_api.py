@@ -101,6 +101,17 @@ def _compact(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+async def _json_body(request: web.Request) -> Any:
+    """The JSON body of a configure request: 415 unless it says JSON, 400 unless it is JSON."""
+    content_type = request.headers.get("Content-Type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise _HttpError(415, "unacceptable content-type, expected: application/json")
+    try:
+        return json.loads(await request.read() or b"null")
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
+        raise _HttpError(400, f"the request body is not valid JSON: {exc}") from None
+
+
 def _json_error(status: int, message: str) -> _HttpError:
     return _HttpError(status, _compact({"error": message}), "application/json")
 
@@ -677,13 +688,7 @@ class _Api:
     # -- databases ------------------------------------------------------------------------
 
     async def create_database(self, request: web.Request) -> web.Response:
-        content_type = request.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            raise _HttpError(415, "unacceptable content-type, expected: application/json")
-        try:
-            data = json.loads(await request.read() or b"null")
-        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
-            raise _HttpError(400, f"the request body is not valid JSON: {exc}") from None
+        data = await _json_body(request)
         if not isinstance(data, dict) or not isinstance(data.get("db"), str):
             raise _HttpError(400, 'the request body must be {"db": "<name>"}')
         name = data["db"]
@@ -738,13 +743,7 @@ class _Api:
 
     async def create_table(self, request: web.Request) -> web.Response:
         """``POST /api/v3/configure/table``: ``{"db","table","tags":[...],"fields":[...]}``."""
-        content_type = request.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            raise _HttpError(415, "unacceptable content-type, expected: application/json")
-        try:
-            data = json.loads(await request.read() or b"null")
-        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, nested too deep
-            raise _HttpError(400, f"the request body is not valid JSON: {exc}") from None
+        data = await _json_body(request)
         usage = (
             'the request body must be {"db": "<name>", "table": "<name>", "tags": ["<tag>", ...],'
             ' "fields": [{"name": "<field>", "type": "utf8|int64|uint64|float64|bool"}, ...]}'
