@@ -8,6 +8,7 @@ decompressed body) and answers as each test scripts it (204, 503 + Retry-After, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import threading
@@ -20,9 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from aiohttp import web
+from core_write_helpers import write_arrow, write_line_protocol
 
 from influx_flight import (
-    DEFAULT_RETRY_POLICY,
     NO_RETRY,
     USE_CLIENT_DEFAULT,
     AuthenticationError,
@@ -36,28 +37,11 @@ from influx_flight import (
     TransportError,
     WriteError,
     WriteOptions,
-    WriteResult,
 )
 from influx_flight.lineprotocol import encode_table
 
 TOKEN = "apiv3_secret-token-never-shown"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.01, jitter=False, max_elapsed=30)
-
-
-def write_arrow(
-    config: InfluxDB3Config, data: Any, *, retry: RetryPolicy = DEFAULT_RETRY_POLICY, **kwargs: Any
-) -> WriteResult:
-    """``client.write`` through a one-off client with ``retry`` as its policy."""
-    with InfluxDB3Client(config, retry_policy=retry) as client:
-        return client.write(data, **kwargs)
-
-
-def write_line_protocol(
-    config: InfluxDB3Config, lines: Any, *, retry: RetryPolicy = DEFAULT_RETRY_POLICY, **kwargs: Any
-) -> WriteResult:
-    """``client.write_lp`` through a one-off client with ``retry`` as its policy."""
-    with InfluxDB3Client(config, retry_policy=retry) as client:
-        return client.write_lp(lines, **kwargs)
 
 
 @dataclass
@@ -107,9 +91,9 @@ class Recorder:
         return [ln for s in self.seen for ln in s.body.decode().splitlines()]
 
 
-@pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    rec = Recorder()
+@contextlib.contextmanager
+def serving(rec: Recorder, ssl_context: Any = None) -> Iterator[Recorder]:
+    """Serve ``rec`` on an ephemeral loopback port (HTTPS with ``ssl_context``) in a thread."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     runner_box: list[web.AppRunner] = []
@@ -119,10 +103,10 @@ def recorder() -> Iterator[Recorder]:
         app.router.add_post("/{tail:.*}", rec.handle)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
-        port = runner.addresses[0][1]
-        rec.url = f"http://127.0.0.1:{port}"
+        scheme = "https" if ssl_context is not None else "http"
+        rec.url = f"{scheme}://127.0.0.1:{runner.addresses[0][1]}"
         runner_box.append(runner)
 
     def run() -> None:
@@ -141,6 +125,12 @@ def recorder() -> Iterator[Recorder]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    with serving(Recorder()) as rec:
+        yield rec
 
 
 def _config(url: str, **kw: Any) -> InfluxDB3Config:
@@ -501,37 +491,8 @@ def tls_recorder(tmp_path: Any) -> Iterator[tuple[Recorder, str]]:
     ca_pem, cert_file, key_file = _self_signed(tmp_path)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert_file, key_file)
-    rec = Recorder()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    runner_box: list[web.AppRunner] = []
-
-    async def start() -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", rec.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-        await site.start()
-        rec.url = f"https://127.0.0.1:{runner.addresses[0][1]}"
-        runner_box.append(runner)
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    try:
+    with serving(Recorder(), ctx) as rec:
         yield rec, ca_pem
-    finally:
-        asyncio.run_coroutine_threadsafe(runner_box[0].cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 @pytest.mark.filterwarnings("ignore:Unverified HTTPS request")

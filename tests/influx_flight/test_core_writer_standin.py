@@ -8,37 +8,18 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from core_write_helpers import write_arrow, write_line_protocol
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from influx_flight import (
-    DEFAULT_RETRY_POLICY,
     AuthenticationError,
-    InfluxDB3Client,
     InfluxDB3Config,
-    RetryPolicy,
     WriteError,
-    WriteResult,
 )
 from influx_flight.time import quote_ident
 
 TOKEN = "apiv3_test-token-for-the-stand-in"  # tests/conftest.py STANDIN_TOKEN
-
-
-def write_arrow(
-    config: InfluxDB3Config, data: Any, *, retry: RetryPolicy = DEFAULT_RETRY_POLICY, **kwargs: Any
-) -> WriteResult:
-    """``client.write`` through a one-off client with ``retry`` as its policy."""
-    with InfluxDB3Client(config, retry_policy=retry) as client:
-        return client.write(data, **kwargs)
-
-
-def write_line_protocol(
-    config: InfluxDB3Config, lines: Any, *, retry: RetryPolicy = DEFAULT_RETRY_POLICY, **kwargs: Any
-) -> WriteResult:
-    """``client.write_lp`` through a one-off client with ``retry`` as its policy."""
-    with InfluxDB3Client(config, retry_policy=retry) as client:
-        return client.write_lp(lines, **kwargs)
 
 
 def _cfg(srv: Any, database: str) -> InfluxDB3Config:
