@@ -16,28 +16,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
+from file_limit_data import CORE_TEXT, START, TEN_MINUTES, windows_table
 
 from influx_flight.server.engine import Engine
 from influx_flight.server.errors import QueryFileLimitExceeded
 from influx_flight.server.file_limit import scan_time_ranges
-
-TEN_MINUTES = 600 * 10**9
-START = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z
-CORE_TEXT = "Query would scan 432 Parquet files, exceeding the file limit. InfluxDB 3 Core caps"
-
-
-def windows_table(windows: int, per_window: int = 2) -> pa.Table:
-    """Rows in ``windows`` consecutive gen1 windows, ``per_window`` rows in each."""
-    times = [
-        START + w * TEN_MINUTES + k * 60 * 10**9 for w in range(windows) for k in range(per_window)
-    ]
-    return pa.table(
-        {
-            "time": pa.array(times, pa.timestamp("ns")),
-            "room": ["a" if i % 2 else "b" for i in range(len(times))],
-            "v": pa.array(range(len(times)), pa.int64()),
-        }
-    )
 
 
 def iso(ns: int) -> str:
