@@ -113,17 +113,26 @@ def forms(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def _source_name(form: dict[str, Any]) -> str:
+    return "home" if form["source"] == "table" else "src"
+
+
+def _ident(form: dict[str, Any], column: str) -> str:
+    """``column`` as the generated form writes it: bare, quoted or qualified by its source."""
+    if form["quote"] == "quoted":
+        return f'"{column}"'
+    if form["quote"] == "qualified":
+        return f"{_source_name(form)}.{column}"
+    return column
+
+
 def build(form: dict[str, Any]) -> tuple[str, str]:
     """(query, expected name of the selector column)."""
     g = form["gaps"]
-    source_name = "home" if form["source"] == "table" else "src"
+    source_name = _source_name(form)
 
     def ident(column: str) -> str:
-        if form["quote"] == "quoted":
-            return f'"{column}"'
-        if form["quote"] == "qualified":
-            return f"{source_name}.{column}"
-        return column
+        return _ident(form, column)
 
     call = f"selector_{form['kind']}({g[0]}{ident(form['column'])},{g[1]}{ident('time')})"
     shown = f"selector_{form['kind']}({source_name}.{form['column']},{source_name}.time)"
@@ -320,14 +329,10 @@ def gapfill_forms(draw: st.DrawFn) -> dict[str, Any]:
 def build_gapfill(form: dict[str, Any]) -> tuple[str, list[str]]:
     """(query, expected column names) of a gap-filling query in one of the generated forms."""
     g = form["gaps"]
-    source_name = "home" if form["source"] == "table" else "src"
+    source_name = _source_name(form)
 
     def ident(column: str) -> str:
-        if form["quote"] == "quoted":
-            return f'"{column}"'
-        if form["quote"] == "qualified":
-            return f"{source_name}.{column}"
-        return column
+        return _ident(form, column)
 
     def aliased(expr: str, alias: Any, name: str, shown: str) -> tuple[str, str]:
         if alias is None:
