@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from influx_flight import DEFAULT_RECEIVE_WINDOW
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -110,6 +112,15 @@ class InfluxDB3Resource(ConfigurableResource):
         ),
     )
 
+    receive_window: int | None = Field(
+        default=DEFAULT_RECEIVE_WINDOW,
+        description=(
+            "Bytes of a query result gRPC may buffer ahead of the reader (fixed HTTP/2 window);"
+            " bounds receive memory. Raise for fast high-latency links (throughput <= window /"
+            " round-trip time); null: gRPC's adaptive window."
+        ),
+    )
+
     _client: InfluxDB3Client | None = PrivateAttr(default=None)
     _in_run: bool = PrivateAttr(default=False)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -130,6 +141,7 @@ class InfluxDB3Resource(ConfigurableResource):
             query_timeout=self.query_timeout,
             write_timeout=self.write_timeout,
             write_url=self.write_url or os.environ.get(ENV_WRITE_URL) or None,
+            receive_window=self.receive_window,
         )
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "DEFAULT_CONCURRENCY": "._options",
     "DEFAULT_MAX_BODY_BYTES": "._options",
     "DEFAULT_MAX_RECORDS": "._options",
+    "DEFAULT_RECEIVE_WINDOW": "._options",
     "DEFAULT_RETRY_POLICY": "._retry",
     "DEFAULT_ROW_GROUP_SIZE": "._options",
     "DatabaseNotFoundError": "._exceptions",
@@ -124,6 +125,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._options import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
     from ._options import DEFAULT_MAX_BODY_BYTES as DEFAULT_MAX_BODY_BYTES
     from ._options import DEFAULT_MAX_RECORDS as DEFAULT_MAX_RECORDS
+    from ._options import DEFAULT_RECEIVE_WINDOW as DEFAULT_RECEIVE_WINDOW
     from ._options import DEFAULT_ROW_GROUP_SIZE as DEFAULT_ROW_GROUP_SIZE
     from ._options import USE_CLIENT_DEFAULT as USE_CLIENT_DEFAULT
     from ._options import UseClientDefault as UseClientDefault

@@ -424,9 +424,15 @@ class InfluxDB3Client:
                 self._pid = os.getpid()
             if self._flight_client is None:
                 cfg = self.config
-                kwargs: dict[str, Any] = {
-                    "generic_options": [("grpc.secondary_user_agent", USER_AGENT)]
-                }
+                options: list[tuple[str, Any]] = [("grpc.secondary_user_agent", USER_AGENT)]
+                if cfg.receive_window is not None:
+                    # A fixed stream window instead of BDP probing's adaptive one: what gRPC
+                    # buffers ahead of a slow reader (an export encoding Parquet) stays bounded.
+                    options += [
+                        ("grpc.http2.bdp_probe", 0),
+                        ("grpc.http2.lookahead_bytes", cfg.receive_window),
+                    ]
+                kwargs: dict[str, Any] = {"generic_options": options}
                 if cfg.uses_tls:
                     pem = cfg.ca_cert_pem()
                     if pem:

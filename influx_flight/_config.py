@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._exceptions import ConfigurationError
+from ._options import DEFAULT_RECEIVE_WINDOW
 
 __all__ = [
     "DEFAULT_AUTH_SCHEME",
@@ -42,6 +43,8 @@ __all__ = [
 DEFAULT_QUERY_TIMEOUT: float = 300.0
 #: Per-request write timeout in seconds.
 DEFAULT_WRITE_TIMEOUT: float = 30.0
+_MIN_RECEIVE_WINDOW = 64 * 1024
+_MAX_RECEIVE_WINDOW = 2**31 - 1
 DEFAULT_AUTH_SCHEME: str = "Bearer"
 AUTH_SCHEMES: tuple[str, ...] = ("Bearer", "Token")
 
@@ -183,6 +186,24 @@ def _parse_write_url(value: object) -> str | None:
     return text.rstrip("/")
 
 
+def _parse_receive_window(value: object) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not _MIN_RECEIVE_WINDOW <= value <= _MAX_RECEIVE_WINDOW
+    ):
+        raise ConfigurationError(
+            f"receive_window: expected a number of bytes between {_MIN_RECEIVE_WINDOW} and "
+            f"{_MAX_RECEIVE_WINDOW}, or None (gRPC's adaptive window), got {value!r}",
+            field="receive_window",
+        )
+    return value
+
+
 def _parse_timeout(name: str, value: object) -> float | None:
     if value is None:
         return None
@@ -298,6 +319,10 @@ class InfluxDB3Config:
         write_url: HTTP base URL for writes when it differs from ``host`` (the stand-in serves
             HTTP on its own port); default: derived from ``host``.
         headers: Extra headers sent with every request (gRPC metadata and HTTP).
+        receive_window: Bytes of a query result gRPC may buffer ahead of the reader (fixed
+            HTTP/2 stream window), which bounds a query's receive memory. Raise it for fast,
+            high-latency links (throughput <= window / round-trip time); None lets gRPC grow
+            the window adaptively (no fixed memory bound).
     """
 
     host: str
@@ -310,6 +335,7 @@ class InfluxDB3Config:
     write_timeout: float | None = DEFAULT_WRITE_TIMEOUT
     write_url: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    receive_window: int | None = DEFAULT_RECEIVE_WINDOW
     _endpoint: _Endpoint = field(init=False, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -357,6 +383,7 @@ class InfluxDB3Config:
         set_(self, "write_timeout", _parse_timeout("write_timeout", self.write_timeout))
         set_(self, "write_url", _parse_write_url(self.write_url))
         set_(self, "headers", MappingProxyType(dict(_parse_headers(self.headers))))
+        set_(self, "receive_window", _parse_receive_window(self.receive_window))
 
     # -- value semantics ---------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ range is present, so readers that wait for it never see a half dataset.
 Re-running resumes: a window whose file exists was committed (files appear by atomic rename) and
 is skipped, unless ``overwrite=True``; temporary files left by a killed run are removed. So a run
 that failed half way finishes on retry without duplicates. Memory is bounded by
-``concurrency * (DEFAULT_ENCODE_QUEUE + 2) * row_group_size`` rows.
+``concurrency * (DEFAULT_ENCODE_QUEUE + 1) * row_group_size`` rows plus a receive window
+per stream.
 
 Orchestrators fan out with the same pieces: ``plan_windows`` for the window list,
 ``export_window`` per mapped task (or op), then ``commit_dataset`` once at the end.
@@ -614,7 +615,8 @@ def export_dataset(
         start, end: The half-open range, aligned to ``window``.
         window: One file per window ('15m', '1h', '1d').
         concurrency: Windows in flight; memory is about
-            ``concurrency * (DEFAULT_ENCODE_QUEUE + 2) * row_group_size`` rows.
+            ``concurrency * (DEFAULT_ENCODE_QUEUE + 1) * row_group_size`` rows plus
+            ``concurrency`` receive windows.
         overwrite: Re-export committed windows too (each replaced atomically).
         on_progress: Called with a DatasetProgress as windows and rows advance (any thread).
 

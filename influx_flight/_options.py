@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_ENCODE_QUEUE",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_RECORDS",
+    "DEFAULT_RECEIVE_WINDOW",
     "DEFAULT_ROW_GROUP_SIZE",
     "SERVER_MAX_BODY_BYTES",
     "USE_CLIENT_DEFAULT",
@@ -33,9 +34,16 @@ __all__ = [
 #: Rows per Parquet row group, whatever the server's batch size. pyarrow buffers a whole row
 #: group before writing it, so this bounds an export's memory (about 13 MiB of sensor rows).
 DEFAULT_ROW_GROUP_SIZE: Final = 262_144
-#: Full row groups waiting for the encoder thread while the next ones are received. Receiving
-#: and encoding overlap; memory stays at about (this + 2) row groups per export.
-DEFAULT_ENCODE_QUEUE: Final = 2
+#: Row groups handed to the encoder thread and not yet written. 1 is double buffering: one row
+#: group is encoded while the next is received, so memory stays at about 2 row groups per
+#: export (measured no slower than deeper queues: the encoder is the slower side).
+DEFAULT_ENCODE_QUEUE: Final = 1
+#: Bytes of a query's result that gRPC may receive ahead of the reader (the HTTP/2 stream
+#: window). gRPC's adaptive window (BDP probing) grows without a fixed bound when the reader is
+#: slower than the network, as an export that encodes Parquet is: measured on loopback, 90-160
+#: MiB buffered by a 10M-row stream that was merely drained. A fixed window bounds it; a stream
+#: then moves at most ``window / round-trip time`` (4 MiB at 50 ms: ~80 MB/s).
+DEFAULT_RECEIVE_WINDOW: Final = 4 * 1024 * 1024
 #: Parquet compression codec of exports.
 DEFAULT_COMPRESSION: Final = "zstd"
 #: Rows encoded to line protocol per step: bounds memory, keeps offsets far from 2 GiB.

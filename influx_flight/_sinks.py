@@ -167,15 +167,20 @@ class _Encoder:
     """Encodes row groups on one background thread while the caller receives the next batches.
 
     The caller's thread keeps the source iterator (so cancellation and error translation stay
-    where they were); full row groups travel through a bounded queue, so a slow destination
-    slows the receiving instead of growing memory. Parquet encoding and compression release the
-    GIL, so the two overlap on two cores.
+    where they were). At most ``depth`` row groups are handed over and not yet written (the one
+    being encoded included): ``submit`` waits for a free slot, so the caller holds at most one
+    more (the one it is assembling), a slow destination slows the receiving, and memory is
+    bounded by ``depth + 1`` row groups whatever the speeds. Parquet encoding and compression
+    release the GIL, so with ``depth=1`` (double buffering) receiving and encoding already
+    overlap on two cores: the encoder is the slower side, and the next row group is complete
+    before it finishes the current one.
     """
 
     _STOP = object()
 
     def __init__(self, depth: int = DEFAULT_ENCODE_QUEUE) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(max(1, depth))
         self._error: BaseException | None = None
         self._failed = False
         self._abandon = threading.Event()
@@ -187,16 +192,18 @@ class _Encoder:
             item = self._queue.get()
             if item is self._STOP:
                 return
-            if self._failed or self._abandon.is_set():
-                continue  # drain without work so that the caller never blocks on a dead thread
             file, table = item
             del item
             try:
-                file.write_row_groups(table)
+                if not (self._failed or self._abandon.is_set()):
+                    file.write_row_groups(table)
             except BaseException as exc:  # handed to the caller's thread
                 self._failed = True
                 self._error = exc
-            del file, table
+            finally:
+                # Drop the row group before freeing its slot: the slot stands for its memory.
+                del file, table
+                self._slots.release()
 
     def _raise_if_failed(self) -> None:
         # Hand the error over and drop our reference: the traceback holds this thread's frame,
@@ -209,12 +216,13 @@ class _Encoder:
                 del error  # this frame would otherwise keep the cycle alive
 
     def submit(self, file: _AtomicParquetFile, table: pa.Table) -> None:
-        """Queue a table of whole row groups; blocks while the queue is full."""
+        """Hand over a table of whole row groups; waits while ``depth`` are still unwritten."""
         self._raise_if_failed()
+        self._slots.acquire()
         self._queue.put((file, table))
 
     def close(self) -> None:
-        """Wait until everything queued is written; re-raise the encoder's error, if any."""
+        """Wait until everything handed over is written; re-raise the encoder's error, if any."""
         self._queue.put(self._STOP)
         self._thread.join()
         self._raise_if_failed()
@@ -222,9 +230,6 @@ class _Encoder:
     def abandon(self) -> None:
         """Stop after the row group being encoded; drop the rest (the files get aborted)."""
         self._abandon.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
         self._queue.put(self._STOP)
         self._thread.join()
 
@@ -489,8 +494,8 @@ def write_parquet(
     """Stream record batches into Parquet; publish atomically; leave nothing behind on failure.
 
     Receiving and encoding overlap: full row groups are encoded on a background thread while
-    the next batches arrive, through a queue of ``encode_queue`` row groups (0 encodes in the
-    caller's thread, one step after the other).
+    the next batches arrive; at most ``encode_queue`` row groups are handed over and not yet
+    written (0 encodes in the caller's thread, one step after the other).
 
     Args:
         batches: The record batches (consumed once, never held all at once).
@@ -507,8 +512,9 @@ def write_parquet(
         time_column: The column that ``split_by`` windows.
         on_progress: Called as ``on_progress(rows, bytes)`` after each written batch.
         parquet_options: Extra ``pyarrow.parquet.ParquetWriter`` options.
-        encode_queue: Row groups that may wait for the encoder; memory is about
-            ``(encode_queue + 2) * row_group_size`` rows.
+        encode_queue: Row groups handed to the encoder thread and not yet written (the one
+            being encoded included); memory is about ``(encode_queue + 1) * row_group_size``
+            rows (the caller assembles one more), plus the query's receive window.
 
     Raises:
         ExportError: the destination cannot be written (the message names it and says why).

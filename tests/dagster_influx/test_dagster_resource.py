@@ -22,6 +22,8 @@ from influx_flight import AuthenticationError, InfluxDB3Config
         ("write_timeout", None, None),
         ("write_url", "http://127.0.0.1:9999", "http://127.0.0.1:9999"),
         ("database", "other", "other"),
+        ("receive_window", 16 * 1024 * 1024, 16 * 1024 * 1024),
+        ("receive_window", None, None),
     ],
 )
 def test_settings_reach_the_core_config(field: str, value: Any, expected: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from influx_flight import ConfigurationError, InfluxDB3Config
+from influx_flight import DEFAULT_RECEIVE_WINDOW, ConfigurationError, InfluxDB3Config
 
 TOKEN = "apiv3_s3cr3t-token-value"
 
@@ -160,6 +160,17 @@ def test_timeouts_accept_numbers_strings_and_none() -> None:
     assert c.query_timeout == 12.5
     assert c.write_timeout is None
     assert cfg().query_timeout == 300.0
+
+
+def test_receive_window_is_bytes_or_none() -> None:
+    assert cfg().receive_window == DEFAULT_RECEIVE_WINDOW == 4 * 1024 * 1024
+    assert cfg(receive_window="1048576").receive_window == 1_048_576
+    assert cfg(receive_window=None).receive_window is None
+    assert cfg(receive_window="none").receive_window is None
+    for bad in (0, 1024, 2**31, -1, True, 1.5, "4MiB"):
+        with pytest.raises(ConfigurationError, match="receive_window") as info:
+            cfg(receive_window=bad)
+        assert info.value.field == "receive_window"
 
 
 def test_verify_tls_and_ca_cert(tmp_path: Path) -> None:

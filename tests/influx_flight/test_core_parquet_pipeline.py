@@ -1,5 +1,5 @@
-"""The pipelined Parquet sink: encoding on a background thread overlaps receiving, through a
-bounded queue; failures on either side leave nothing behind."""
+"""The pipelined Parquet sink: encoding on a background thread overlaps receiving, with a
+bounded number of row groups handed over; failures on either side leave nothing behind."""
 
 from __future__ import annotations
 
@@ -86,8 +86,10 @@ def test_pipelined_equals_serial_and_encodes_off_thread(tmp_path: Path) -> None:
     assert "influx-parquet-encode" in fs.threads
 
 
-def test_queue_bounds_how_far_receiving_runs_ahead(tmp_path: Path) -> None:
-    """With a stalled destination the source is pulled at most (queue + 2) row groups ahead."""
+@pytest.mark.parametrize("depth", [1, 2])
+def test_encode_queue_bounds_how_far_receiving_runs_ahead(tmp_path: Path, depth: int) -> None:
+    """With a stalled destination the source is pulled at most (encode_queue + 1) row groups
+    ahead: ``depth`` handed to the encoder (the stalled one included) + the one in hand."""
     data = table(20_000)
     fs = SlowFS(gate=threading.Event())
     pulled = [0]
@@ -115,15 +117,15 @@ def test_queue_bounds_how_far_receiving_runs_ahead(tmp_path: Path) -> None:
         str(tmp_path / "o.parquet"),
         row_group_size=1_000,
         filesystem=fs,
-        encode_queue=2,
+        encode_queue=depth,
     )
     watchdog.join(5)
     assert res.rows == 20_000
     assert pq.read_table(tmp_path / "o.parquet").equals(data)
-    # it does run ahead (2 queued groups) ...
-    assert while_stalled[0] >= 2 * 1_000
-    # ... but no further than pending (< 1 group) + the batch in hand + 2 queued + 1 encoding
-    assert while_stalled[0] <= (2 + 2) * 1_000 + 500
+    # it does run ahead (receiving overlaps the stalled encode) ...
+    assert while_stalled[0] >= depth * 1_000
+    # ... but no further than the handed-over groups + the group in hand + one batch
+    assert while_stalled[0] <= (depth + 1) * 1_000 + 500
 
 
 def test_encoder_failure_stops_the_stream_and_leaves_nothing(tmp_path: Path) -> None:

@@ -309,3 +309,19 @@ def test_dbapi_binds_tuples_and_dicts_as_influxdb_expects(client: InfluxDB3Clien
         assert cur.fetchall() == [(2,)]
         cur.execute("SELECT count(*) FROM home WHERE room = $room", {"room": "Living Room"})
         assert cur.fetchall() == [(2,)]
+
+
+@pytest.mark.parametrize("window", [64 * 1024, None])
+def test_receive_window_bounds_the_stream_not_its_content(
+    standin: Any, request: pytest.FixtureRequest, window: int | None
+) -> None:
+    """A result many times the fixed receive window (or gRPC's adaptive one) arrives whole."""
+    db = _db(request)
+    n = 200_000
+    lines = "\n".join(f'big,host=h{i % 7} v={i}i,s="x{i % 13}" {1641024000 + i}' for i in range(n))
+    standin.write_lp(db, lines, precision="s")
+    cfg = InfluxDB3Config(host=standin.flight_uri, database=db, token=TOKEN, receive_window=window)
+    assert cfg.receive_window == window
+    with InfluxDB3Client(cfg) as c:
+        table = c.query("SELECT v FROM big ORDER BY time").to_table()
+    assert table.column("v").to_pylist() == list(range(n))

@@ -196,7 +196,7 @@ def settings_from_connection(conn: Any, *, database: str | None = None) -> Conne
     timeout = extra.get("timeout", extra.get("query_timeout"))
     if not _blank(timeout):
         kwargs["query_timeout"] = timeout
-    for key in ("write_timeout", "auth_scheme", "ca_cert", "write_url"):
+    for key in ("write_timeout", "auth_scheme", "ca_cert", "write_url", "receive_window"):
         if not _blank(extra.get(key)):
             kwargs[key] = extra[key]
     if not _blank(extra.get("verify_tls")):
