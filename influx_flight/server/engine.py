@@ -38,6 +38,7 @@ from influx_flight.server.file_limit import (
     DEFAULT_GEN1_DURATION_NS,
     DEFAULT_QUERY_FILE_LIMIT,
     check_file_limit,
+    time_range_only,
 )
 from influx_flight.server.limits import Limits, QuerySlots
 from influx_flight.server.storage import (
@@ -665,42 +666,49 @@ _STREAM_ROWS = 32_768
 
 
 def _pure_scan_reader(df: Any, snap: _Snapshot) -> pa.RecordBatchReader | None:
-    """Stream cached hydrated batches when the plan only selects columns of one table.
+    """Stream cached hydrated batches when the plan only selects columns of one table,
+    optionally over a constant time range.
 
-    ``SELECT *`` / ``SELECT a, b FROM t`` (no filter, sort, limit or expression) is what
-    exports run; the result equals the stored rows, so DataFusion and the per-query cast of
-    the tag dictionaries are skipped. Anything else returns None.
+    ``SELECT *`` / ``SELECT a, b FROM t``, with at most ``WHERE time >= a AND time < b`` (no
+    other condition, sort, limit or expression) is what exports and windowed exports run; the
+    result is the stored rows of that range, so DataFusion, its row-by-row filter over the
+    whole table and the per-query cast of the tag dictionaries are skipped, and a window costs
+    its own rows (``_Table.time_slices``). Anything else returns None.
     """
     try:
-        lines = df.optimized_logical_plan().display_indent().splitlines()
+        lines = [line.strip() for line in df.optimized_logical_plan().display_indent().splitlines()]
     except Exception:
         return None
-    if len(lines) == 1:
-        scan = _SCAN.match(lines[0].strip())
-        columns = None
-    elif len(lines) == 2:
-        projection = _PROJECTION.match(lines[0].strip())
-        scan = _SCAN.match(lines[1].strip())
-        if projection is None or scan is None:
-            return None
-        prefix = scan.group("table") + "."
+    projection = _PROJECTION.match(lines[0]) if lines else None
+    if projection is not None:
+        lines = lines[1:]
+    predicate = None
+    if lines and lines[0].startswith("Filter: "):
+        predicate = lines[0][len("Filter: ") :]
+        lines = lines[1:]
+    scan = _SCAN.match(lines[0]) if len(lines) == 1 else None
+    if scan is None or scan.group("table") not in snap.tables:
+        return None
+    name = scan.group("table")
+    if projection is not None:
+        prefix = name + "."
         exprs = [e.strip() for e in projection.group("exprs").split(",")]
         if not all(e.startswith(prefix) for e in exprs):
             return None
         columns = [e[len(prefix) :] for e in exprs]
     else:
-        return None
-    if scan is None or scan.group("table") not in snap.tables:
-        return None
-    table, batches = snap.tables[scan.group("table")]
-    if columns is None:
         columns = [c.strip() for c in scan.group("cols").split(",") if c.strip()]
+    bounds = time_range_only(predicate, name) if predicate is not None else None
+    if predicate is not None and bounds is None:
+        return None
+    table, batches = snap.tables[name]
     target = hydrate_schema(df.schema())
     if target.names != columns or not batches:
         return None
     hydrated = table.hydrated_batches(batches)
+    kept = hydrated if bounds is None else table.time_slices(batches, hydrated, *bounds)
     try:
-        selected = pa.Table.from_batches(hydrated).select(columns)
+        selected = pa.Table.from_batches(kept, schema=hydrated[0].schema).select(columns)
     except (KeyError, pa.ArrowInvalid):
         return None
     if not selected.schema.equals(target):

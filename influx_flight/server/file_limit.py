@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_QUERY_FILE_LIMIT",
     "check_file_limit",
     "scan_time_ranges",
+    "time_range_only",
 ]
 
 #: Core's ``--query-file-limit`` default.
@@ -75,24 +76,41 @@ def _split_top(text: str, keyword: str) -> list[str]:
     return parts
 
 
+def _conjunct_bounds(conjunct: str, table: str) -> tuple[int, int] | None:
+    """Inclusive (low, high) of one ``time <op> TimestampNanosecond(..)`` condition, or None."""
+    match = _BOUND.match(conjunct.strip())
+    if match is None or match.group("column") not in (f"{table}.time", "time"):
+        return None
+    value, op = int(match.group("value")), match.group("op")
+    low = value + 1 if op == ">" else value if op in (">=", "=") else _MIN
+    high = value - 1 if op == "<" else value if op in ("<=", "=") else _MAX
+    return low, high
+
+
 def _bounds(predicate: str | None, table: str) -> tuple[int, int]:
     """Inclusive (low, high) nanosecond bounds of ``table.time`` that ``predicate`` implies."""
     low, high = _MIN, _MAX
     if predicate is None or len(_split_top(predicate, "OR")) > 1:
         return low, high
     for conjunct in _split_top(predicate, "AND"):
-        match = _BOUND.match(conjunct.strip())
-        if match is None or match.group("column") not in (f"{table}.time", "time"):
-            continue
-        value, op = int(match.group("value")), match.group("op")
-        if op in (">=", "="):
-            low = max(low, value)
-        if op == ">":
-            low = max(low, value + 1)
-        if op in ("<=", "="):
-            high = min(high, value)
-        if op == "<":
-            high = min(high, value - 1)
+        bound = _conjunct_bounds(conjunct, table)
+        if bound is not None:
+            low, high = max(low, bound[0]), min(high, bound[1])
+    return low, high
+
+
+def time_range_only(predicate: str, table: str) -> tuple[int, int] | None:
+    """Inclusive (low, high) when ``predicate`` is nothing but constant bounds on ``table``'s
+    time (``time >= a AND time < b``), else None: a scan can then select that time range
+    instead of evaluating the filter row by row."""
+    if len(_split_top(predicate, "OR")) > 1:
+        return None
+    low, high = _MIN, _MAX
+    for conjunct in _split_top(predicate, "AND"):
+        bound = _conjunct_bounds(conjunct, table)
+        if bound is None:
+            return None
+        low, high = max(low, bound[0]), min(high, bound[1])
     return low, high
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -181,6 +182,9 @@ class _Table:
         self.hydrated: dict[int, tuple[pa.RecordBatch, pa.RecordBatch]] = {}
         # id(stored batch) -> (batch, its gen1 windows): the file accounting of file_limit.py
         self.file_windows: dict[int, tuple[pa.RecordBatch, Any]] = {}
+        # id(stored batch) -> (batch, min time, max time, sorted by time): lets a time-range
+        # scan skip, take whole or binary-search each batch instead of filtering every row.
+        self.time_spans: dict[int, tuple[pa.RecordBatch, int, int, bool]] = {}
         # Upsert bookkeeping: a point is (tag set, time); rewriting one must replace it, as
         # InfluxDB 3 does. Appends that only move forward in time with distinct keys (the
         # common case) cost one min/max; anything else marks the table for a deduplication
@@ -202,6 +206,49 @@ class _Table:
                 cached = (batch, hydrate_batch(batch, target))
                 self.hydrated[id(batch)] = cached
             out.append(cached[1])
+        return out
+
+    def time_slices(
+        self,
+        batches: Sequence[pa.RecordBatch],
+        hydrated: Sequence[pa.RecordBatch],
+        low: int,
+        high: int,
+    ) -> list[pa.RecordBatch]:
+        """The rows of ``hydrated`` (``batches`` hydrated) with ``low <= time <= high``, in
+        stored order. Batches outside the range are skipped and batches inside it taken whole
+        (by their cached min/max); a batch the range cuts is sliced by binary search when it is
+        sorted by time (appends in time order are) and filtered otherwise. So a window's scan
+        costs its own rows, not the table's. Called without the engine lock, like
+        :meth:`hydrated_batches`."""
+        out = []
+        for batch, rows in zip(batches, hydrated, strict=True):
+            span = self.time_spans.get(id(batch))
+            times = None
+            if span is None or span[0] is not batch:
+                times = batch.column(TIME_COLUMN).view(pa.int64()).to_numpy(zero_copy_only=False)
+                if not len(times):
+                    continue
+                ordered = bool(np.all(times[1:] >= times[:-1]))
+                span = (batch, int(times.min()), int(times.max()), ordered)
+                self.time_spans[id(batch)] = span
+            _, first, last, ordered = span
+            if last < low or first > high:
+                continue
+            if low <= first and last <= high:
+                out.append(rows)
+                continue
+            if times is None:
+                times = batch.column(TIME_COLUMN).view(pa.int64()).to_numpy(zero_copy_only=False)
+            if ordered:
+                start = int(np.searchsorted(times, low, side="left"))
+                end = int(np.searchsorted(times, high, side="right"))
+                if end > start:
+                    out.append(rows.slice(start, end - start))
+            else:
+                mask = (times >= low) & (times <= high)
+                if mask.any():
+                    out.append(rows.filter(pa.array(mask)))
         return out
 
     def table_schema(self) -> TableSchema:
@@ -262,10 +309,11 @@ class _Table:
             self.batches.append(conformed)
             self._merge_tail()
         self.version += 1
-        if self.hydrated or self.file_windows:
+        if self.hydrated or self.file_windows or self.time_spans:
             live = {id(b) for b in self.batches}
             self.hydrated = {k: v for k, v in self.hydrated.items() if k in live}
             self.file_windows = {k: v for k, v in self.file_windows.items() if k in live}
+            self.time_spans = {k: v for k, v in self.time_spans.items() if k in live}
 
     def _key_names(self) -> list[str]:
         return [n for n, (k, _t) in self.kinds.items() if k in ("tag", "time")]
@@ -322,6 +370,7 @@ class _Table:
             max_chunksize=_SMALL_BATCH_ROWS * 16
         )
         self.hydrated = {}
+        self.time_spans = {}
 
     def _merge_tail(self) -> None:
         tail = 0

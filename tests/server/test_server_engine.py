@@ -481,3 +481,55 @@ def test_order_by_survives_hydration_of_tag_columns() -> None:
         values = [v for batch in reader for v in batch.column("v").to_pylist()]
         assert values == list(range(rows - 1, -1, -1))
         assert reader.schema.field("k").type == pa.string()
+
+
+def test_time_range_scans_select_the_range_like_datafusion(engine: Engine) -> None:
+    """A scan with only constant time bounds takes each batch's slice of the range (skipped,
+    whole, binary-searched or, unsorted, filtered); the rows must equal DataFusion's filter."""
+    # three batches of 10 000 rows, appended forward in time (kept apart, no upsert pass):
+    # two sorted by time, the last one shuffled
+    hosts = [f"h{i % 3}" for i in range(10_000)]
+    for first in (0, 10_000):
+        times = list(range(first, first + 10_000))
+        engine.append("db", "m", _cpu(hosts, [float(x) for x in times], times))
+    shuffled = [20_000 + (i * 7_919) % 10_000 for i in range(10_000)]
+    engine.append("db", "m", _cpu(hosts, [float(x) for x in shuffled], shuffled))
+
+    def both(where: str, columns: str = "*") -> tuple[pa.Table, pa.Table]:
+        sql = f"SELECT {columns} FROM m WHERE {where}"
+        fast = engine.query_sql("db", sql, hydrate=True).read_all()
+        slow = engine.query_sql("db", sql + " ORDER BY time, usage", hydrate=True).read_all()
+        return fast.sort_by([("time", "ascending"), ("usage", "ascending")]), slow
+
+    def t(ns: int) -> str:
+        return f"'1970-01-01T00:00:{ns // 10**9:02d}.{ns % 10**9:09d}Z'"
+
+    wheres = [
+        f"time >= {t(1000)} AND time < {t(2000)}",  # inside the sorted batch
+        f"time >= {t(4000)} AND time < {t(16000)}",  # cuts both sorted batches
+        f"time > {t(19000)} AND time <= {t(24000)}",  # cuts a sorted and the unsorted batch
+        f"time >= {t(0)} AND time < {t(40000)}",  # every batch whole
+        f"time = {t(7000)}",
+        f"time >= {t(10000)} AND time < {t(20000)}",  # exactly the second batch
+        f"time >= {t(50000)}",  # nothing
+        f"time < {t(10)}",
+        f"{t(3000)} <= time AND time < {t(3001)}",
+    ]
+    for where in wheres:
+        fast, slow = both(where)
+        assert fast.equals(slow), where
+        assert fast.schema.field("host").type == pa.utf8()
+    fast, slow = both(f"time >= {t(4000)} AND time < {t(6000)}", "usage, host, time")
+    assert fast.equals(slow)
+    assert fast.column_names == ["usage", "host", "time"]
+    # other conditions (or a bound on an expression of time) keep DataFusion's filter
+    fast, slow = both(f"time >= {t(4000)} AND time < {t(6000)} AND usage > 0")
+    assert fast.equals(slow) and fast.num_rows == 2_000
+    fast, slow = both(f"time >= {t(4000)} AND time < {t(6000)} OR time = {t(9)}")
+    assert fast.equals(slow) and fast.num_rows == 2_001
+    params = {"start": "1970-01-01T00:00:00.000004Z", "end": "1970-01-01T00:00:00.000006Z"}
+    sql = "SELECT * FROM m WHERE time >= $start AND time < $end"
+    bound = engine.query_sql("db", sql, params, hydrate=True).read_all()
+    assert bound.sort_by([("time", "ascending"), ("usage", "ascending")]).equals(
+        both(f"time >= {t(4000)} AND time < {t(6000)}")[1]
+    )
