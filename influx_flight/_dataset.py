@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ._exceptions import ConfigurationError, ExportError
 from ._sinks import (
@@ -56,6 +56,7 @@ __all__ = [
     "DatasetProgress",
     "DatasetResult",
     "DatasetWindow",
+    "WindowExportOptions",
     "commit_dataset",
     "export_dataset",
     "export_window",
@@ -350,6 +351,20 @@ def _remove_stale_temporaries(target: _Target) -> None:
 # --- one window ------------------------------------------------------------------------------------
 
 
+class WindowExportOptions(TypedDict, total=False):
+    """How each window is queried and written: the keyword options of :func:`export_window`
+    (where their defaults live), taken as they are by :func:`export_dataset`."""
+
+    overwrite: bool
+    language: str
+    params: Mapping[str, Any] | None
+    database: str | None
+    compression: str
+    row_group_size: int
+    filesystem: AbstractFileSystem | None
+    storage_options: Mapping[str, Any] | None
+
+
 def export_window(
     client: InfluxDB3Client,
     query: str,
@@ -595,15 +610,8 @@ def export_dataset(
     end: str | dt.datetime | int,
     window: str | dt.timedelta | int = "1h",
     concurrency: int = DEFAULT_EXPORT_CONCURRENCY,
-    overwrite: bool = False,
-    language: str = "sql",
-    params: Mapping[str, Any] | None = None,
-    database: str | None = None,
-    compression: str = DEFAULT_COMPRESSION,
-    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
-    filesystem: AbstractFileSystem | None = None,
-    storage_options: Mapping[str, Any] | None = None,
     on_progress: Callable[[DatasetProgress], None] | None = None,
+    **options: Unpack[WindowExportOptions],
 ) -> DatasetResult:
     """Export ``[start, end)`` window by window (``concurrency`` streams at once) into a
     Hive-partitioned dataset at ``destination`` and commit it with ``_SUCCESS``.
@@ -617,8 +625,11 @@ def export_dataset(
         concurrency: Windows in flight; memory is about
             ``concurrency * (DEFAULT_ENCODE_QUEUE + 1) * row_group_size`` rows plus
             ``concurrency`` receive windows.
-        overwrite: Re-export committed windows too (each replaced atomically).
         on_progress: Called with a DatasetProgress as windows and rows advance (any thread).
+        options: How each window is written, as for :func:`export_window`: ``overwrite``
+            (re-export committed windows too, each replaced atomically), ``language``,
+            ``params``, ``database``, ``compression``, ``row_group_size``, ``filesystem``,
+            ``storage_options``.
 
     Raises:
         ExportError: some windows failed (the message names them); the windows that finished
@@ -631,8 +642,19 @@ def export_dataset(
         raise ConfigurationError(
             f"concurrency: expected an integer >= 1, got {concurrency!r}", field="concurrency"
         )
+    unknown = sorted(set(options) - set(WindowExportOptions.__annotations__))
+    if unknown:
+        raise ConfigurationError(
+            f"{unknown[0]}: not an export option; known: "
+            f"{', '.join(WindowExportOptions.__annotations__)}",
+            field=unknown[0],
+        )
+    # export_window's signature holds the defaults: resolve them once, from there
+    settings = {**(export_window.__kwdefaults__ or {}), **options}
+    overwrite, language = settings["overwrite"], settings["language"]
+    params, database = settings["params"], settings["database"]
     windows = plan_windows(start, end, window)
-    root = _root(destination, filesystem, storage_options)
+    root = _root(destination, settings["filesystem"], settings["storage_options"])
     identity = _identity(query, database, language, params, windows)
     manifest = _read_manifest(root)
     if manifest is not None and (overwrite or {k: manifest.get(k) for k in identity} != identity):
@@ -649,15 +671,8 @@ def export_dataset(
             query,
             destination,
             w,
-            overwrite=overwrite,
-            language=language,
-            params=params,
-            database=database,
-            compression=compression,
-            row_group_size=row_group_size,
-            filesystem=filesystem,
-            storage_options=storage_options,
             on_progress=lambda rows, nbytes: tally.update(i, rows, nbytes),
+            **options,
         )
 
     pool = ThreadPoolExecutor(

@@ -12,20 +12,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack
 
 from ._exceptions import InfluxDB3Error, ResultTooLargeError
-from ._options import DEFAULT_COMPRESSION, DEFAULT_MAX_RECORDS, DEFAULT_ROW_GROUP_SIZE
+from ._options import DEFAULT_MAX_RECORDS
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     import pandas as pd
     import pyarrow as pa
-    from fsspec import AbstractFileSystem
 
-    from ._sinks import ExportResult, ProgressCallback
+    from ._sinks import ExportResult, ParquetOptions
 
 __all__ = ["QueryResult", "utc_schema"]
 
@@ -362,37 +359,14 @@ class QueryResult:
 
         return self.consume(collect)
 
-    def to_parquet(
-        self,
-        destination: Any,
-        *,
-        compression: str = DEFAULT_COMPRESSION,
-        row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
-        filesystem: AbstractFileSystem | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        split_by: str | dt.timedelta | None = None,
-        time_column: str = "time",
-        on_progress: ProgressCallback | None = None,
-        parquet_options: Mapping[str, Any] | None = None,
-    ) -> ExportResult:
+    def to_parquet(self, destination: Any, **options: Unpack[ParquetOptions]) -> ExportResult:
         """Stream the result into Parquet at ``destination`` (path, fsspec URL or
-        ObjectStoragePath); atomic, bounded memory. See ``influx_flight.write_parquet``."""
+        ObjectStoragePath); atomic, bounded memory. Options and defaults are
+        ``influx_flight.write_parquet``'s (compression, row_group_size, split_by, ...)."""
         from ._sinks import write_parquet
 
         return self.consume(
-            lambda batches, schema: write_parquet(
-                batches,
-                schema,
-                destination,
-                compression=compression,
-                row_group_size=row_group_size,
-                filesystem=filesystem,
-                storage_options=storage_options,
-                split_by=split_by,
-                time_column=time_column,
-                on_progress=on_progress,
-                parquet_options=parquet_options,
-            )
+            lambda batches, schema: write_parquet(batches, schema, destination, **options)
         )
 
 

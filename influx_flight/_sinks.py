@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._exceptions import ConfigurationError, ExportError, InfluxDB3Error
 from ._options import DEFAULT_COMPRESSION, DEFAULT_ENCODE_QUEUE, DEFAULT_ROW_GROUP_SIZE
@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_ROW_GROUP_SIZE",
     "ExportResult",
     "ExportedFile",
+    "ParquetOptions",
     "parse_window",
     "write_parquet",
 ]
@@ -50,6 +51,21 @@ _COMPRESSIONS = ("zstd", "snappy", "gzip", "brotli", "lz4", "none")
 _PLACEHOLDER_RE = re.compile(r"\{(window_start|window_end|date|hour)\}")
 
 ProgressCallback = Callable[[int, int], None]
+
+
+class ParquetOptions(TypedDict, total=False):
+    """The keyword options of :func:`write_parquet`, accepted as they are by everything that
+    writes through it (``QueryResult.to_parquet(dest, **options)``); see there for meanings."""
+
+    compression: str
+    row_group_size: int
+    filesystem: AbstractFileSystem | None
+    storage_options: Mapping[str, Any] | None
+    split_by: str | dt.timedelta | None
+    time_column: str
+    on_progress: ProgressCallback | None
+    parquet_options: Mapping[str, Any] | None
+    encode_queue: int
 
 
 @dataclass(frozen=True)

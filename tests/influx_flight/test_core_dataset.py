@@ -108,6 +108,13 @@ def test_plan_windows_refuses_unaligned_and_odd_windows() -> None:
 def test_query_needs_start_and_end(client: Any, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"\$start and \$end"):
         export_dataset(client, "SELECT * FROM cpu", tmp_path, start="2024-01-01", end="2024-01-02")
+    # the per-window options are export_window's; a misspelt one fails before any window runs
+    with pytest.raises(ConfigurationError, match="compresion: not an export option") as info:
+        export_dataset(
+            client, window_query("cpu"), tmp_path, start="2024-01-01", end="2024-01-02",
+            compresion="zstd",  # type: ignore[call-arg]
+        )  # fmt: skip
+    assert info.value.field == "compresion"
     assert list(tmp_path.iterdir()) == []
 
 
