@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from influx_flight._sinks import DEFAULT_ROW_GROUP_SIZE
+from sensor_bench import DATABASE, TOKEN, interleaved, raw_read_all, sensor_standin
+
+from influx_flight import DEFAULT_ROW_GROUP_SIZE
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TOKEN = "apiv3_bench-token"
-DATABASE = "bench"
 TABLE = "sensors"
 STREAMS = (1, 2, 4)
 TARGET = 0.65
@@ -47,18 +47,11 @@ def child(variant: str, uri: str, out: str, start: str, end: str, window: str) -
 
     phases: dict[str, float] = {}
     if variant == "raw":
-        import pyarrow.flight as flight
-
-        fc = flight.FlightClient(uri)
-        query = f"SELECT * FROM {TABLE}"
-        ticket = flight.Ticket(
-            json.dumps({"database": DATABASE, "sql_query": query, "query_type": "sql"}).encode()
-        )
-        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
+        read_all = raw_read_all(uri, f"SELECT * FROM {TABLE}")
 
         def run() -> int:
             t0 = time.perf_counter()
-            table = fc.do_get(ticket, options).read_all()
+            table = read_all()
             phases["read_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             pq.write_table(table, out, compression="zstd", row_group_size=DEFAULT_ROW_GROUP_SIZE)
@@ -66,8 +59,7 @@ def child(variant: str, uri: str, out: str, start: str, end: str, window: str) -
             return table.num_rows
 
     else:
-        from influx_flight import InfluxDB3Client, InfluxDB3Config, export_dataset
-        from influx_flight._dataset import window_query
+        from influx_flight import InfluxDB3Client, InfluxDB3Config, export_dataset, window_query
 
         client = InfluxDB3Client(
             InfluxDB3Config(host=uri, database=DATABASE, token=TOKEN, query_timeout=None)
@@ -131,9 +123,8 @@ def main() -> None:
 
     import pyarrow as pa
 
-    from influx_flight._downsample import format_time, parse_duration
-    from influx_flight.server import StandInServer
-    from influx_flight.server.demo_data import DemoSpec, generate_batches
+    from influx_flight.server.demo_data import DemoSpec
+    from influx_flight.time import format_time, parse_duration
 
     spec = DemoSpec.for_points(args.rows, rooms=10, sensors=10)
     window_ns = parse_duration(args.window)
@@ -142,31 +133,26 @@ def main() -> None:
     end_ns += -end_ns % window_ns
     rng = (format_time(start_ns), format_time(end_ns), args.window)
     variants = ["raw", *(f"streams-{n}" for n in STREAMS)]
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
-    # query_file_limit=0: the raw baseline reads the whole range in one query, which InfluxDB 3
-    # Core refuses beyond 72 h (432 files) unless started with a higher --query-file-limit; the
-    # windowed export stays within the limit by construction.
-    with (
-        StandInServer(tokens=[TOKEN], query_file_limit=0) as srv,
-        tempfile.TemporaryDirectory() as tmpdir,
-    ):
-        loaded = 0
-        for batch in generate_batches(spec):
-            srv.engine.append(DATABASE, spec.table, batch, tags=["room", "sensor"])
-            loaded += batch.num_rows
+
+    with sensor_standin(args.rows) as (srv, _spec, loaded), tempfile.TemporaryDirectory() as tmp:
         windows = (end_ns - start_ns) // window_ns
         print(f"loaded {loaded:,} rows; range {rng[0]} .. {rng[1]} = {windows} windows of {rng[2]}")
-        for repeat in range(args.repeats):
-            for variant in variants:
-                r = run_child(variant, srv.flight_uri, Path(tmpdir), repeat, rng)
-                if r["rows"] != loaded:
-                    raise SystemExit(f"{variant}: {r['rows']} rows, expected {loaded}")
-                runs[variant].append(r)
-                print(
-                    f"  {variant:<10} run {repeat + 1}: {r['seconds']:6.2f} s  client CPU "
-                    f"{r['client_cpu_s']:5.2f} s  server CPU {r['server_cpu_s']:5.2f} s",
-                    flush=True,
-                )
+
+        def one(variant: str, repeat: int) -> dict[str, Any]:
+            r = run_child(variant, srv.flight_uri, Path(tmp), repeat, rng)
+            if r["rows"] != loaded:
+                raise SystemExit(f"{variant}: {r['rows']} rows, expected {loaded}")
+            return r
+
+        runs = interleaved(
+            variants,
+            args.repeats,
+            one,
+            lambda r: (
+                f"{r['seconds']:6.2f} s  client CPU {r['client_cpu_s']:5.2f} s  server CPU "
+                f"{r['server_cpu_s']:5.2f} s"
+            ),
+        )
 
     summary: dict[str, dict[str, float]] = {}
     for variant, items in runs.items():

@@ -38,11 +38,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sensor_bench import DATABASE, TOKEN, interleaved, raw_read_all, sensor_standin
+
 from influx_flight import DEFAULT_ROW_GROUP_SIZE
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TOKEN = "apiv3_bench-token"
-DATABASE = "bench"
 QUERY = "SELECT * FROM sensors"
 VARIANTS = ("raw", "encode-only", "client", "client-serial", "influxdb3-python")
 TIME_TARGET = 0.85
@@ -121,20 +121,11 @@ def child(variant: str, flight_uri: str, out: str) -> dict[str, Any]:
             return res.rows
 
     elif variant in ("raw", "encode-only"):
-        import pyarrow.flight as flight
-
-        fc = flight.FlightClient(flight_uri)
-        ticket = flight.Ticket(
-            json.dumps({"database": DATABASE, "sql_query": QUERY, "query_type": "sql"}).encode()
-        )
-        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {TOKEN}".encode())])
-        in_memory = fc.do_get(ticket, options).read_all() if variant == "encode-only" else None
+        read_all = raw_read_all(flight_uri, QUERY)
+        in_memory = read_all() if variant == "encode-only" else None
 
         def run() -> int:
-            if in_memory is not None:
-                pq.write_table(in_memory, out, compression=COMPRESSION, row_group_size=ROW_GROUP)
-                return in_memory.num_rows
-            table = fc.do_get(ticket, options).read_all()
+            table = in_memory if in_memory is not None else read_all()
             pq.write_table(table, out, compression=COMPRESSION, row_group_size=ROW_GROUP)
             return table.num_rows
 
@@ -190,28 +181,14 @@ def run_child(variant: str, flight_uri: str, tmp: Path, repeat: int) -> dict[str
 
 def measure(rows: int, repeats: int, tmp: Path) -> tuple[int, dict[str, Any], dict[str, Any]]:
     """Load ``rows`` into a fresh stand-in and run every variant ``repeats`` times."""
-    from influx_flight.server import StandInServer
-    from influx_flight.server.demo_data import DemoSpec, generate_batches
-
-    spec = DemoSpec.for_points(rows, rooms=10, sensors=10)
-    # query_file_limit=0: both sides read the whole table in one query (10M rows span more than
-    # Core's 72 h / 432-file default); this measures the export path, not the limit.
-    with StandInServer(tokens=[TOKEN], query_file_limit=0) as srv:
-        loaded = 0
-        for batch in generate_batches(spec):
-            srv.engine.append(DATABASE, spec.table, batch, tags=["room", "sensor"])
-            loaded += batch.num_rows
+    with sensor_standin(rows) as (srv, _spec, loaded):
         print(f"loaded {loaded:,} rows into the stand-in; {repeats} repeat(s) per variant")
-        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-        for repeat in range(repeats):  # interleaved, so drift hits every variant alike
-            for variant in VARIANTS:
-                r = run_child(variant, srv.flight_uri, tmp, repeat)
-                runs[variant].append(r)
-                print(
-                    f"  {variant:<17} run {repeat + 1}: {r['seconds']:6.2f} s, "
-                    f"RSS +{r['rss_growth'] / 2**20:8.1f} MiB",
-                    flush=True,
-                )
+        runs = interleaved(
+            VARIANTS,
+            repeats,
+            lambda variant, repeat: run_child(variant, srv.flight_uri, tmp, repeat),
+            lambda r: f"{r['seconds']:6.2f} s, RSS +{r['rss_growth'] / 2**20:8.1f} MiB",
+        )
 
     summary: dict[str, dict[str, float]] = {}
     for variant, items in runs.items():
