@@ -21,22 +21,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sensor_bench import DATABASE, TOKEN, interleaved, raw_read_all, sensor_standin
+import sensor_bench as bench
 
 from influx_flight import DEFAULT_ROW_GROUP_SIZE
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TABLE = "sensors"
 STREAMS = (1, 2, 4)
 TARGET = 0.65
@@ -47,7 +44,7 @@ def child(variant: str, uri: str, out: str, start: str, end: str, window: str) -
 
     phases: dict[str, float] = {}
     if variant == "raw":
-        read_all = raw_read_all(uri, f"SELECT * FROM {TABLE}")
+        read_all = bench.raw_read_all(uri, f"SELECT * FROM {TABLE}")
 
         def run() -> int:
             t0 = time.perf_counter()
@@ -62,7 +59,9 @@ def child(variant: str, uri: str, out: str, start: str, end: str, window: str) -
         from influx_flight import InfluxDB3Client, InfluxDB3Config, export_dataset, window_query
 
         client = InfluxDB3Client(
-            InfluxDB3Config(host=uri, database=DATABASE, token=TOKEN, query_timeout=None)
+            InfluxDB3Config(
+                host=uri, database=bench.DATABASE, token=bench.TOKEN, query_timeout=None
+            )
         )
         streams = int(variant.split("-")[1])
         # One-off imports out of the timing, as raw's pyarrow.flight/parquet imports are: the
@@ -121,8 +120,6 @@ def main() -> None:
         print(json.dumps(child(args.child, args.uri, args.out, args.start, args.end, args.window)))
         return
 
-    import pyarrow as pa
-
     from influx_flight.server.demo_data import DemoSpec
     from influx_flight.time import format_time, parse_duration
 
@@ -134,7 +131,10 @@ def main() -> None:
     rng = (format_time(start_ns), format_time(end_ns), args.window)
     variants = ["raw", *(f"streams-{n}" for n in STREAMS)]
 
-    with sensor_standin(args.rows) as (srv, _spec, loaded), tempfile.TemporaryDirectory() as tmp:
+    with (
+        bench.sensor_standin(args.rows) as (srv, _spec, loaded),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         windows = (end_ns - start_ns) // window_ns
         print(f"loaded {loaded:,} rows; range {rng[0]} .. {rng[1]} = {windows} windows of {rng[2]}")
 
@@ -144,7 +144,7 @@ def main() -> None:
                 raise SystemExit(f"{variant}: {r['rows']} rows, expected {loaded}")
             return r
 
-        runs = interleaved(
+        runs = bench.interleaved(
             variants,
             args.repeats,
             one,
@@ -214,29 +214,20 @@ def main() -> None:
         f"1 stream {summary['streams-1']['ratio_vs_raw']:.2f}x; CPU ceiling with 2+ streams "
         f"{best_ceiling:.2f}x; {cores} cores, load average {load[0]:.1f}"
     )
-    RESULTS.mkdir(exist_ok=True)
-    doc = {
-        "benchmark": "bench_core_dataset",
-        "rows": loaded,
-        "range": rng,
-        "repeats": args.repeats,
-        "summary": summary,
-        "target": TARGET,
-        "best_ratio": best[0],
-        "best_streams": best[1],
-        "raw_read_s": raw_read,
-        "raw_encode_s": raw_encode,
-        "ceiling_ratio": best_ceiling,
-        "runs": runs,
-        "python": platform.python_version(),
-        "pyarrow": pa.__version__,
-        "cpus": cores,
-        "load_average": load,
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    path = RESULTS / "bench_core_dataset.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"saved {path}")
+    bench.save_results(
+        "bench_core_dataset",
+        rows=loaded,
+        range=rng,
+        repeats=args.repeats,
+        summary=summary,
+        target=TARGET,
+        best_ratio=best[0],
+        best_streams=best[1],
+        raw_read_s=raw_read,
+        raw_encode_s=raw_encode,
+        ceiling_ratio=best_ceiling,
+        runs=runs,
+    )
 
 
 if __name__ == "__main__":

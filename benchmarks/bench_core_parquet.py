@@ -27,22 +27,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sensor_bench import DATABASE, TOKEN, interleaved, raw_read_all, sensor_standin
+import sensor_bench as bench
 
 from influx_flight import DEFAULT_ROW_GROUP_SIZE
 
-RESULTS = Path(__file__).resolve().parent / "results"
 QUERY = "SELECT * FROM sensors"
 VARIANTS = ("raw", "encode-only", "client", "client-serial", "influxdb3-python")
 TIME_TARGET = 0.85
@@ -90,7 +87,9 @@ def child(variant: str, flight_uri: str, out: str) -> dict[str, Any]:
         from influx_flight import InfluxDB3Client, InfluxDB3Config
 
         client = InfluxDB3Client(
-            InfluxDB3Config(host=flight_uri, database=DATABASE, token=TOKEN, query_timeout=None)
+            InfluxDB3Config(
+                host=flight_uri, database=bench.DATABASE, token=bench.TOKEN, query_timeout=None
+            )
         )
 
         def run() -> int:
@@ -103,7 +102,9 @@ def child(variant: str, flight_uri: str, out: str) -> dict[str, Any]:
         from influx_flight import InfluxDB3Client, InfluxDB3Config, write_parquet
 
         client = InfluxDB3Client(
-            InfluxDB3Config(host=flight_uri, database=DATABASE, token=TOKEN, query_timeout=None)
+            InfluxDB3Config(
+                host=flight_uri, database=bench.DATABASE, token=bench.TOKEN, query_timeout=None
+            )
         )
 
         def run() -> int:
@@ -121,7 +122,7 @@ def child(variant: str, flight_uri: str, out: str) -> dict[str, Any]:
             return res.rows
 
     elif variant in ("raw", "encode-only"):
-        read_all = raw_read_all(flight_uri, QUERY)
+        read_all = bench.raw_read_all(flight_uri, QUERY)
         in_memory = read_all() if variant == "encode-only" else None
 
         def run() -> int:
@@ -134,7 +135,9 @@ def child(variant: str, flight_uri: str, out: str) -> dict[str, Any]:
         from influxdb_client_3 import InfluxDBClient3
 
         port = flight_uri.rsplit(":", 1)[1]
-        ic = InfluxDBClient3(host=f"http://127.0.0.1:{port}", database=DATABASE, token=TOKEN)
+        ic = InfluxDBClient3(
+            host=f"http://127.0.0.1:{port}", database=bench.DATABASE, token=bench.TOKEN
+        )
 
         def run() -> int:
             df = ic.query(QUERY, mode="pandas")
@@ -181,9 +184,9 @@ def run_child(variant: str, flight_uri: str, tmp: Path, repeat: int) -> dict[str
 
 def measure(rows: int, repeats: int, tmp: Path) -> tuple[int, dict[str, Any], dict[str, Any]]:
     """Load ``rows`` into a fresh stand-in and run every variant ``repeats`` times."""
-    with sensor_standin(rows) as (srv, _spec, loaded):
+    with bench.sensor_standin(rows) as (srv, _spec, loaded):
         print(f"loaded {loaded:,} rows into the stand-in; {repeats} repeat(s) per variant")
-        runs = interleaved(
+        runs = bench.interleaved(
             VARIANTS,
             repeats,
             lambda variant, repeat: run_child(variant, srv.flight_uri, tmp, repeat),
@@ -253,8 +256,6 @@ def main() -> None:
         print(json.dumps(child(args.child, args.uri, args.out)))
         return
 
-    import pyarrow as pa
-
     sizes = [int(x) for x in str(args.rows).replace("_", "").split(",") if x.strip()]
     results: dict[str, Any] = {}
     all_runs: dict[str, Any] = {}
@@ -274,26 +275,16 @@ def main() -> None:
             f"{'ok' if v['memory_ok'] else 'MISSED'}), encode-only floor "
             f"{v['encode_floor_ratio']:.2f}x"
         )
-    RESULTS.mkdir(exist_ok=True)
-    doc = {
-        "benchmark": "bench_core_parquet",
-        "sizes": sizes,
-        "repeats": args.repeats,
-        "query": QUERY,
-        "compression": COMPRESSION,
-        "row_group_size": ROW_GROUP,
-        "results": results,
-        "runs": all_runs,
-        "python": platform.python_version(),
-        "pyarrow": pa.__version__,
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    path = RESULTS / "bench_core_parquet.json"
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"saved {path}")
+    bench.save_results(
+        "bench_core_parquet",
+        sizes=sizes,
+        repeats=args.repeats,
+        query=QUERY,
+        compression=COMPRESSION,
+        row_group_size=ROW_GROUP,
+        results=results,
+        runs=all_runs,
+    )
 
 
 if __name__ == "__main__":

@@ -69,3 +69,29 @@ def interleaved(
             runs[variant].append(result)
             print(f"  {variant:<17} run {repeat + 1}: {describe(result)}", flush=True)
     return runs
+
+
+def save_results(name: str, **fields: Any) -> None:
+    """Write ``fields`` plus the machine's facts (versions, cores, load) to results/<name>.json."""
+    import os
+    import platform
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    doc = {
+        "benchmark": name,
+        **fields,
+        "python": platform.python_version(),
+        "pyarrow": pa.__version__,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    path = results / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"saved {path}")
