@@ -23,6 +23,8 @@ The token is never written into `defs.yaml` and never resolved at load time: the
 turns `token_env_var` into `dagster.EnvVar(...)`, which Dagster resolves when a run starts.
 """
 
+import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -104,6 +106,44 @@ class InfluxDB3ResourceComponent(Component, Resolvable, Model):
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
         return Definitions(resources={self.resource_key: self.build_resource()})
+
+
+#: Set while `_with_table_check` builds the whole defs folder (its components then skip it).
+_CHECKING_TABLES: ContextVar[bool] = ContextVar("dagster_influx_checking_tables", default=False)
+
+
+def _with_table_check(context: ComponentLoadContext, defs: Definitions) -> Definitions:
+    """`defs`, once no two assets of the project's whole defs folder share a table.
+
+    Dagster calls nothing with every asset and resource while a code location loads, but a
+    component can build other components' definitions (`ComponentLoadContext.build_defs`, as
+    components that depend on others do). So the first table-writing component of a project
+    builds the defs folder (every component, YAML or Python, is built once and cached by
+    Dagster: the load does not repeat) and refuses a shared table with `validate_tables`'s
+    error: `dg check defs` and the code location load fail, naming the assets and the table,
+    without the user calling anything. Any other error of the folder is left for Dagster to
+    report where it belongs.
+    """
+    if _CHECKING_TABLES.get():
+        return defs
+    from dagster_influx.tables import conflict_message, shared_tables
+
+    token = _CHECKING_TABLES.set(True)
+    try:
+        project = context.build_defs(context.defs_module_path)
+        with warnings.catch_warnings():  # Dagster warns again when it resolves them itself
+            warnings.simplefilter("ignore")
+            assets = project.resolve_asset_graph().assets_defs
+        conflicts = shared_tables(assets, dict(project.resources or {}))
+    except Exception:  # not ours to report (and reported by Dagster with its own context)
+        return defs
+    finally:
+        _CHECKING_TABLES.reset(token)
+    if conflicts:
+        from dagster import DagsterInvalidDefinitionError
+
+        raise DagsterInvalidDefinitionError(conflict_message(conflicts))
+    return defs
 
 
 _TimePartitions = Annotated[
@@ -230,7 +270,7 @@ class InfluxDB3DownsampleComponent(Component, Resolvable):
                 AutomationCondition.on_cron(self.automation_cron) if self.automation_cron else None
             ),
         )
-        return Definitions(assets=[asset])
+        return _with_table_check(context, Definitions(assets=[asset]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +326,7 @@ class InfluxDB3IOManagerComponent(InfluxDB3ResourceComponent):
             token=EnvVar(self.token_env_var) if self.token_env_var else None,
         )
         manager = cls(influxdb=resource, database=self.io_database)
-        return Definitions(resources={self.io_manager_key: manager})
+        return _with_table_check(context, Definitions(resources={self.io_manager_key: manager}))
 
 
 class ParquetIOManagerComponent(Component, Resolvable, Model):

@@ -652,7 +652,7 @@ class _InfluxDbIOManager(DbIOManager):
 
     def handle_output(self, context: OutputContext, obj: object) -> None:
         if context.has_asset_key:
-            refuse_shared_tables(context, context.asset_key, database=self._database_setting)
+            refuse_shared_tables(context, context.asset_key)
         super().handle_output(context, obj)
 
 

@@ -9,9 +9,12 @@ The rule (Dagster's schema convention, with the database in the schema's place):
 4. else the resource's database; the table is the key's last component.
 
 Two assets that resolve to the same table would read and overwrite each other's rows without
-any error. `validate_tables(defs)` refuses them when the Definitions are built (opt-in: Dagster
-has no load-time hook that sees all assets and resources); without it, the IO manager and the
-downsampling factory refuse them before they write, checking the whole code location.
+any error. Dagster calls nothing of a library with every asset and resource while a code
+location loads, so they are refused where we can see them all: `validate_tables(defs)` where
+Python Definitions are built (every example does it), the YAML components when a `dg` project
+loads (`dagster_influx.components`), and, whatever the load did, the IO managers and the
+downsampling factory before they write (the run's whole code location, or the whole
+selection of a `dg.materialize` run).
 """
 
 from __future__ import annotations
@@ -134,15 +137,16 @@ def validate_tables(defs: Definitions) -> Definitions:
     return defs
 
 
-def refuse_shared_tables(context: Any, key: AssetKey, *, database: str | None = None) -> None:
-    """Before a write: refuse if any other asset of the code location stores into this table.
+def refuse_shared_tables(context: Any, key: AssetKey) -> None:
+    """Before a write: refuse if any other asset the run can see stores into this table.
 
-    Dagster exposes no hook that sees every asset and resource when a code location loads
+    Dagster calls nothing of ours with every asset and resource while a code location loads
     (`validate_tables` is that check, where the user builds Definitions). So every write
-    checks the run's whole repository (all assets of the code location, with their IO
-    managers and resources), whichever job the run belongs to, and refuses with the list of
-    clashing assets before anything is written. Without a repository (a direct invocation),
-    the run's job is compared instead.
+    checks what its run can see and refuses with the list of clashing assets before anything
+    is written: from a code location (UI, CLI, schedules, backfills) all of its assets with
+    their IO managers and resources, whichever job the run belongs to; from `dg.materialize`
+    or `execute_in_process` every asset of the run's job (its whole selection: Dagster
+    builds that job from the selected assets only).
     """
     step = getattr(context, "step_context", None)
     if step is None:
@@ -153,47 +157,22 @@ def refuse_shared_tables(context: Any, key: AssetKey, *, database: str | None = 
         return
     try:
         repository = step.repository_def
-    except Exception:  # executed without a repository
+    except Exception:  # executed without a repository (materialize, execute_in_process)
         repository = None
+    resources = {k: _configured(v) for k, v in job.resource_defs.items()}
+    assets = {id(a): a for a in job.asset_layer.asset_graph.assets_defs}
     if repository is not None:
-        resources = {k: _configured(v) for k, v in job.resource_defs.items()}
         resources.update(
             (k, _configured(v)) for k, v in repository.get_top_level_resources().items()
         )
-        assets = {id(a): a for a in repository.asset_graph.assets_defs}
-        assets.update((id(a), a) for a in job.asset_layer.asset_graph.assets_defs)
-        conflicts = {
-            ref: keys
-            for ref, keys in shared_tables(assets.values(), resources).items()
-            if key in keys
-        }
-        if conflicts:
-            raise DagsterInvalidDefinitionError(conflict_message(conflicts))
-    graph = job.asset_layer.asset_graph
-    mine = graph.get(key).assets_def
-    my_meta = mine.metadata_by_key.get(key) or {}
-    my_writer = _writer_id(mine, key, my_meta)
-    ref = table_for_asset(key, my_meta, database=database)
-    clash = [
-        other_key
-        for other in graph.assets_defs
-        for other_key in other.keys
-        if other_key != key
-        and _writer_id(other, other_key, other.metadata_by_key.get(other_key) or {}) == my_writer
-        and table_for_asset(other_key, other.metadata_by_key.get(other_key), database=database)
-        == ref
-    ]
-    if clash:
-        raise DagsterInvalidDefinitionError(conflict_message({ref: [key, *clash]}))
+        assets.update((id(a), a) for a in repository.asset_graph.assets_defs)
+    conflicts = {
+        ref: keys for ref, keys in shared_tables(assets.values(), resources).items() if key in keys
+    }
+    if conflicts:
+        raise DagsterInvalidDefinitionError(conflict_message(conflicts))
 
 
 def _configured(resource_def: Any) -> Any:
     """The configured object behind a Pythonic resource definition (its settings), else it."""
     return getattr(getattr(resource_def, "_resource_fn", None), "__self__", resource_def)
-
-
-def _writer_id(assets_def: AssetsDefinition, key: AssetKey, metadata: Mapping[str, Any]) -> str:
-    resource_key = _text(metadata.get(WRITES_TABLE))
-    if resource_key:
-        return f"resource:{resource_key}"
-    return f"io_manager:{assets_def.get_io_manager_key_for_asset_key(key)}"

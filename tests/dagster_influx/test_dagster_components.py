@@ -1,6 +1,7 @@
 """Components: YAML declaration through Dagster's sandbox, EnvVar token, registry entry point."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import yaml
 from dagster.components.core.package_entry import discover_entry_point_package_objects
 from dagster.components.testing import create_defs_folder_sandbox
 from dagster_support import TOKEN_ENV
@@ -169,29 +171,8 @@ def test_dg_scaffold_templates_pass_dg_check_defs(tmp_path: Path) -> None:
     """
     from dagster.components.component_scaffolding import scaffold_object
 
-    project = tmp_path / "proj"
-    (project / "myproj" / "defs").mkdir(parents=True)
-    (project / "myproj" / "__init__.py").touch()
-    (project / "myproj" / "defs" / "__init__.py").touch()
-    (project / "myproj" / "definitions.py").write_text(
-        "from pathlib import Path\n\nimport dagster as dg\n\n"
-        "defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)\n"
-    )
-    (project / "dg.toml").write_text(
-        'directory_type = "project"\n\n[project]\nroot_module = "myproj"\n'
-        'registry_modules = ["dagster_influx.components"]\n'
-    )
-    dg_bin = str(Path(sys.executable).parent / "dg")
-    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cli = subprocess.run(
-        [dg_bin, "scaffold", "defs", "dagster_influx.InfluxDB3ResourceComponent", "influxdb"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    project = _dg_project(tmp_path / "proj")
+    cli = _dg(project, "scaffold", "defs", "dagster_influx.InfluxDB3ResourceComponent", "influxdb")
     assert cli.returncode == 0, cli.stderr[-2000:]
     for path, name in SCAFFOLDED.items():
         if path == "influxdb":
@@ -203,16 +184,93 @@ def test_dg_scaffold_templates_pass_dg_check_defs(tmp_path: Path) -> None:
         text = (project / "myproj" / "defs" / path / "defs.yaml").read_text()
         assert text.startswith(f"type: dagster_influx.{name}\n")
         assert "attributes: {}" not in text and "#" in text  # filled and commented
-    check = subprocess.run(
-        [dg_bin, "check", "defs"],
+    check = _dg(project, "check", "defs")
+    assert check.returncode == 0, (check.stdout + check.stderr)[-3000:]
+    assert "All definitions loaded successfully" in check.stdout + check.stderr
+
+
+def _dg_project(project: Path) -> Path:
+    """A `dg` project as `create-dagster project` lays it out, using our registry module."""
+    (project / "myproj" / "defs").mkdir(parents=True)
+    (project / "myproj" / "__init__.py").touch()
+    (project / "myproj" / "defs" / "__init__.py").touch()
+    (project / "myproj" / "definitions.py").write_text(
+        "from pathlib import Path\n\nimport dagster as dg\n\n"
+        "defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)\n"
+    )
+    (project / "dg.toml").write_text(
+        'directory_type = "project"\n\n[project]\nroot_module = "myproj"\n'
+        'registry_modules = ["dagster_influx.components"]\n'
+    )
+    return project
+
+
+def _dg(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), *args],
         cwd=project,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert check.returncode == 0, (check.stdout + check.stderr)[-3000:]
-    assert "All definitions loaded successfully" in check.stdout + check.stderr
+
+
+def _yaml_file(path: Path, component: str, **attributes: Any) -> None:
+    path.mkdir(parents=True)
+    document = {"type": f"dagster_influx.{component}", "attributes": attributes}
+    (path / "defs.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_components_sharing_a_table_fail_dg_check_defs(tmp_path: Path) -> None:
+    """Two assets that would share a table fail the project's load (`dg check defs`, the UI's
+    code location load), with nothing called by the user: two YAML downsampling assets (two
+    prefixes, one `target_database`), and a YAML one with a Python asset stored through a
+    YAML IO manager whose metadata names the same table. The message names each table and
+    both of its assets."""
+    project = _dg_project(tmp_path / "proj")
+    defs = project / "myproj" / "defs"
+    connection = {"host": "http://127.0.0.1:8181", "database": "mydb", "token_env_var": TOKEN_ENV}
+    _yaml_file(defs / "influxdb", "InfluxDB3ResourceComponent", **connection)
+    _yaml_file(defs / "io", "InfluxDB3IOManagerComponent", **connection, io_manager_key="io")
+    daily = {"type": "daily", "start_date": "2026-01-01"}
+    for site in ("site_a", "site_b"):
+        _yaml_file(
+            defs / site,
+            "InfluxDB3DownsampleComponent",
+            source="cpu",
+            window="1h",
+            aggregates={"usage": ["mean"]},
+            target_measurement="cpu_1h",
+            target_database="rollups",
+            asset_key=f"{site}/cpu_1h",
+            partitions_def=daily,
+        )
+    _yaml_file(
+        defs / "cpu_5m",
+        "InfluxDB3DownsampleComponent",
+        source="cpu",
+        window="5m",
+        aggregates={"usage": ["mean"]},
+        target_measurement="cpu_5m",
+        partitions_def=daily,
+    )
+    (defs / "copies.py").write_text(
+        "import dagster as dg\nimport pyarrow as pa\n\n\n"
+        '@dg.asset(key="copy", io_manager_key="io", metadata={"table": "cpu_5m"})\n'
+        "def copy() -> pa.Table:\n"
+        '    return pa.table({"time": pa.array([0], pa.timestamp("s", "UTC")), "usage": [1.0]})\n'
+    )
+    check = _dg(project, "check", "defs")
+    output = check.stdout + check.stderr
+    assert check.returncode != 0, output[-3000:]
+    assert "store into the same InfluxDB 3 table" in output
+    assert re.search(
+        r"rollups\.cpu_1h: (site_a/cpu_1h, site_b|site_b/cpu_1h, site_a)/cpu_1h", output
+    )
+    assert re.search(r"mydb\.cpu_5m: (cpu_5m, copy|copy, cpu_5m)[;.]", output)
 
 
 def test_scaffolded_components_build_what_they_say(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -116,6 +116,54 @@ def test_two_assets_on_one_table_are_refused_at_load_and_before_writing(
         res.db.query("SELECT * FROM readings")
 
 
+def _table_asset(key: list[str], io_manager_key: str, **metadata: Any) -> dg.AssetsDefinition:
+    @dg.asset(key=key, io_manager_key=io_manager_key, metadata=metadata)
+    def _rows() -> pa.Table:
+        return pa.table({"time": T[:1], "value": [1.0]})
+
+    return _rows
+
+
+@pytest.mark.parametrize("form", ["two IO manager keys", "factory asset and IO manager asset"])
+def test_materialize_checks_every_asset_it_is_given_before_writing(
+    form: str, influx: InfluxDB3Resource, db_name: str
+) -> None:
+    """`dg.materialize` has no code location: the check covers its whole selection (with the
+    run's resources), whichever IO manager or resource writes each asset; it used to compare
+    only assets writing through the same IO manager key."""
+    resources: dict[str, Any] = {
+        "io_one": InfluxDB3IOManager(influxdb=influx),
+        "io_two": InfluxDB3IOManager(influxdb=influx),
+        "influxdb": influx,
+    }
+    if form == "two IO manager keys":
+        assets = [
+            _table_asset(["readings"], "io_one"),
+            _table_asset(["other"], "io_two", table="readings"),
+        ]
+        table, names = "readings", ["readings", "other"]
+        run: dict[str, Any] = {}
+    else:
+        spec = DownsampleSpec(
+            source="cpu", window="1h", aggregates={"usage": ["mean"]}, target_measurement="cpu_1h"
+        )
+        daily = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+        assets = [
+            build_downsample_asset(spec, partitions_def=daily),
+            _table_asset(["copy"], "io_one", table="cpu_1h"),
+        ]
+        table, names = "cpu_1h", ["cpu_1h", "copy"]
+        run = {"partition_key": "2026-01-01"}
+    result = dg.materialize(assets, resources=resources, raise_on_error=False, **run)
+    assert not result.success
+    failure = str(result.get_step_failure_events()[0].event_specific_data.error)
+    assert "store into the same InfluxDB 3 table" in failure
+    assert f"{db_name}.{table}: " in failure
+    for name in names:
+        assert name in failure
+    _no_table(influx, table)
+
+
 def test_two_downsampling_assets_writing_one_target_are_refused(influx: InfluxDB3Resource) -> None:
     spec = DownsampleSpec(
         source="cpu", window="1h", aggregates={"usage": ["mean"]}, target_measurement="cpu_1h"
@@ -218,6 +266,31 @@ defs = dg.Definitions(
         ("{db}_rollups", "cpu_1h"),
     ),
 }
+
+
+def test_definitions_built_as_the_docs_show_fail_to_load_in_every_form(
+    seeded: str, tmp_path: Path
+) -> None:
+    """`defs = validate_tables(dg.Definitions(...))`, as every example in docs/dagster.md and
+    example_dags/dagster_example.py builds them: `dagster definitions validate` (the code
+    location load the UI and `dg check defs` do) fails for each form, naming the table and
+    both assets, before any run."""
+    command = [str(Path(sys.executable).with_name("dagster")), "definitions", "validate"]
+    for number, (code, _select, _partition, _names, _table) in enumerate(FORMS.values()):
+        module = tmp_path / f"shared_defs_{number}.py"
+        text = _PRELUDE + code + "\nfrom dagster_influx import validate_tables\n\n"
+        module.write_text(text.replace("{db}", seeded) + "defs = validate_tables(defs)\n")
+        command += ["-f", str(module)]
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert output.count("store into the same InfluxDB 3 table") >= len(FORMS), output
+    for _code, _select, _partition, names, _table in FORMS.values():
+        for name in names:
+            assert name.replace("{db}", seeded) in output
 
 
 @pytest.mark.parametrize("form", list(FORMS))
