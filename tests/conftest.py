@@ -75,3 +75,88 @@ def auth_options() -> Any:
     return flight.FlightCallOptions(
         headers=[(b"authorization", f"Bearer {STANDIN_TOKEN}".encode())]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# S3 offline (owned by the dagster helper): moto's S3 server with credentials enforced
+# ---------------------------------------------------------------------------------------------
+
+
+class S3Server:
+    """moto's server on 127.0.0.1 whose requests must be signed by `key_id` / `secret`."""
+
+    def __init__(self, endpoint: str, key_id: str, secret: str) -> None:
+        self.endpoint = endpoint
+        self.key_id = key_id
+        self.secret = secret
+
+    def client(self, region: str = "us-east-1") -> Any:
+        """A boto3 S3 client signing with the server's credentials."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id=self.key_id,
+            aws_secret_access_key=self.secret,
+        )
+
+
+def _moto_api(endpoint: str, path: str, body: bytes = b"") -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/{path}",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "text/plain"},  # the body is read raw, not as a form
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
+
+
+@pytest.fixture
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 in server mode (a real HTTP endpoint, ephemeral port) that checks signatures.
+
+    Three unauthenticated calls create an IAM user allowed `s3:*` and its access key; every
+    later request must be signed with that key (moto's `reset-auth`), so a test can show that
+    the credentials it configured are the ones used. moto's state is per process: reset at
+    the start and the end.
+    """
+    import json
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    previous = b"inf"
+    try:
+        _moto_api(endpoint, "reset")
+        reply = json.loads(_moto_api(endpoint, "reset-auth", b"3"))
+        previous = str(reply["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]).encode()
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
+        )
+        iam.create_user(UserName="dagster")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="dagster", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="dagster")["AccessKey"]
+        yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    finally:
+        try:
+            _moto_api(endpoint, "reset-auth", previous)
+            _moto_api(endpoint, "reset")
+        finally:
+            server.stop()
