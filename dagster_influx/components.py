@@ -59,6 +59,7 @@ from dagster.components.resolved.core_models import (
 from pydantic import Field
 
 from dagster_influx.resource import InfluxDB3Resource
+from influx_flight import DEFAULT_RECEIVE_WINDOW
 
 if TYPE_CHECKING:
     from influx_flight import DownsampleSpec
@@ -93,6 +94,10 @@ class InfluxDB3ResourceComponent(Component, Resolvable, Model):
     write_timeout: float | None = Field(default=30.0, description="Write request timeout (s).")
     write_url: str | None = Field(
         default=None, description="Separate base URL for HTTP writes; default: the host."
+    )
+    receive_window: int | None = Field(
+        default=DEFAULT_RECEIVE_WINDOW,
+        description="Bytes of a result gRPC buffers ahead of the reader (null: adaptive).",
     )
     resource_key: str = Field(
         default="influxdb", description="Key under which assets request the resource."
