@@ -189,6 +189,37 @@ def check_alignment(
     ) from err
 
 
+def window_metadata(start: datetime, end: datetime) -> dict[str, Any]:
+    """A partition's time window as materialisation metadata (both factories record it)."""
+    return {
+        "time_range": MetadataValue.text(f"[{format_time(start)}, {format_time(end)})"),
+        "window_start": MetadataValue.timestamp(start),
+        "window_end": MetadataValue.timestamp(end),
+    }
+
+
+def define_asset(
+    compute: Callable[..., Any],
+    *,
+    kinds: Iterable[str],
+    tags: Mapping[str, str] | None,
+    owners: Sequence[str] | None,
+    op_tags: Mapping[str, Any] | None,
+    **arguments: Any,
+) -> AssetsDefinition:
+    """`@dg.asset(...)(compute)` as both factories pass their arguments through: kinds added to
+    `influxdb`, copies of tags, owners and op tags, and Dagster's beta warning for
+    `backfill_policy` (Dagster 1.13) kept out of the user's log."""
+    with _quiet_beta():
+        return asset(
+            kinds={"influxdb", *kinds},
+            tags=dict(tags) if tags else None,
+            owners=list(owners) if owners else None,
+            op_tags=dict(op_tags) if op_tags else None,
+            **arguments,
+        )(compute)
+
+
 def build_downsample_asset(
     spec: DownsampleSpec,
     *,
@@ -292,33 +323,6 @@ def build_downsample_asset(
     if spec.target_database:
         asset_metadata["target_database"] = spec.target_database
 
-    asset_kwargs: dict[str, Any] = dict(
-        key=asset_key,
-        deps=[dep],
-        partitions_def=partitions,
-        description=description
-        or (
-            f"{spec.source} downsampled to {spec.window} buckets"
-            + (f" per {', '.join(spec.group_by)}" if spec.group_by else "")
-            + (f", written to {spec.target_measurement}" if write_back else "")
-            + "."
-        ),
-        group_name=group_name,
-        kinds={"influxdb", *(kinds or ())},
-        metadata=asset_metadata,
-        tags=dict(tags) if tags else None,
-        owners=list(owners) if owners else None,
-        code_version=code_version,
-        required_resource_keys={resource_key},
-        io_manager_key=io_manager_key,
-        backfill_policy=backfill_policy,
-        check_specs=check_specs,
-        automation_condition=automation_condition,
-        retry_policy=retry_policy,
-        op_tags=dict(op_tags) if op_tags else None,
-        pool=pool,
-    )
-
     def _downsample(context: AssetExecutionContext) -> MaterializeResult:
         influxdb = getattr(context.resources, resource_key)
         refuse_shared_tables(context, asset_key)
@@ -379,14 +383,7 @@ def build_downsample_asset(
             out["rows_by_partition"] = MetadataValue.json(dict(zip(keys, counts, strict=True)))
             for k, w, n in zip(keys, windows, counts, strict=True):
                 context.add_asset_metadata(
-                    {
-                        "dagster/partition_row_count": n,
-                        "time_range": MetadataValue.text(
-                            f"[{format_time(w.start)}, {format_time(w.end)})"
-                        ),
-                        "window_start": MetadataValue.timestamp(w.start),
-                        "window_end": MetadataValue.timestamp(w.end),
-                    },
+                    {"dagster/partition_row_count": n, **window_metadata(w.start, w.end)},
                     partition_key=k,
                 )
         if return_type is None:
@@ -394,8 +391,33 @@ def build_downsample_asset(
         value = table.to_pandas() if return_type == "pandas" else table
         return MaterializeResult(value=value, metadata=out)
 
-    with _quiet_beta():  # backfill_policy is @beta in Dagster 1.13
-        return asset(**asset_kwargs)(_downsample)
+    return define_asset(
+        _downsample,
+        key=asset_key,
+        deps=[dep],
+        partitions_def=partitions,
+        description=description
+        or (
+            f"{spec.source} downsampled to {spec.window} buckets"
+            + (f" per {', '.join(spec.group_by)}" if spec.group_by else "")
+            + (f", written to {spec.target_measurement}" if write_back else "")
+            + "."
+        ),
+        group_name=group_name,
+        kinds=kinds or (),
+        metadata=asset_metadata,
+        tags=tags,
+        owners=owners,
+        code_version=code_version,
+        required_resource_keys={resource_key},
+        io_manager_key=io_manager_key,
+        backfill_policy=backfill_policy,
+        check_specs=check_specs,
+        automation_condition=automation_condition,
+        retry_policy=retry_policy,
+        op_tags=op_tags,
+        pool=pool,
+    )
 
 
 def rows_per_window(

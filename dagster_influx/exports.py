@@ -16,7 +16,6 @@ partition replaces its windows atomically (no duplicates, nothing half-written i
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -32,18 +31,20 @@ from dagster import (
     PartitionsDefinition,
     RetryPolicy,
     TimeWindowPartitionsDefinition,
-    asset,
 )
 from dagster._core.definitions.asset_key import CoercibleToAssetKey
 
-from dagster_influx.assets import time_window_partitions, unaligned_partition
-from dagster_influx.observability import _quiet_beta
+from dagster_influx.assets import (
+    define_asset,
+    time_window_partitions,
+    unaligned_partition,
+    window_metadata,
+)
 from influx_flight import (
     DEFAULT_COMPRESSION,
     DEFAULT_ROW_GROUP_SIZE,
     ConfigurationError,
-    commit_dataset,
-    export_window,
+    export_dataset,
     plan_windows,
     slice_manifest,
 )
@@ -171,70 +172,50 @@ def build_export_asset(
     }
     query_text: str = query
 
+    window_options: dict[str, Any] = dict(
+        overwrite=overwrite,
+        language=language,
+        params=params,
+        database=database,
+        compression=compression,
+        row_group_size=row_group_size,
+        storage_options=storage_options,
+    )
+
     def _export(context: AssetExecutionContext) -> MaterializeResult:
         influxdb = getattr(context.resources, resource_key)
         keys = list(context.partition_keys)
         per_partition: dict[str, dict[str, Any]] = {}
         with influxdb.get_client() as client:
-
-            def one(w: Any) -> tuple[Any, bool]:
-                return export_window(
+            for k in keys:
+                tw = partitions.time_window_for_partition_key(k)
+                done = export_dataset(
                     client,
                     query_text,
                     destination,
-                    w,
-                    overwrite=overwrite,
-                    language=language,
-                    params=params,
-                    database=database,
-                    compression=compression,
-                    row_group_size=row_group_size,
-                    storage_options=storage_options,
+                    start=tw.start,
+                    end=tw.end,
+                    window=window,
+                    concurrency=concurrency,
+                    manifest=slice_manifest(tw.start, tw.end, window) if commit else None,
+                    **window_options,
                 )
-
-            with ThreadPoolExecutor(concurrency, thread_name_prefix="influx-export") as pool:
-                for k in keys:
-                    tw = partitions.time_window_for_partition_key(k)
-                    windows = plan_windows(tw.start, tw.end, window)
-                    results = list(pool.map(one, windows))
-                    files = [f for f, _ in results]
-                    written = sum(1 for _, was in results if was)
-                    manifest = None
-                    if commit:
-                        manifest = commit_dataset(
-                            query_text,
-                            destination,
-                            start=tw.start,
-                            end=tw.end,
-                            window=window,
-                            language=language,
-                            params=params,
-                            database=database,
-                            storage_options=storage_options,
-                            manifest=slice_manifest(tw.start, tw.end, window),
-                        ).manifest
-                    rows = sum(f.rows for f in files)
-                    nbytes = sum(f.bytes for f in files)
-                    context.log.info(
-                        f"Partition {k}: {len(files)} window file(s), {rows} rows, {nbytes} bytes"
-                        f" ({written} written, {len(files) - written} kept)"
-                        + (f"; committed {manifest}" if manifest else "")
-                    )
-                    per_partition[k] = {
-                        "dagster/partition_row_count": rows,
-                        "rows": rows,
-                        "bytes": nbytes,
-                        "files": len(files),
-                        "windows_written": written,
-                        "windows_kept": len(files) - written,
-                        "path": MetadataValue.path(root),
-                        "time_range": MetadataValue.text(
-                            f"[{format_time(tw.start)}, {format_time(tw.end)})"
-                        ),
-                        "window_start": MetadataValue.timestamp(tw.start),
-                        "window_end": MetadataValue.timestamp(tw.end),
-                        **({"manifest": MetadataValue.path(manifest)} if manifest else {}),
-                    }
+                context.log.info(
+                    f"Partition {k}: {len(done.files)} window file(s), {done.rows} rows,"
+                    f" {done.bytes} bytes ({done.written} written, {done.skipped} kept)"
+                    + (f"; committed {done.manifest}" if done.manifest else "")
+                )
+                per_partition[k] = {
+                    "dagster/partition_row_count": done.rows,
+                    "rows": done.rows,
+                    "bytes": done.bytes,
+                    "files": len(done.files),
+                    "windows_written": done.written,
+                    "windows_kept": done.skipped,
+                    "path": MetadataValue.path(root),
+                    **window_metadata(tw.start, tw.end),
+                    **({"manifest": MetadataValue.path(done.manifest)} if done.manifest else {}),
+                }
         if len(keys) == 1:
             return MaterializeResult(metadata=per_partition[keys[0]])
         for k, values in per_partition.items():
@@ -250,28 +231,27 @@ def build_export_asset(
             }
         )
 
-    asset_kwargs: dict[str, Any] = dict(
+    return define_asset(
+        _export,
         key=asset_key,
         deps=deps,
         partitions_def=partitions,
         description=description
         or f"Parquet dataset at {root}: one file per {window} window, committed per partition.",
         group_name=group_name,
-        kinds={"influxdb", "parquet", *(kinds or ())},
+        kinds={"parquet", *(kinds or ())},
         metadata=asset_metadata,
-        tags=dict(tags) if tags else None,
-        owners=list(owners) if owners else None,
+        tags=tags,
+        owners=owners,
         code_version=code_version,
         required_resource_keys={resource_key},
         backfill_policy=backfill_policy,
         check_specs=check_specs,
         automation_condition=automation_condition,
         retry_policy=retry_policy,
-        op_tags=dict(op_tags) if op_tags else None,
+        op_tags=op_tags,
         pool=pool,
     )
-    with _quiet_beta():  # backfill_policy is @beta in Dagster 1.13
-        return asset(**asset_kwargs)(_export)
 
 
 def _check_windows(

@@ -439,8 +439,9 @@ def _window_text(ns: int) -> str:
     return f"{ns}ns"  # pragma: no cover - windows are whole minutes
 
 
-def _read_manifest(root: _Target) -> dict[str, Any] | None:
-    target = root.join(MANIFEST_NAME)
+def _read_manifest(root: _Target, manifest: str = MANIFEST_NAME) -> dict[str, Any] | None:
+    parent, name = _manifest_parent(root, manifest)
+    target = parent.join(name)
     try:
         with target.fs.open(target.path, "rb") as f:
             doc = json.loads(f.read().decode("utf-8") or "null")
@@ -449,8 +450,9 @@ def _read_manifest(root: _Target) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _remove_manifest(root: _Target) -> None:
-    target = root.join(MANIFEST_NAME)
+def _remove_manifest(root: _Target, manifest: str = MANIFEST_NAME) -> None:
+    parent, name = _manifest_parent(root, manifest)
+    target = parent.join(name)
     with contextlib.suppress(FileNotFoundError):
         if target.fs.exists(target.path):
             target.fs.rm(target.path)
@@ -561,10 +563,21 @@ def _commit(
     written: int,
     skipped: int,
     started: float,
-    manifest: str = MANIFEST_NAME,
+    manifest: str | None = MANIFEST_NAME,
 ) -> DatasetResult:
     rows = sum(f.rows for f in files)
     nbytes = sum(f.bytes for f in files)
+    if manifest is None:  # the caller commits later (or never)
+        return DatasetResult(
+            path=root.display,
+            rows=rows,
+            bytes=nbytes,
+            files=tuple(files),
+            written=written,
+            skipped=skipped,
+            committed=False,
+            seconds=time.perf_counter() - started,
+        )
     prefix = root.display.rstrip("/\\") + "/"
     doc = {
         "format": MANIFEST_FORMAT,
@@ -611,6 +624,7 @@ def export_dataset(
     window: str | dt.timedelta | int = "1h",
     concurrency: int = DEFAULT_EXPORT_CONCURRENCY,
     on_progress: Callable[[DatasetProgress], None] | None = None,
+    manifest: str | None = MANIFEST_NAME,
     **options: Unpack[WindowExportOptions],
 ) -> DatasetResult:
     """Export ``[start, end)`` window by window (``concurrency`` streams at once) into a
@@ -626,6 +640,9 @@ def export_dataset(
             ``concurrency * (DEFAULT_ENCODE_QUEUE + 1) * row_group_size`` rows plus
             ``concurrency`` receive windows.
         on_progress: Called with a DatasetProgress as windows and rows advance (any thread).
+        manifest: Where the commit marker goes (as for :func:`commit_dataset`): ``_SUCCESS`` at
+            the root for a whole dataset, ``slice_manifest(start, end, window)`` for one slice
+            of a growing one (a Dagster partition); ``None`` writes no marker.
         options: How each window is written, as for :func:`export_window`: ``overwrite``
             (re-export committed windows too, each replaced atomically), ``language``,
             ``params``, ``database``, ``compression``, ``row_group_size``, ``filesystem``,
@@ -656,9 +673,9 @@ def export_dataset(
     windows = plan_windows(start, end, window)
     root = _root(destination, settings["filesystem"], settings["storage_options"])
     identity = _identity(query, database, language, params, windows)
-    manifest = _read_manifest(root)
-    if manifest is not None and (overwrite or {k: manifest.get(k) for k in identity} != identity):
-        _remove_manifest(root)  # the dataset is about to change: uncommit it first
+    committed = _read_manifest(root, manifest) if manifest is not None else None
+    if committed is not None and (overwrite or {k: committed.get(k) for k in identity} != identity):
+        _remove_manifest(root, manifest)  # the slice is about to change: uncommit it first
 
     tally = _Tally(len(windows), on_progress)
     files: dict[int, ExportedFile] = {}
@@ -730,6 +747,7 @@ def export_dataset(
         written,
         len(windows) - written,
         started,
+        manifest,
     )
 
 

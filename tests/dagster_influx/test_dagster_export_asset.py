@@ -66,6 +66,20 @@ def test_daily_partition_as_hourly_files_committed_in_its_directory(
     assert table.num_rows == 480 and set(table.column("host").to_pylist()) == {"alpha", "beta"}
 
 
+def test_without_commit_the_files_are_written_and_no_marker(
+    seeded: str, influx: InfluxDB3Resource, tmp_path: Path
+) -> None:
+    dest = tmp_path / "cpu"
+    cpu_parquet = build_export_asset(
+        table="cpu", destination=str(dest), partitions_def=DAILY, commit=False
+    )
+    result = _materialize([cpu_parquet], influx, partition_key="2026-01-01")
+    assert len(list(dest.rglob("*.parquet"))) == 24
+    assert not list(dest.rglob("_SUCCESS*"))
+    meta = _meta(result, "cpu_parquet", "2026-01-01")
+    assert meta["rows"] == 480 and "manifest" not in meta
+
+
 def test_range_run_records_each_partition_and_an_empty_one(
     seeded: str, influx: InfluxDB3Resource, tmp_path: Path
 ) -> None:
