@@ -15,6 +15,7 @@ import bisect
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -432,20 +433,27 @@ def _check_partitions(
     return partitions_def
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What every window check reads, and how: the arguments all check builders share."""
+
+    table: str
+    partitions_def: PartitionsDefinition | None
+    time_column: str
+    resource_key: str
+    database: str | None
+    blocking: bool
+    lookback: timedelta | str | None
+
+
 def _window_check(
     asset: CoercibleToAssetKey | AssetsDefinition,
+    scope: _Scope,
     *,
     name: str,
     description: str,
-    table: str,
     select: str,
     evaluate: Callable[[dict[str, Any], dict[str, Any], str], AssetCheckResult],
-    partitions_def: PartitionsDefinition | None,
-    time_column: str,
-    resource_key: str,
-    database: str | None,
-    blocking: bool,
-    lookback: timedelta | str | None = DEFAULT_LOOKBACK,
 ) -> AssetChecksDefinition:
     """An asset check running `SELECT <select> FROM <table>` over the partition's window.
 
@@ -457,11 +465,11 @@ def _window_check(
     exist yet) and the window's metadata into the result; the query, the window and the
     resource handling live here once for every check.
     """
-    partitions = _check_partitions(partitions_def)
-    if lookback is not None:
-        lookback = _as_timedelta(lookback)
-    if database is None:  # the checked asset's database: its metadata, else its key prefix
-        database = _asset_database(asset)
+    partitions = _check_partitions(scope.partitions_def)
+    lookback = None if scope.lookback is None else _as_timedelta(scope.lookback)
+    # the checked asset's database: its metadata, else its key prefix
+    database = scope.database if scope.database is not None else _asset_database(asset)
+    table, time_column, resource_key = scope.table, scope.time_column, scope.resource_key
 
     def _evaluate_window(
         context: AssetCheckExecutionContext, where: str, params: dict[str, str]
@@ -517,7 +525,7 @@ def _window_check(
             asset=asset,
             name=name,
             description=description,
-            blocking=blocking,
+            blocking=scope.blocking,
             required_resource_keys={resource_key},
             partitions_def=partitions,
         )(_check)
@@ -565,17 +573,11 @@ def build_partition_has_data_check(
 
     return _window_check(
         asset,
+        _Scope(table, partitions_def, time_column, resource_key, database, blocking, lookback),
         name=name,
         description=f"At least {min_rows} row(s) of {table!r} in the partition's window.",
-        table=table,
         select="count(*) AS n",
         evaluate=evaluate,
-        partitions_def=partitions_def,
-        time_column=time_column,
-        resource_key=resource_key,
-        database=database,
-        blocking=blocking,
-        lookback=lookback,
     )
 
 
@@ -609,17 +611,11 @@ def build_no_nulls_check(
 
     return _window_check(
         asset,
+        _Scope(table, partitions_def, time_column, resource_key, database, blocking, lookback),
         name=name or f"no_nulls_{column}",
         description=f"Column {column!r} of {table!r} has no nulls in the partition's window.",
-        table=table,
         select=f"count(*) AS n, count({quote_ident(column)}) AS non_null",
         evaluate=evaluate,
-        partitions_def=partitions_def,
-        time_column=time_column,
-        resource_key=resource_key,
-        database=database,
-        blocking=blocking,
-        lookback=lookback,
     )
 
 
@@ -668,18 +664,12 @@ def build_value_range_check(
 
     return _window_check(
         asset,
+        _Scope(table, partitions_def, time_column, resource_key, database, blocking, lookback),
         name=name or f"{column}_in_range",
         description=f"Values of {column!r} in {table!r} lie within {bounds}.",
-        table=table,
         select=(
             f"count(*) AS n, sum(CASE WHEN {outside} THEN 1 ELSE 0 END) AS outside,"
             f" min({col}) AS lo, max({col}) AS hi"
         ),
         evaluate=evaluate,
-        partitions_def=partitions_def,
-        time_column=time_column,
-        resource_key=resource_key,
-        database=database,
-        blocking=blocking,
-        lookback=lookback,
     )

@@ -32,6 +32,14 @@ SPEC = DownsampleSpec(
 )
 
 
+def _stored_counts(influx: InfluxDB3Resource) -> dict[datetime, int]:
+    """meter_1d as stored: bucket start (UTC) -> readings counted in the bucket."""
+    with dg.build_resources({"influxdb": influx}) as res:
+        table = res.influxdb.query("SELECT time, kwh_count FROM meter_1d ORDER BY time")
+    times = [t.astimezone(UTC) for t in table.column("time").to_pylist()]
+    return dict(zip(times, table.column("kwh_count").to_pylist(), strict=True))
+
+
 def test_utc_buckets_for_london_days_are_refused_when_building() -> None:
     utc_spec = DownsampleSpec(
         source="meter", window="1d", aggregates={"kwh": ["sum"]}, target_measurement="meter_1d"
@@ -154,15 +162,7 @@ def test_a_london_range_run_counts_each_local_day(
     }
     # the data covers [06-30T00:00Z, 07-03T00:00Z): every local day of the range holds some
     assert counts == {"2024-06-30": 1, "2024-07-01": 1, "2024-07-02": 1, "2024-07-03": 1}
-    with dg.build_resources({"influxdb": influx}) as res:
-        table = res.influxdb.query("SELECT time, kwh_count FROM meter_1d ORDER BY time")
-    stored = dict(
-        zip(
-            [t.astimezone(UTC) for t in table.column("time").to_pylist()],
-            table.column("kwh_count").to_pylist(),
-            strict=True,
-        )
-    )
+    stored = _stored_counts(influx)
     # buckets start at London midnight (23:00Z in summer) and hold that local day's readings
     assert stored == {
         datetime(2024, 6, 29, 23, tzinfo=UTC): 46,  # local day from 01:00 (data starts 00:00Z)
@@ -266,15 +266,7 @@ def test_a_range_run_over_both_dst_changes_in_sql_and_influxql(
             for m in result.asset_materializations_for_node("meter_1d")
         }
         assert set(counts.values()) == {1}
-    with dg.build_resources({"influxdb": influx}) as res:
-        table = res.influxdb.query("SELECT time, kwh_count FROM meter_1d ORDER BY time")
-    stored = dict(
-        zip(
-            [t.astimezone(UTC) for t in table.column("time").to_pylist()],
-            table.column("kwh_count").to_pylist(),
-            strict=True,
-        )
-    )
+    stored = _stored_counts(influx)
     assert stored == {
         datetime(2024, 3, 30, 0, tzinfo=UTC): 48,  # GMT midnight
         datetime(2024, 3, 31, 0, tzinfo=UTC): 46,  # spring forward: 23 local hours
