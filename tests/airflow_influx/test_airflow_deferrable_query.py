@@ -18,7 +18,14 @@ import pytest
 
 pytest.importorskip("airflow")
 
-from test_airflow_user_dags import _load, _running_queries, _states, _xcom
+from af_dagrun import (
+    first_event,
+    load_user_dags,
+    logged_failures,
+    running_queries,
+    task_states,
+    xcom,
+)
 
 TRIGGER_PATH = "airflow_influx.triggers.influxdb3.InfluxDB3QueryTrigger"
 # DataFusion sums 10^11 values: minutes of work on any machine.
@@ -47,12 +54,13 @@ def test_deferred_query_resumes_with_rows_and_fails_clearly(
     default_conn: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     failures_file = tmp_path / "failures.jsonl"
     monkeypatch.setenv("AF_TEST_FAILURES_FILE", str(failures_file))
-    dag = _load("af_user_deferrable_query.py").dag
+    dag = load_user_dags("af_user_deferrable_query.py").dag
     dag_run = dag.test()
-    states = _states(dag_run)
+    states = task_states(dag_run)
     assert states == {
         "kitchen_rows": "success",
         "too_many_rows": "failed",
@@ -61,7 +69,7 @@ def test_deferred_query_resumes_with_rows_and_fails_clearly(
     }, states
 
     # Resumed from the trigger's event with the rows, JSON-safe, in XCom.
-    rows = _xcom(dag_run, "kitchen_rows")
+    rows = xcom(dag_run, "kitchen_rows")
     assert [(r["room"], r["temp"]) for r in rows] == [
         ("Kitchen", 21.0),
         ("Kitchen", 21.1),
@@ -80,20 +88,33 @@ def test_deferred_query_resumes_with_rows_and_fails_clearly(
         assert standin.token not in json.dumps(kwargs, default=str)
         assert standin.token not in str(encrypted)
 
-    # Failures say what is wrong and what to do; none of them is retried.
+    # Failures say what is wrong and what to do, in the task log the user reads (dag.test()
+    # prints it); none of them is retried.
+    output = "".join(capfd.readouterr())
+    logged = logged_failures(output)
+    assert set(logged) == {"too_many_rows", "bad_sql", "missing_table"}, output[-4000:]
+    assert {kind for kind, _ in logged.values()} == {"AirflowFailException"}, logged
+    assert "max_rows=5" in logged["too_many_rows"][1], logged
+    assert "InfluxDB3ToParquetOperator" in logged["too_many_rows"][1]
+    assert "QueryError" in logged["bad_sql"][1] and "SELEC" in logged["bad_sql"][1], logged
+    assert "no table 'not_written_yet'" in logged["missing_table"][1], logged
+    assert "Check the table name" in logged["missing_table"][1], logged
+    for ti in dag_run.get_task_instances():
+        assert ti.try_number == 1, (ti.task_id, ti.try_number)
+    assert standin.token not in output
+
+    # The same messages reach on_failure_callback, from Airflow 3.1 on (3.0 passes no
+    # exception to it after a deferral: the log above is where 3.0 users see them).
     failures = _failures(failures_file)
     from af_compat import AIRFLOW_VERSION
 
-    if AIRFLOW_VERSION < (3, 1):  # 3.0 gives on_failure_callback no exception after a deferral
+    if AIRFLOW_VERSION < (3, 1):
         assert set(failures.values()) == {"None"}, failures
         return
+    for task_id, (_, message) in logged.items():
+        assert message.split(": ", 1)[0] in failures[task_id], (task_id, failures)
     assert "max_rows=5" in failures["too_many_rows"], failures
-    assert "InfluxDB3ToParquetOperator" in failures["too_many_rows"]
-    assert "QueryError" in failures["bad_sql"] or "SQL" in failures["bad_sql"], failures
-    assert "not_written_yet" in failures["missing_table"], failures
     assert "not found" in failures["missing_table"], failures
-    for ti in dag_run.get_task_instances():
-        assert ti.try_number == 1, (ti.task_id, ti.try_number)
     assert standin.token not in failures_file.read_text()
 
 
@@ -125,19 +146,13 @@ async def _ticks_while(work: Any, interval: float = 0.05) -> tuple[Any, int, flo
     return result, ticks, worst
 
 
-async def _first_event(trigger: Any) -> Any:
-    async for event in trigger.run():
-        return event.payload
-    return None
-
-
 def test_trigger_leaves_the_event_loop_free_during_a_slow_query(
     airflow_db: None, standin: Any, home_db: str, default_conn: Any
 ) -> None:
     # A query the stand-in needs seconds for, capped by the trigger's own timeout.
     trigger = _trigger(query=SLOW_QUERY, timeout=3.0)
     started = time.monotonic()
-    event, ticks, worst = asyncio.run(_ticks_while(_first_event(trigger)))
+    event, ticks, worst = asyncio.run(_ticks_while(first_event(trigger)))
     elapsed = time.monotonic() - started
     print(f"slow query: {elapsed:.2f}s, {ticks} ticks of 50 ms, worst gap {worst * 1000:.0f} ms")
     assert event["status"] == "error" and "Timeout" in event["message"], event
@@ -146,9 +161,9 @@ def test_trigger_leaves_the_event_loop_free_during_a_slow_query(
     assert ticks >= elapsed / 0.05 * 0.5, ticks
     assert worst < 1.0, worst
     deadline = time.monotonic() + 5
-    while _running_queries(standin) and time.monotonic() < deadline:
+    while running_queries(standin) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _running_queries(standin) == 0
+    assert running_queries(standin) == 0
 
 
 def test_cancelled_trigger_stops_the_query_on_the_server(
@@ -158,9 +173,9 @@ def test_cancelled_trigger_stops_the_query_on_the_server(
     trigger = _trigger(query=SLOW_QUERY)
 
     async def scenario() -> float:
-        task = asyncio.create_task(_first_event(trigger))
+        task = asyncio.create_task(first_event(trigger))
         deadline = time.monotonic() + 30
-        while _running_queries(standin) == 0:  # the query reached the server
+        while running_queries(standin) == 0:  # the query reached the server
             assert time.monotonic() < deadline and not task.done(), "query never started"
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
@@ -175,9 +190,9 @@ def test_cancelled_trigger_stops_the_query_on_the_server(
     print(f"trigger cancelled in {took:.3f}s")
     assert took < 5, took
     deadline = time.monotonic() + 5
-    while _running_queries(standin) and time.monotonic() < deadline:
+    while running_queries(standin) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _running_queries(standin) == 0, "the server kept computing the cancelled query"
+    assert running_queries(standin) == 0, "the server kept computing the cancelled query"
 
 
 def test_trigger_serialises_without_the_token_and_round_trips(

@@ -4,7 +4,7 @@ stand-in (AIRFLOW_CONN_INFLUXDB3_FLIGHT_DEFAULT points at it); rows and files ar
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import statistics
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,24 +14,21 @@ import pytest
 
 pytest.importorskip("airflow")
 
-from af_testdata import EXAMPLE_DAGS, HOME_START, ROOMS, home_points
+from af_compat import sync_dags_to_db
+from af_dagrun import (
+    asset_events,
+    asset_warnings,
+    load_example_dag,
+    load_user_dags,
+    queued_dags,
+    task_states,
+    xcom,
+)
+from af_testdata import EXAMPLE_DAGS, HOME_START, ROOMS, USER_DAGS, home_points
 
 # The run for logical date 09:00 covers the hour [08:00, 09:00) of the home-style data.
 LOGICAL_DATE = datetime(2022, 1, 1, 9, tzinfo=UTC)
 HOUR_START = HOME_START
-
-
-def _load_dag(file_name: str) -> Any:
-    path = EXAMPLE_DAGS / file_name
-    spec = importlib.util.spec_from_file_location(f"example_dag_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from af_compat import AIRFLOW_VERSION, sync_dags_to_db
-
-    if AIRFLOW_VERSION < (3, 3):  # dag.test() registers the DAG (and its Assets) itself from 3.3
-        sync_dags_to_db(path, "dags-folder")
-    return module.dag
 
 
 def _expected_hour() -> dict[str, dict[str, float]]:
@@ -50,18 +47,6 @@ def _expected_hour() -> dict[str, dict[str, float]]:
             "co_max": max(p["co"] for p in pts),
         }
     return out
-
-
-def _task_states(dag_run: Any) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
-
-
-def _xcom(dag_run: Any, task_id: str) -> Any:
-    from af_compat import deserialize
-
-    ti = next(t for t in dag_run.get_task_instances() if t.task_id == task_id)
-    # The metadata-DB task instance returns the stored (serde-encoded) form.
-    return deserialize(ti.xcom_pull(task_ids=task_id))
 
 
 def test_dagbag_imports_all_examples_without_errors(airflow_db: None) -> None:
@@ -91,10 +76,10 @@ def _check_downsample_run(
 ) -> None:
     import pyarrow.parquet as pq
 
-    states = _task_states(dag_run)
+    states = task_states(dag_run)
     assert set(states.values()) == {"success"}, states
 
-    downsampled = _xcom(dag_run, "downsample_to_home_1h")
+    downsampled = xcom(dag_run, "downsample_to_home_1h")
     assert downsampled["rows_read"] == len(ROOMS)
     assert downsampled["rows_written"] == len(ROOMS)
     assert downsampled["start"] == "2022-01-01T08:00:00Z"
@@ -112,7 +97,7 @@ def _check_downsample_run(
             assert row[key] == pytest.approx(value), (row["room"], key)
 
     # The export: one file for the run's hour, reported in XCom with its size and row count.
-    exported = _xcom(dag_run, "export_hour_to_parquet")
+    exported = xcom(dag_run, "export_hour_to_parquet")
     file = export_base / table / "2022-01-01" / "08.parquet"
     assert exported["rows"] == len(ROOMS)
     assert exported["path"] == file.as_uri()
@@ -124,36 +109,23 @@ def _check_downsample_run(
         assert by_room[room]["temp_max"] == pytest.approx(expected[room]["temp_max"])
     assert not [p for p in file.parent.iterdir() if p.name != "08.parquet"]  # no temp leftovers
 
-    # Asset events: the downsampled table (a static outlet) and the export's destination
-    # directory (the rendered prefix, through the task's AssetAlias: the path is all template).
-    from airflow.models.asset import AssetEvent
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        uris = {
-            e.asset.uri
-            for e in session.query(AssetEvent).all()
-            if e.source_dag_id == dag_id and e.source_run_id == dag_run.run_id
-        }
-    from af_compat import AIRFLOW_VERSION
-
-    expected = {f"influxdb3://influxdb3_flight_default/{table}", file.parent.as_uri()}
-    if AIRFLOW_VERSION < (3, 3):  # no Assets created through an AssetAlias under 3.0's dag.test
-        expected.discard(file.parent.as_uri())
-    assert (
-        expected <= uris <= {f"influxdb3://influxdb3_flight_default/{table}", file.parent.as_uri()}
-    )
+    # Asset events: the downsampled table (a static outlet) and the export's named Asset, whose
+    # event names the rendered destination (the export base is a template) and the file.
+    events = asset_events(dag_id, dag_run.run_id)
+    assert {(name, uri) for name, uri, _ in events} == {
+        (f"influxdb3://influxdb3_flight_default/{table}",) * 2,
+        (f"{table}_parquet",) * 2,
+    }
+    [export_event] = [extra for name, _, extra in events if name == f"{table}_parquet"]
+    assert export_event["destination"] == (export_base / table).as_uri()
+    assert export_event["files"] == [file.as_uri()]
 
 
 @pytest.mark.parametrize(
-    ("file_name", "dag_id", "table"),
+    ("dag_id", "table"),
     [
-        ("example_influxdb3_downsample_sql.py", "example_influxdb3_downsample_sql", "home_1h"),
-        (
-            "example_influxdb3_downsample_influxql.py",
-            "example_influxdb3_downsample_influxql",
-            "home_1h_influxql",
-        ),
+        ("example_influxdb3_downsample_sql", "home_1h"),
+        ("example_influxdb3_downsample_influxql", "home_1h_influxql"),
     ],
 )
 def test_downsample_dag_end_to_end(
@@ -163,15 +135,21 @@ def test_downsample_dag_end_to_end(
     default_conn: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    file_name: str,
+    caplog: pytest.LogCaptureFixture,
     dag_id: str,
     table: str,
 ) -> None:
     monkeypatch.setenv("AIRFLOW_VAR_INFLUXDB3_EXPORT_BASE", tmp_path.as_uri())
-    dag = _load_dag(file_name)
-    assert dag.dag_id == dag_id
+    dag = load_example_dag("example_influxdb3_downsample.py", dag_id)
+    consumer = load_user_dags("af_user_export_consumer.py").dag
+    sync_dags_to_db(USER_DAGS / "af_user_export_consumer.py", "af-user-dags")
+    caplog.set_level(logging.INFO)
     dag_run = dag.test(logical_date=LOGICAL_DATE)
     _check_downsample_run(dag_run, standin, home_db, table, tmp_path, dag_id)
+    # The export's Asset was known before the run: no warning; the consumer DAG scheduled on
+    # its name is queued to run.
+    assert asset_warnings(caplog.records) == []
+    assert consumer.dag_id in queued_dags(f"{table}_parquet")
 
     # Idempotent: a second run of the same hour writes identical points (same series, same
     # bucket-start timestamps, same values), which InfluxDB 3 deduplicates on read.
@@ -182,38 +160,39 @@ def test_downsample_dag_end_to_end(
     first = set(points())
     assert len(first) == len(ROOMS)
     dag_run = dag.test(logical_date=LOGICAL_DATE)
-    assert set(_task_states(dag_run).values()) == {"success"}
+    assert set(task_states(dag_run).values()) == {"success"}
     assert set(points()) == first
+    assert asset_warnings(caplog.records) == []
 
 
 def test_sql_checks_dag_end_to_end(
     airflow_db: None, standin: Any, home_db: str, default_conn: Any
 ) -> None:
-    dag = _load_dag("example_influxdb3_sql_checks.py")
+    dag = load_example_dag("example_influxdb3_sql_checks.py", "example_influxdb3_sql_checks")
     dag_run = dag.test(logical_date=LOGICAL_DATE)
-    states = _task_states(dag_run)
+    states = task_states(dag_run)
     assert set(states.values()) == {"success"}, states
     expected = _expected_hour()
-    summary = _xcom(dag_run, "hour_summary")
+    summary = xcom(dag_run, "hour_summary")
     assert [row[0] for row in summary] == list(ROOMS)
     for room, readings, temp_mean, co_max in summary:
         assert readings == 6
         assert temp_mean == pytest.approx(expected[room]["temp_mean"])
         assert co_max == expected[room]["co_max"]
-    assert _xcom(dag_run, "wait_for_hour_deferrable") == 2 * 6
+    assert xcom(dag_run, "wait_for_hour_deferrable") == 2 * 6
 
 
 def test_sql_checks_dag_fails_on_an_empty_hour(
     airflow_db: None, standin: Any, home_db: str, default_conn: Any
 ) -> None:
     """Sanity of the checks: an hour without data fails them (sensors time out fast here)."""
-    dag = _load_dag("example_influxdb3_sql_checks.py")
+    dag = load_example_dag("example_influxdb3_sql_checks.py", "example_influxdb3_sql_checks")
     deferred = dag.get_task("wait_for_hour_deferrable")  # stays deferrable: its trigger times out
     deferred.timeout, deferred.poke_interval = 1, 0.2
     sql_sensor = dag.get_task("wait_for_hour_sql_sensor")
     sql_sensor.timeout, sql_sensor.poke_interval, sql_sensor.mode = 1, 0.2, "poke"
     dag_run = dag.test(logical_date=datetime(2022, 1, 2, 9, tzinfo=UTC))
-    states = _task_states(dag_run)
+    states = task_states(dag_run)
     assert states["wait_for_hour_sql_sensor"] == "failed", states
     assert states["wait_for_hour_deferrable"] == "failed", states
     assert states["hour_summary"] != "success"

@@ -74,8 +74,7 @@ def test_example_dag_file_imports_nothing_heavy(import_report: dict, dag_file: P
 
 def test_every_example_dag_is_checked() -> None:
     assert [p.name for p in DAG_FILES] == [
-        "example_influxdb3_downsample_influxql.py",
-        "example_influxdb3_downsample_sql.py",
+        "example_influxdb3_downsample.py",
         "example_influxdb3_fanout_backfill.py",
         "example_influxdb3_sql_checks.py",
     ]

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("airflow")
 
 from af_compat import AirflowFailException, TaskDeferred
+from af_dagrun import first_event
 from af_testdata import HOME_HOURS, ROOMS, home_points
 from airflow_influx.operators.influxdb3 import (
     InfluxDB3DownsampleOperator,
@@ -363,14 +364,7 @@ def test_trigger_reports_permanent_errors(home_db: str, default_conn: Any) -> No
         query="SELECT nope FROM home",
         poke_interval=0.1,
     )
-
-    async def first_event() -> Any:
-        gen = trigger.run()
-        event = await asyncio.wait_for(gen.__anext__(), 30)
-        await gen.aclose()
-        return event
-
-    payload = asyncio.run(first_event()).payload
+    payload = asyncio.run(first_event(trigger))
     assert payload["status"] == "error"
     assert payload["message"].startswith("QueryError: ")
 
@@ -426,14 +420,7 @@ def test_trigger_gives_up_after_its_timeout(home_db: str, default_conn: Any) -> 
         poke_interval=0.1,
         timeout=0.5,
     )
-
-    async def first_event() -> Any:
-        gen = trigger.run()
-        event = await asyncio.wait_for(gen.__anext__(), 30)
-        await gen.aclose()
-        return event
-
-    payload = asyncio.run(first_event()).payload
+    payload = asyncio.run(first_event(trigger))
     assert payload == {
         "status": "timeout",
         "message": "no matching data after 0.5 s",

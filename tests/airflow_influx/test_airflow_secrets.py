@@ -58,7 +58,7 @@ def test_token_absent_from_task_output_and_xcom(
     from af_testdata import home_line_protocol
 
     if AIRFLOW_VERSION < (3, 3):  # `tasks test` needs the DAG's outlet Asset active before 3.3
-        sync_dags_to_db(EXAMPLE_DAGS / f"{DAG_ID}.py", "dags-folder")
+        sync_dags_to_db(EXAMPLE_DAGS / "example_influxdb3_downsample.py", "dags-folder")
     secret = "apiv3_s3cr3t-Token-that-must-never-be-printed-0123456789"
     server = standin_factory(tokens=[secret])
     server.write_lp(home_db, home_line_protocol(), precision="s")

@@ -3,7 +3,6 @@ for real with dag.test() against the stand-in, reproducing what broke off the ha
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import threading
@@ -16,33 +15,19 @@ import pytest
 
 pytest.importorskip("airflow")
 
+from af_dagrun import (
+    asset_events,
+    asset_warnings,
+    known_assets,
+    load_user_dags,
+    queued_dags,
+    running_queries,
+    task_states,
+    xcom,
+)
 from af_testdata import REPO, ROOMS, USER_DAGS
 
 QUICKSTART = REPO / "docs" / "quickstart.md"
-
-
-def _load(file_name: str, *, directory: Path = USER_DAGS) -> Any:
-    path = directory / file_name
-    spec = importlib.util.spec_from_file_location(f"user_dag_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from af_compat import AIRFLOW_VERSION, sync_dags_to_db
-
-    if AIRFLOW_VERSION < (3, 3):  # dag.test() registers the DAG (and its Assets) itself from 3.3
-        sync_dags_to_db(path, "af-user-dags")
-    return module
-
-
-def _states(dag_run: Any) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
-
-
-def _xcom(dag_run: Any, task_id: str) -> Any:
-    from af_compat import deserialize
-
-    ti = next(t for t in dag_run.get_task_instances() if t.task_id == task_id)
-    return deserialize(ti.xcom_pull(task_ids=task_id))
 
 
 # --- 1. a `time` column through common.sql ----------------------------------------------------
@@ -51,9 +36,9 @@ def _xcom(dag_run: Any, task_id: str) -> Any:
 def test_time_column_through_common_sql_and_hook_reads(
     airflow_db: None, home_db: str, default_conn: Any
 ) -> None:
-    dag = _load("af_user_common_sql_time.py").dag
+    dag = load_user_dags("af_user_common_sql_time.py").dag
     dag_run = dag.test()
-    assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
+    assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
     first_two = [
         (datetime(2022, 1, 1, 8, tzinfo=UTC), "Kitchen", 21.0),
         (datetime(2022, 1, 1, 8, tzinfo=UTC), "Living Room", 22.0),
@@ -61,11 +46,11 @@ def test_time_column_through_common_sql_and_hook_reads(
     # SQLExecuteQueryOperator's XCom (Flight SQL path) and get_records (native path): plain
     # datetimes in UTC, as DB-API rows, round-tripped through XCom.
     for task_id in ("sql_execute", "records"):
-        rows = [tuple(r) for r in _xcom(dag_run, task_id)]
+        rows = [tuple(r) for r in xcom(dag_run, task_id)]
         assert rows == first_two, task_id
         assert all(type(r[0]) is datetime for r in rows)
-    assert tuple(_xcom(dag_run, "first")) == first_two[0]
-    dtype, first_time = _xcom(dag_run, "frame_types")
+    assert tuple(xcom(dag_run, "first")) == first_two[0]
+    dtype, first_time = xcom(dag_run, "frame_types")
     assert "UTC" in dtype and first_time == "2022-01-01T08:00:00+00:00"
 
 
@@ -84,11 +69,11 @@ def test_deferrable_sensor_with_false_check_ends_by_timeout(
     monkeypatch.setenv("AF_TEST_CHECKS_FILE", str(checks_file))
     monkeypatch.setenv("AF_TEST_POKE_INTERVAL", str(poke_interval))
     monkeypatch.setenv("AF_TEST_TIMEOUT", str(timeout))
-    dag = _load("af_user_deferrable_check.py").dag
+    dag = load_user_dags("af_user_deferrable_check.py").dag
     started = time.monotonic()
     dag_run = dag.test()
     elapsed = time.monotonic() - started
-    assert _states(dag_run) == {"wait_for_enough": "failed"}
+    assert task_states(dag_run) == {"wait_for_enough": "failed"}
     checks = checks_file.read_text().splitlines()
     # Each check sees the real value; at most timeout / poke_interval + 1 checks in all.
     assert set(checks) == {str(2 * 24)}
@@ -103,7 +88,7 @@ def test_sensor_waits_for_a_table_that_does_not_exist_yet(
     airflow_db: None, standin: Any, influx_db: str, default_conn: Any
 ) -> None:
     standin.write_lp(influx_db, "other,room=a v=1 1\n", precision="s")  # the database exists
-    dag = _load("af_user_late_table.py").dag
+    dag = load_user_dags("af_user_late_table.py").dag
 
     def first_write() -> None:
         time.sleep(1.5)
@@ -120,11 +105,11 @@ def test_sensor_waits_for_a_table_that_does_not_exist_yet(
         dag_run = dag.test()
     finally:
         writer.join()
-    assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
-    assert _xcom(dag_run, "wait_poke") == 2
-    assert _xcom(dag_run, "wait_deferrable") == 2
+    assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
+    assert xcom(dag_run, "wait_poke") == 2
+    assert xcom(dag_run, "wait_deferrable") == 2
     # Freshness with tags: the newest Kitchen point (11:30) is within 1 h of 12:00.
-    assert _xcom(dag_run, "wait_fresh") == "2022-01-01T11:30:00+00:00"
+    assert xcom(dag_run, "wait_fresh") == "2022-01-01T11:30:00+00:00"
 
 
 def test_freshness_sensor_bounded_query_and_tags(
@@ -166,9 +151,9 @@ def test_sensor_missing_table_fail_is_opt_in(
 ) -> None:
     standin.write_lp(influx_db, "other,room=a v=1 1\n", precision="s")  # the database exists
     monkeypatch.setenv("AF_TEST_MISSING_TABLE", "fail")
-    dag = _load("af_user_late_table.py").dag
+    dag = load_user_dags("af_user_late_table.py").dag
     dag_run = dag.test()
-    states = _states(dag_run)
+    states = task_states(dag_run)
     assert states["wait_poke"] == "failed" and states["wait_deferrable"] == "failed", states
     for ti in dag_run.get_task_instances():  # failed at once, not by the 30 s timeout
         assert (ti.end_date - ti.start_date).total_seconds() < 25, ti.task_id
@@ -192,13 +177,13 @@ def test_quickstart_dag_verbatim(
     path = USER_DAGS / "_generated_quickstart_home_hourly.py"
     path.write_text(_quickstart_dag_source(), encoding="utf-8")
     try:
-        dag = _load(path.name).dag
+        dag = load_user_dags(path.name).dag
         # `airflow dags test home_hourly 2022-01-01T09:00:00+00:00` in the quickstart's words.
         dag_run = dag.test(logical_date=datetime(2022, 1, 1, 9, tzinfo=UTC))
     finally:
         path.unlink()
-    assert _states(dag_run) == {"downsample_home": "success"}
-    summary = _xcom(dag_run, "downsample_home")
+    assert task_states(dag_run) == {"downsample_home": "success"}
+    summary = xcom(dag_run, "downsample_home")
     # "@hourly" is a trigger timetable: the 09:00 run covers the hour that ends at 09:00.
     assert (summary["start"], summary["end"]) == ("2022-01-01T08:00:00Z", "2022-01-01T09:00:00Z")
     assert summary["rows_written"] == len(ROOMS)
@@ -213,7 +198,7 @@ def test_configuration_error_fails_without_retries(
     from influx_flight import DownsampleSpec
 
     # A DAG without schedule has no interval at all: the task fails once (retries=3 unused).
-    dag = _load("af_user_common_sql_time.py").dag
+    dag = load_user_dags("af_user_common_sql_time.py").dag
     assert isinstance(dag, DAG)
     op = InfluxDB3DownsampleOperator(
         task_id="no_interval",
@@ -264,14 +249,21 @@ def test_official_influxdb3_connection_works_unchanged(
     monkeypatch.setenv(
         "AIRFLOW_CONN_OFFICIAL_INFLUXDB3", _official_conn(standin, home_db, token_in=token_in)
     )
-    dag = _load("af_user_official_conn.py").dag
+    dag = load_user_dags("af_user_official_conn.py").dag
     dag_run = dag.test()
-    assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
-    assert _xcom(dag_run, "query") == [{"room": r, "n": 24} for r in ROOMS]
-    assert _xcom(dag_run, "hook_records") == [[48]]
+    assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
+    assert xcom(dag_run, "query") == [{"room": r, "n": 24} for r in ROOMS]
+    assert xcom(dag_run, "hook_records") == [[48]]
 
 
 # --- 7. Assets: one stable Asset per table / destination, no warnings --------------------------
+
+
+def _events_by_uri(dag_id: str) -> dict[str, list[dict]]:
+    by_uri: dict[str, list[dict]] = {}
+    for _, uri, extra in asset_events(dag_id):
+        by_uri.setdefault(uri, []).append(extra)
+    return by_uri
 
 
 def test_assets_downsample_table_and_parquet_destination(
@@ -284,7 +276,7 @@ def test_assets_downsample_table_and_parquet_destination(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("AF_TEST_EXPORT_DIR", str(tmp_path / "exports"))
-    module = _load("af_user_assets.py")
+    module = load_user_dags("af_user_assets.py")
     producer, consumer = module.producer, module.consumer
     from af_compat import sync_dags_to_db
 
@@ -298,37 +290,17 @@ def test_assets_downsample_table_and_parquet_destination(
     caplog.set_level(logging.INFO)
     for hour in (9, 10):  # two runs: still one Asset each, two events each
         dag_run = producer.test(logical_date=datetime(2022, 1, 1, hour, tzinfo=UTC))
-        assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
-    noise = [
-        r.getMessage()
-        for r in caplog.records
-        if "cannot create asset event" in r.getMessage()
-        or "inactive AssetModel" in r.getMessage()
-        or "inactive assets" in r.getMessage()
-    ]
-    assert noise == []
+        assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
+    assert asset_warnings(caplog.records) == []
 
-    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = [
-            (e.asset.uri, e.extra)
-            for e in session.query(AssetEvent).all()
-            if e.source_dag_id == "af_user_assets_producer"
-        ]
-        assets = {a.uri for a in session.query(AssetModel).all()}
-        queued = {q.target_dag_id for q in session.query(AssetDagRunQueue).all()}
-    by_uri: dict[str, list[dict]] = {}
-    for uri, extra in events:
-        by_uri.setdefault(uri, []).append(extra)
+    by_uri = _events_by_uri("af_user_assets_producer")
     assert set(by_uri) == {downsample_asset.uri, export_asset.uri}
     assert [e["rows_written"] for e in by_uri[downsample_asset.uri]] == [2, 2]
     assert [len(e["files"]) for e in by_uri[export_asset.uri]] == [1, 1]
     # No Asset per file: only the destination.
-    assert not [a for a in assets if a.endswith(".parquet")]
+    assert not [uri for _, uri in known_assets() if uri.endswith(".parquet")]
     # The consumer DAG, scheduled on the downsampled table, is queued to run.
-    assert consumer.dag_id in queued
+    assert consumer.dag_id in queued_dags()
 
 
 def test_templated_export_urls_emit_their_fixed_prefix_asset(
@@ -347,7 +319,7 @@ def test_templated_export_urls_emit_their_fixed_prefix_asset(
     bucket = f"af-templated-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("AF_TEST_EXPORT_URL", (tmp_path / "x").as_uri())
     monkeypatch.setenv("AF_TEST_MEMORY_BUCKET", bucket)
-    dag = _load("af_user_templated_export.py").dag
+    dag = load_user_dags("af_user_templated_export.py").dag
     from airflow.sdk import Asset, AssetAlias
 
     # As Airflow normalises them (a bare bucket gets its trailing "/").
@@ -361,29 +333,19 @@ def test_templated_export_urls_emit_their_fixed_prefix_asset(
 
     caplog.set_level(logging.DEBUG)
     dag_run = dag.test(logical_date=datetime(2022, 1, 1, 8, tzinfo=UTC))
-    assert set(_states(dag_run).values()) == {"success"}, _states(dag_run)
+    assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
     # Airflow 3.0's provider discovery warns about its own duplicate connection types
     # ("connection_type 'fs' has been already registered"): not ours, not about assets.
     noise = [
         r.getMessage()
         for r in caplog.records
         if (r.levelno >= logging.WARNING and not r.name.startswith("airflow.providers_manager"))
-        or "cannot create asset event" in r.getMessage()
         or "alias" in r.getMessage().lower()
     ]
-    assert noise == []
+    assert noise + asset_warnings(caplog.records) == []
     assert (tmp_path / "x" / "2022-01-01" / "cpu.parquet").stat().st_size > 0
 
-    from airflow.models.asset import AssetAliasModel, AssetEvent
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = {
-            e.asset.uri: e.extra
-            for e in session.query(AssetEvent).all()
-            if e.source_dag_id == "af_user_templated_export"
-        }
-        aliases = [a.name for a in session.query(AssetAliasModel).all()]
+    events = {uri: extra for _, uri, extra in asset_events("af_user_templated_export")}
     assert set(events) == {file_prefix, memory_prefix}
     assert events[file_prefix]["files"] == [
         (tmp_path / "x" / "2022-01-01" / "cpu.parquet").as_uri()
@@ -393,7 +355,53 @@ def test_templated_export_urls_emit_their_fixed_prefix_asset(
 
     written = pq.read_table(tmp_path / "x" / "2022-01-01" / "cpu.parquet").num_rows
     assert events[file_prefix]["rows"] == events[memory_prefix]["rows"] == written > 0
-    assert not [a for a in aliases if "af_user_templated_export" in a or "to_file_url" in a]
+    assert events[file_prefix]["destination"] == file_prefix
+
+
+def test_export_path_starting_with_a_template_has_one_stable_asset(
+    airflow_db: None,
+    standin: Any,
+    home_db: str,
+    default_conn: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``{{ var.value.base }}/cpu/{{ ds }}/x.parquet`` run on two days: ``asset="name"`` is known
+    at parse time (no warning, a consumer DAG scheduled on the name is queued); without it, the
+    rendered destination (``<base>/cpu``, not the day's directory) is one Asset for both days."""
+    base = tmp_path / "base"
+    monkeypatch.setenv("AIRFLOW_VAR_AF_TEST_EXPORT_BASE", base.as_uri())
+    module = load_user_dags("af_user_templated_base.py")
+    dag, consumer = module.dag, module.consumer
+    from af_compat import AIRFLOW_VERSION, sync_dags_to_db
+    from airflow.sdk import Asset, AssetAlias
+
+    sync_dags_to_db(USER_DAGS / "af_user_templated_base.py", "af-user-dags")
+    named = Asset(name="af_user_cpu_parquet")
+    assert dag.get_task("to_named_asset").outlets == [named]
+    [alias] = dag.get_task("to_derived_asset").outlets
+    assert isinstance(alias, AssetAlias)
+
+    caplog.set_level(logging.INFO)
+    for day in (1, 2):
+        dag_run = dag.test(logical_date=datetime(2022, 1, day, 8, tzinfo=UTC))
+        assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
+    assert not [m for m in asset_warnings(caplog.records) if named.name in m]
+
+    events = asset_events("af_user_templated_base")
+    named_events = [extra for name, _, extra in events if name == named.name]
+    assert [e["destination"] for e in named_events] == [(base / "named").as_uri()] * 2
+    assert [e["files"] for e in named_events] == [
+        [(base / "named" / f"2022-01-0{day}" / "x.parquet").as_uri()] for day in (1, 2)
+    ]
+    assert consumer.dag_id in queued_dags(named.name)
+    if AIRFLOW_VERSION >= (3, 3):  # 3.0's dag.test() creates no Asset through an AssetAlias
+        derived = {uri for name, uri, _ in events if name != named.name}
+        assert derived == {(base / "cpu").as_uri()}
+    assert not [
+        uri for _, uri in known_assets() if uri.startswith((base / "cpu" / "2022").as_uri())
+    ]
 
 
 # --- OpenLineage: events of a real DAG run, captured with the file transport -------------------
@@ -472,11 +480,6 @@ def test_openlineage_events_name_influxdb3_datasets(
 # --- 3. execution_timeout stops a long query, on the worker and on the server -----------------
 
 
-def _running_queries(standin: Any) -> int:
-    slots = standin.engine.slots
-    return slots.limits.max_concurrent_queries - slots._semaphore._value
-
-
 def test_execution_timeout_stops_the_query_and_the_server(
     airflow_db: None,
     standin: Any,
@@ -487,7 +490,7 @@ def test_execution_timeout_stops_the_query_and_the_server(
 ) -> None:
     starts_file = tmp_path / "starts.txt"
     monkeypatch.setenv("AF_TEST_STARTS_FILE", str(starts_file))
-    dag = _load("af_user_timeout.py").dag
+    dag = load_user_dags("af_user_timeout.py").dag
     dag_run = dag.test()
     ended = time.monotonic()
     starts = dict(line.split() for line in starts_file.read_text().splitlines())
@@ -501,6 +504,6 @@ def test_execution_timeout_stops_the_query_and_the_server(
         # Without the fix the task ran on until the query's first result (minutes here).
         assert late < 5, (task_id, late)
     # ... and the server stopped computing: no query holds a slot any more.
-    while _running_queries(standin) and time.monotonic() - ended < 5:
+    while running_queries(standin) and time.monotonic() - ended < 5:
         time.sleep(0.1)
-    assert _running_queries(standin) == 0
+    assert running_queries(standin) == 0

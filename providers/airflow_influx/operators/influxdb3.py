@@ -65,6 +65,26 @@ class _InfluxDB3Operator(BaseOperator):
         self.database = database
         self._hook: InfluxDB3FlightHook | None = None
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """As ``BaseOperator.partial``, with the Asset the tasks emit among their outlets when
+        the partial arguments fix it: Airflow knows a mapped task's outlets only from these when
+        it parses the DAG (the expanded tasks' ``__init__`` runs at run time), and Airflow 3.0
+        fails a task whose outlet Asset it does not know."""
+        outlet = cls._fixed_outlet(kwargs)
+        if outlet is not None:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), outlet]
+        return super().partial(**kwargs)  # type: ignore[misc]
+
+    @staticmethod
+    def _fixed_outlet(kwargs: Mapping[str, Any]) -> Any:
+        """The Asset these keyword arguments make the operator emit; None if none or unknown."""
+        return None
+
+    def _add_outlet(self, outlet: Any) -> None:
+        if outlet not in self.outlets:  # already there when given to partial()
+            self.outlets = [*self.outlets, outlet]
+
     def get_hook(self) -> InfluxDB3FlightHook:
         """The run's hook (created in the task process, never at parse time)."""
         from airflow_influx.hooks.influxdb3 import InfluxDB3FlightHook
@@ -269,14 +289,23 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
     written as one file per time window under ``output_path`` (a directory). Pushes
     ``{"path", "files", "rows", "bytes"}`` to XCom.
 
-    **Assets.** The export is one Asset per destination, not one per file: the fixed part of
-    ``output_path`` (up to its first template, e.g. ``s3://bucket/home_1h/`` for
-    ``s3://aws_default@bucket/home_1h/{{ ds }}/x.parquet``) becomes the task's outlet when the
-    DAG is parsed, so Airflow knows it before the first run and downstream DAGs can be scheduled
-    on it; each run's event carries the files and rows in its ``extra``. Pass ``asset=`` (an
-    ``Asset`` or URI) to name it yourself, ``asset=False`` for none. When ``output_path`` starts
-    with a template (nothing fixed to name), the rendered destination is reported through an
-    ``AssetAlias`` instead; Airflow then creates the Asset at the first run (and logs that).
+    **Assets.** The export is one Asset per destination, not one per file, and each run's event
+    carries the destination, files and rows in its ``extra``:
+
+    - ``asset=`` names it yourself: an ``Asset``, an asset URI, or a plain name
+      (``asset="home_1h_parquet"`` is ``Asset(name="home_1h_parquet")``). This is the way for a
+      destination that starts with a template (``{{ var.value.export_base }}/...``): the Asset
+      is known when the DAG is parsed, so consumers can be scheduled on it, whatever the
+      template renders to in each deployment.
+    - By default the fixed part of ``output_path`` up to its first template (``s3://bucket/home_1h``
+      for ``s3://aws_default@bucket/home_1h/{{ ds }}/x.parquet``) is the outlet, declared at parse
+      time.
+    - When nothing names a directory before the first template (``{{ base }}/home_1h/...``,
+      ``s3://{{ bucket }}/...``) and no ``asset=`` is given, nothing is known at parse time: the
+      rendered destination (up to the first template's end plus the fixed directories after it,
+      e.g. ``file:///exports/home_1h``, the same every run) is reported through an
+      ``AssetAlias``; Airflow creates that Asset at the first run (and logs that it does).
+    - ``asset=False``: no Asset.
 
     Example::
 
@@ -300,7 +329,7 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         is then a directory (files named by window start) or a template with ``{window_start}``,
         ``{date}`` or ``{hour}``.
     :param time_column: the column ``split_by`` windows on.
-    :param asset: the destination Asset (``Asset`` or URI); default: derived from
+    :param asset: the destination Asset (``Asset``, URI, or name); default: derived from
         ``output_path``; ``False``: report none.
     """
 
@@ -339,20 +368,30 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         self.time_column = time_column
         self.asset: Any = None
         self.asset_alias: Any = None
-        if asset is False:
-            pass
-        elif asset is not None:
-            self.asset = asset if isinstance(asset, Asset) else Asset(uri=str(asset))
-        else:
-            prefix = _static_prefix(output_path)
-            if prefix:
-                self.asset = Asset(uri=prefix)
-            else:
-                self.asset_alias = AssetAlias(name=f"influxdb3-parquet/{self.task_id}")
+        # Where the export goes, from output_path before rendering: its fixed prefix, or else
+        # the template of its destination (rendered per run).
+        self._fixed_destination = _static_prefix(output_path)
+        self._destination_template = (
+            None if self._fixed_destination else _destination_template(output_path, split_by)
+        )
+        self.asset = self._fixed_outlet({"asset": asset, "output_path": output_path})
+        if self.asset is None and asset is not False:
+            self.asset_alias = AssetAlias(name=f"influxdb3-parquet/{self.task_id}")
         outlet = self.asset or self.asset_alias
         if outlet is not None:
-            self.outlets = [*self.outlets, outlet]
+            self._add_outlet(outlet)
         self._exported: dict[str, Any] | None = None
+
+    @staticmethod
+    def _fixed_outlet(kwargs: Mapping[str, Any]) -> Any:
+        """``asset=`` as an Asset, else the Asset of output_path's fixed prefix."""
+        asset = kwargs.get("asset")
+        if asset is False:
+            return None
+        if asset is not None:
+            return _as_asset(asset)
+        prefix = _static_prefix(kwargs["output_path"]) if "output_path" in kwargs else None
+        return None if prefix is None else Asset(uri=prefix)
 
     def _lineage_inputs(self) -> list[str]:
         from airflow_influx._lineage import tables_in_query
@@ -384,6 +423,20 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
         except ValueError:
             return str(path)
         return obj
+
+    def _rendered_destination(self, context: Context, written: str) -> str:
+        """The run's destination as a URI, the same every run for a given deployment.
+
+        The leading template and the fixed directories after it, rendered (``{{ base }}/home_1h``
+        of ``{{ base }}/home_1h/{{ ds }}/x.parquet``); else the fixed prefix of ``output_path``;
+        else what this run wrote to.
+        """
+        if self._destination_template is not None:
+            rendered = self.render_template(self._destination_template, context)
+            return _asset_uri(str(rendered).rstrip("/"))
+        if self._fixed_destination is not None:
+            return self._fixed_destination
+        return _asset_uri(written.rstrip("/") if self.split_by else written.rsplit("/", 1)[0])
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Stream the result to Parquet; push path, files, rows and bytes."""
@@ -420,7 +473,9 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
             len(summary["files"]),
             summary["path"],
         )
+        destination = self._rendered_destination(context, summary["path"])
         extra = {
+            "destination": destination,
             "path": _asset_uri(summary["path"]),
             "rows": summary["rows"],
             "bytes": summary["bytes"],
@@ -431,8 +486,7 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
             if self.asset is not None:
                 outlet_events[self.asset].extra = extra
             elif self.asset_alias is not None:
-                destination_uri = _asset_uri(_destination_prefix(summary["path"], self.split_by))
-                outlet_events[self.asset_alias].add(Asset(uri=destination_uri), extra=extra)
+                outlet_events[self.asset_alias].add(Asset(uri=destination), extra=extra)
         return summary
 
 
@@ -444,7 +498,7 @@ def _static_prefix(output_path: Any) -> str | None:
     with a template or has no fixed directory.
     """
     text = str(output_path)
-    cut = min((i for i in (text.find("{{"), text.find("{%")) if i >= 0), default=-1)
+    cut = _template_start(text)
     if cut == 0:
         return None
     fixed = text if cut < 0 else text[:cut]
@@ -466,11 +520,50 @@ def _static_prefix(output_path: Any) -> str | None:
     return _asset_uri(fixed).rstrip("/")
 
 
-def _destination_prefix(path: str, split_by: str | None) -> str:
-    """What one run wrote to: the directory of a single file, or the split_by directory."""
-    if split_by:
-        return path.rstrip("/")
-    return path.rsplit("/", 1)[0]
+def _target_table(spec: Any, target_measurement: str | None) -> str | None:
+    """The table a downsample writes: ``target_measurement``, else the spec's."""
+    if target_measurement:
+        return target_measurement
+    if isinstance(spec, Mapping):
+        return spec.get("target_measurement")
+    return getattr(spec, "target_measurement", None)
+
+
+def _template_start(text: str) -> int:
+    """Index of the first Jinja block (``{{`` or ``{%``) in ``text``; -1 if none."""
+    return min((i for i in (text.find("{{"), text.find("{%")) if i >= 0), default=-1)
+
+
+def _destination_template(output_path: Any, split_by: str | None) -> str | None:
+    """The part of a templated path naming its destination, the same every run.
+
+    Up to the end of the first template block, plus the fixed directories after it, up to the
+    next template or the file name: ``{{ base }}/home_1h`` of
+    ``{{ base }}/home_1h/{{ ds }}/x.parquet``, ``s3://{{ bucket }}/home`` of
+    ``s3://{{ bucket }}/home/{{ ds }}.parquet``. With ``split_by`` and no further template the
+    whole path is the destination (a directory). None without a template.
+    """
+    text = str(output_path) if isinstance(output_path, str) else ""
+    start = _template_start(text)
+    if start < 0:
+        return None
+    close = text.find("}}" if text.startswith("{{", start) else "%}", start)
+    if close < 0:
+        return None
+    head, rest = text[: close + 2], text[close + 2 :]
+    following = _template_start(rest)
+    if following < 0 and split_by:
+        return head + rest.rstrip("/")
+    fixed = rest if following < 0 else rest[:following]
+    return head + fixed[: fixed.rfind("/")] if "/" in fixed else head
+
+
+def _as_asset(asset: Any) -> Any:
+    """``asset=`` as an Asset: an Asset as given, a URI (``s3://...``) or a name (``home_1h``)."""
+    if isinstance(asset, Asset):
+        return asset
+    text = str(asset)
+    return Asset(uri=text) if "://" in text else Asset(name=text)
 
 
 def _asset_uri(path: str) -> str:
@@ -566,21 +659,38 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         self.end = end
         self.chunk = chunk
         self._summary: dict[str, Any] | None = None
-        self.target_asset: Any = None
-        if asset is not False:
-            if asset is None:
-                table = self._target_table()
-                if table and "{{" not in table:
-                    from airflow_influx.assets import influxdb3_asset
+        self.target_asset = self._fixed_outlet(
+            {
+                "asset": asset,
+                "spec": spec,
+                "target_measurement": target_measurement,
+                "target_database": target_database,
+                "database": self.database,
+                "influxdb3_conn_id": self.influxdb3_conn_id,
+            }
+        )
+        if self.target_asset is not None:
+            self._add_outlet(self.target_asset)
 
-                    asset = influxdb3_asset(
-                        table,
-                        database=target_database or self.database,
-                        conn_id=self.influxdb3_conn_id,
-                    )
-            if asset is not None:
-                self.target_asset = asset if isinstance(asset, Asset) else Asset(uri=str(asset))
-                self.outlets = [*self.outlets, self.target_asset]
+    @staticmethod
+    def _fixed_outlet(kwargs: Mapping[str, Any]) -> Any:
+        """``asset=`` as an Asset, else the ``influxdb3://`` Asset of the target table when it is
+        known (not templated)."""
+        asset = kwargs.get("asset")
+        if asset is False:
+            return None
+        if asset is not None:
+            return asset if isinstance(asset, Asset) else Asset(uri=str(asset))
+        table = _target_table(kwargs.get("spec"), kwargs.get("target_measurement"))
+        if not table or "{{" in table:
+            return None
+        from airflow_influx.assets import influxdb3_asset
+
+        return influxdb3_asset(
+            table,
+            database=kwargs.get("target_database") or kwargs.get("database"),
+            conn_id=kwargs.get("influxdb3_conn_id") or DEFAULT_CONN_ID,
+        )
 
     def _interval(self, context: Context) -> tuple[datetime, datetime]:
         """``[start, end)`` of this run; a configuration problem fails the task without retries.
@@ -652,12 +762,7 @@ class InfluxDB3DownsampleOperator(_InfluxDB3Operator):
         return summary
 
     def _target_table(self) -> str | None:
-        if self.target_measurement:
-            return self.target_measurement
-        spec = self.spec
-        if isinstance(spec, Mapping):
-            return spec.get("target_measurement")
-        return getattr(spec, "target_measurement", None)
+        return _target_table(self.spec, self.target_measurement)
 
     def _lineage_inputs(self) -> list[str]:
         from airflow_influx._lineage import tables_in_query

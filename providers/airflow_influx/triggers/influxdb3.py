@@ -12,12 +12,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_influx._secrets import load_settings
 from airflow_influx.sensors._condition import condition_met, json_safe, probe
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+
+class QueryArguments(TypedDict, total=False):
+    """The query both triggers run (keyword arguments of either trigger).
+
+    :param influxdb3_conn_id: the ``influxdb3_flight`` connection id.
+    :param query: the rendered query.
+    :param language: ``sql`` or ``influxql``; None for the connection's default.
+    :param query_params: ``$name`` values.
+    :param database: overrides the connection's database.
+    :param timeout: seconds (None: none); what it bounds is the trigger's to say.
+    """
+
+    influxdb3_conn_id: Required[str]
+    query: Required[str]
+    language: str | None
+    query_params: Mapping[str, Any] | None
+    database: str | None
+    timeout: float | None
 
 
 class _InfluxDB3Trigger(BaseTrigger):
@@ -26,27 +48,21 @@ class _InfluxDB3Trigger(BaseTrigger):
     client that cancelling the trigger (deferral timeout, a killed task) closes mid-query."""
 
     #: Constructor keyword arguments, serialised as the attributes of the same names.
-    serialized_fields: tuple[str, ...] = ()
+    serialized_fields: tuple[str, ...] = tuple(QueryArguments.__annotations__)
 
     _client: Any = None
 
-    def __init__(
-        self,
-        *,
-        influxdb3_conn_id: str,
-        query: str,
-        language: str | None = None,
-        query_params: Mapping[str, Any] | None = None,
-        database: str | None = None,
-        timeout: float | None = None,
-    ) -> None:
+    def __init__(self, **query: Unpack[QueryArguments]) -> None:
+        unknown = sorted(set(query) - set(QueryArguments.__annotations__))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) {unknown}")
         super().__init__()
-        self.influxdb3_conn_id = influxdb3_conn_id
-        self.query = query
-        self.language = language
-        self.query_params = dict(query_params) if query_params else None
-        self.database = database
-        self.timeout = timeout
+        self.influxdb3_conn_id = query["influxdb3_conn_id"]
+        self.query = query["query"]
+        self.language = query.get("language")
+        self.query_params = dict(query.get("query_params") or {}) or None
+        self.database = query.get("database")
+        self.timeout = query.get("timeout")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and keyword arguments (all JSON-safe) to rebuild it on the triggerer."""
@@ -110,16 +126,12 @@ class InfluxDB3SensorTrigger(_InfluxDB3Trigger):
     unknown database). Transient failures (server unavailable, timeouts) are logged and retried
     at the next poke. The deferral timeout is enforced by Airflow.
 
-    :param influxdb3_conn_id: the ``influxdb3_flight`` connection id.
-    :param query: the query to run (already rendered).
-    :param language: ``sql`` or ``influxql``; None for the connection's default.
-    :param query_params: ``$name`` values.
-    :param database: overrides the connection's database.
+    :param query: the connection, query and ``timeout`` (:class:`QueryArguments`).
     :param min_rows: rows the query must return.
     :param value_op: optional comparison of the first cell (see the sensor).
     :param value: the value ``value_op`` compares with.
     :param poke_interval: seconds between pokes.
-    :param timeout: seconds after which the trigger gives up with ``{"status": "timeout"}``.
+    ``timeout``: seconds after which the trigger gives up with ``{"status": "timeout"}``.
         Airflow's deferral timeout also applies; this one makes the wait end in ``dag.test()``
         too, which runs triggers inline without enforcing deferral timeouts.
     :param missing_table: ``"wait"``: a table that does not exist yet counts as no rows;
@@ -135,16 +147,11 @@ class InfluxDB3SensorTrigger(_InfluxDB3Trigger):
     """
 
     serialized_fields = (
-        "influxdb3_conn_id",
-        "query",
-        "language",
-        "query_params",
-        "database",
+        *_InfluxDB3Trigger.serialized_fields,
         "min_rows",
         "value_op",
         "value",
         "poke_interval",
-        "timeout",
         "missing_table",
         "poke_at_start",
         "started",
@@ -154,29 +161,17 @@ class InfluxDB3SensorTrigger(_InfluxDB3Trigger):
     def __init__(
         self,
         *,
-        influxdb3_conn_id: str,
-        query: str,
-        language: str | None = None,
-        query_params: Mapping[str, Any] | None = None,
-        database: str | None = None,
         min_rows: int = 1,
         value_op: str | None = None,
         value: Any = None,
         poke_interval: float = 60.0,
-        timeout: float | None = None,
         missing_table: str = "wait",
         poke_at_start: bool = True,
         started: float | None = None,
         checks_before: int = 0,
+        **query: Unpack[QueryArguments],
     ) -> None:
-        super().__init__(
-            influxdb3_conn_id=influxdb3_conn_id,
-            query=query,
-            language=language,
-            query_params=query_params,
-            database=database,
-            timeout=timeout,
-        )
+        super().__init__(**query)
         self.started = started
         self.checks_before = checks_before
         self.min_rows = min_rows
@@ -262,44 +257,15 @@ class InfluxDB3QueryTrigger(_InfluxDB3Trigger):
     ``max_rows``, JSON-safe, the same guard as the operator's XCom) or the error. The serialised
     trigger holds the connection id, never the token.
 
-    :param influxdb3_conn_id: the ``influxdb3_flight`` connection id.
-    :param query: the rendered query.
-    :param language: ``sql`` or ``influxql``; None for the connection's default.
-    :param query_params: ``$name`` values.
-    :param database: overrides the connection's database.
+    :param query: the connection, query and ``timeout`` (:class:`QueryArguments`); ``timeout``
+        is the query's deadline in seconds (None: the connection's).
     :param max_rows: the most rows the event may carry.
-    :param timeout: deadline of the query in seconds (None: the connection's).
     """
 
-    serialized_fields = (
-        "influxdb3_conn_id",
-        "query",
-        "language",
-        "query_params",
-        "database",
-        "max_rows",
-        "timeout",
-    )
+    serialized_fields = (*_InfluxDB3Trigger.serialized_fields, "max_rows")
 
-    def __init__(
-        self,
-        *,
-        influxdb3_conn_id: str,
-        query: str,
-        language: str | None = None,
-        query_params: Mapping[str, Any] | None = None,
-        database: str | None = None,
-        max_rows: int = 10_000,
-        timeout: float | None = None,
-    ) -> None:
-        super().__init__(
-            influxdb3_conn_id=influxdb3_conn_id,
-            query=query,
-            language=language,
-            query_params=query_params,
-            database=database,
-            timeout=timeout,
-        )
+    def __init__(self, *, max_rows: int = 10_000, **query: Unpack[QueryArguments]) -> None:
+        super().__init__(**query)
         self.max_rows = max_rows
 
     async def _events(self, settings: Any, language: str) -> AsyncIterator[TriggerEvent]:
