@@ -134,6 +134,7 @@ def test_parquet_export_pushes_path_rows_bytes_and_asset_events(
     (asset_events,) = events.values()
     assert asset_events.added == []
     assert asset_events.extra == {
+        "destination": target.parent.as_uri(),
         "path": target.as_uri(),
         "rows": 2 * PER_ROOM,
         "bytes": target.stat().st_size,
