@@ -71,3 +71,38 @@ def test_commit_after_mapped_exports(standin: Any, home_db: str, tmp_path: Path)
     assert summary["rows"] == len(home_points())
     assert "files" not in summary  # XCom stays small
     assert json.loads((tmp_path / "home" / "_SUCCESS").read_text())["rows"] == summary["rows"]
+
+
+def test_mapped_operators_declare_their_outlet_when_the_dag_is_parsed() -> None:
+    """A mapped task's outlets are only what its partial() arguments say (the expanded tasks'
+    ``__init__`` runs at run time): the downsample's target table and a named export Asset given
+    to partial() are there, so Airflow knows them before the first run. A table that is only a
+    template cannot be named then."""
+    from airflow.sdk import DAG, Asset
+    from airflow_influx.assets import influxdb3_asset
+    from airflow_influx.operators.influxdb3 import (
+        InfluxDB3DownsampleOperator,
+        InfluxDB3ToParquetOperator,
+    )
+
+    from influx_flight import DownsampleSpec
+
+    start, end = datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 1, 1, 2, tzinfo=UTC)
+    windows = downsample_window_kwargs(start, end, "1h")
+    with DAG("mapped_outlets", schedule=None, start_date=datetime(2022, 1, 1, tzinfo=UTC)):
+        downsample = InfluxDB3DownsampleOperator.partial(
+            task_id="downsample",
+            spec=DownsampleSpec(
+                source="home", window="1h", aggregates={"temp": ["mean"]}, target_measurement="h1"
+            ),
+            database="site_a",
+        ).expand_kwargs(windows)
+        export = InfluxDB3ToParquetOperator.partial(
+            task_id="export", query=QUERY, asset="hourly_parquet"
+        ).expand_kwargs(parquet_window_kwargs(start, end, "1h", "/exports"))
+        templated = InfluxDB3DownsampleOperator.partial(
+            task_id="templated", query=QUERY, target_measurement="{{ params.table }}"
+        ).expand_kwargs(windows)
+    assert downsample.outlets == [influxdb3_asset("h1", database="site_a")]
+    assert export.outlets == [Asset(name="hourly_parquet")]
+    assert templated.outlets == []
