@@ -336,6 +336,11 @@ class InfluxFlightServer(fl.FlightServerBase):
         self.authenticator = authenticator
         self._handler: Any = None
         self._handler_lock = threading.Lock()
+        # Import the optional engines here, in the thread that builds the server: a first
+        # import inside a gRPC worker races the main thread's imports when pytest rewrites
+        # them (CPython 3.11: "SystemError: AST constructor recursion depth mismatch").
+        for module in ("influx_flight.server.influxql", "influx_flight.server.flightsql"):
+            _load_optional(module, "__name__")
 
     # -- helpers --------------------------------------------------------------------------
 
