@@ -320,7 +320,8 @@ class InfluxDB3Config:
             HTTP on its own port); default: derived from ``host``.
         headers: Extra headers sent with every request (gRPC metadata and HTTP).
         receive_window: Bytes of a query result gRPC may buffer ahead of the reader (fixed
-            HTTP/2 stream window), which bounds a query's receive memory. Raise it for fast,
+            HTTP/2 stream window of the DoGet ticket protocol; Flight SQL goes through ADBC's
+            driver), which bounds a query's receive memory. Raise it for fast,
             high-latency links (throughput <= window / round-trip time); None lets gRPC grow
             the window adaptively (no fixed memory bound).
     """
