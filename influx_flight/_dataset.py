@@ -567,37 +567,28 @@ def _commit(
 ) -> DatasetResult:
     rows = sum(f.rows for f in files)
     nbytes = sum(f.bytes for f in files)
-    if manifest is None:  # the caller commits later (or never)
-        return DatasetResult(
-            path=root.display,
-            rows=rows,
-            bytes=nbytes,
-            files=tuple(files),
-            written=written,
-            skipped=skipped,
-            committed=False,
-            seconds=time.perf_counter() - started,
-        )
-    prefix = root.display.rstrip("/\\") + "/"
-    doc = {
-        "format": MANIFEST_FORMAT,
-        **_identity(query, database, language, params, windows),
-        "windows": len(windows),
-        "rows": rows,
-        "bytes": nbytes,
-        "committed_at": format_time(dt.datetime.now(dt.UTC).replace(microsecond=0)),
-        "files": [
-            {
-                "path": f.path[len(prefix) :] if f.path.startswith(prefix) else f.path,
-                "rows": f.rows,
-                "bytes": f.bytes,
-                "window_start": f.window_start,
-                "window_end": f.window_end,
-            }
-            for f in files
-        ],
-    }
-    marker = _write_manifest(root, doc, manifest)
+    marker = None
+    if manifest is not None:  # None: the caller commits later (or never)
+        prefix = root.display.rstrip("/\\") + "/"
+        doc = {
+            "format": MANIFEST_FORMAT,
+            **_identity(query, database, language, params, windows),
+            "windows": len(windows),
+            "rows": rows,
+            "bytes": nbytes,
+            "committed_at": format_time(dt.datetime.now(dt.UTC).replace(microsecond=0)),
+            "files": [
+                {
+                    "path": f.path[len(prefix) :] if f.path.startswith(prefix) else f.path,
+                    "rows": f.rows,
+                    "bytes": f.bytes,
+                    "window_start": f.window_start,
+                    "window_end": f.window_end,
+                }
+                for f in files
+            ],
+        }
+        marker = _write_manifest(root, doc, manifest)
     return DatasetResult(
         path=root.display,
         rows=rows,
@@ -605,7 +596,7 @@ def _commit(
         files=tuple(files),
         written=written,
         skipped=skipped,
-        committed=True,
+        committed=marker is not None,
         manifest=marker,
         seconds=time.perf_counter() - started,
     )
