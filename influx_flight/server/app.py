@@ -1,8 +1,9 @@
-"""StandInServer: the engine, the Flight service and (when present) the HTTP API in one object.
+"""StandInServer: the engine, the write pipeline, the Flight service and the HTTP API in one object.
 
-The HTTP server (``http_api.HttpServer``) and the write pipeline (``writes.WritePipeline``) are
-imported lazily: while they are not available the server runs Flight only and ``http_url`` is
-None.
+Every module a request may need is imported here, in the thread that builds the server, never
+lazily in a request thread: under pytest our modules are assertion-rewritten on import, and
+CPython 3.11 can fail ("AST constructor recursion depth mismatch") when two threads do that at
+once.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from typing import Any
 from influx_flight.server.auth import Authenticator, generate_token
 from influx_flight.server.engine import Engine
 from influx_flight.server.errors import WriteRejected
-from influx_flight.server.flight import InfluxFlightServer, _load_optional
+from influx_flight.server.flight import InfluxFlightServer
+from influx_flight.server.http_api import HttpServer
 from influx_flight.server.limits import Limits
+from influx_flight.server.shared_port import SharedPort
+from influx_flight.server.writes import WritePipeline
 
 log = logging.getLogger(__name__)
 
@@ -80,41 +84,30 @@ class StandInServer:
                 return self
             self.engine.stopping.clear()
             try:
-                pipeline_cls = _load_optional("influx_flight.server.writes", "WritePipeline")
-                if pipeline_cls is not None:
-                    self._pipeline = pipeline_cls(
-                        self.engine,
-                        data_dir=self.data_dir,
-                        wal_flush_interval=self.wal_flush_interval,
-                    )
-                elif self.data_dir is not None:
-                    raise RuntimeError(
-                        "data_dir needs the write pipeline (influx_flight.server.writes), "
-                        "which is not available in this build"
-                    )
+                self._pipeline = WritePipeline(
+                    self.engine, data_dir=self.data_dir, wal_flush_interval=self.wal_flush_interval
+                )
                 shared = self._http_port is None
                 # shared: Flight listens on a private loopback port behind the shared one
-                self._flight = self._start_flight("127.0.0.1", 0) if shared else None
-                if self._flight is None:
-                    self._flight = self._start_flight(self.host, self._port)
-                http_cls = _load_optional("influx_flight.server.http_api", "HttpServer")
-                if http_cls is not None and self._pipeline is not None:
-                    self._http = http_cls(
-                        self.engine,
-                        self._pipeline,
-                        self.authenticator,
-                        self.host,
-                        None if shared else self._http_port,
-                    )
-                    bound = self._http.start()
-                    self._bound_http_port = None if bound is None else int(bound)
+                self._flight = self._start_flight(
+                    "127.0.0.1" if shared else self.host, 0 if shared else self._port
+                )
+                self._http = HttpServer(
+                    self.engine,
+                    self._pipeline,
+                    self.authenticator,
+                    self.host,
+                    None if shared else self._http_port,
+                )
+                bound = self._http.start()
+                self._bound_http_port = None if bound is None else int(bound)
                 if shared:
-                    from influx_flight.server.shared_port import SharedPort
-
-                    adopt = self._http.adopt if self._http is not None else _refuse
                     try:
                         self._shared = SharedPort(
-                            self.host, self._port, ("127.0.0.1", self._flight.port), adopt
+                            self.host,
+                            self._port,
+                            ("127.0.0.1", self._flight.port),
+                            self._http.adopt,
                         )
                     except OSError as exc:
                         raise OSError(
@@ -123,8 +116,7 @@ class StandInServer:
                             f" ({exc.strerror}); is the port in use? Pass port=0 to pick a free"
                             " one",
                         ) from None
-                    if self._http is not None:
-                        self._bound_http_port = self._shared.port
+                    self._bound_http_port = self._shared.port
             except BaseException:
                 self._stop_locked()
                 raise
@@ -236,7 +228,7 @@ class StandInServer:
 
     @property
     def pipeline(self) -> Any:
-        """The write pipeline, or None while it is not available."""
+        """The write pipeline, or None while the server is stopped."""
         return self._pipeline
 
     # -- writes ---------------------------------------------------------------------------
@@ -250,9 +242,8 @@ class StandInServer:
         """
         if self._pipeline is None:
             raise RuntimeError(
-                "write_lp needs the write pipeline (influx_flight.server.writes), which is not "
-                "available yet; start() the server first or append Arrow batches with "
-                "engine.append()"
+                "write_lp needs a started server: start() it first (or append Arrow batches"
+                " with engine.append())"
             )
         body = text.encode("utf-8") if isinstance(text, str) else text
         outcome = self._pipeline.submit(
@@ -266,11 +257,6 @@ class StandInServer:
                 f" {first.line_number}: {first.error_message}"
             )
         return int(outcome.lines_written)
-
-
-def _refuse(sock: Any) -> None:
-    """HTTP connection on a build without the HTTP API: close it."""
-    sock.close()
 
 
 _SHUTDOWN_GRACE = 3.0

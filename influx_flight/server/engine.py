@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 
+from influx_flight.server import functions
 from influx_flight.server.cancel import cancellable_batches
 from influx_flight.server.errors import (
     DatabaseAlreadyExists,
@@ -404,8 +405,6 @@ class Engine:
             # Quoted, so DataFusion keeps the name as is (no lowercasing, dots are not schemas).
             ctx.register_record_batches('"' + name.replace('"', '""') + '"', [batches])
         _register_system_tables(ctx, snap.queries)
-        from influx_flight.server import functions
-
         functions.register(ctx)
         return ctx
 
@@ -437,8 +436,6 @@ class Engine:
                     f"Error while planning query: No value found for placeholder with name ${name}"
                 )
         values = {name: param_to_scalar(name, v) for name, v in given.items() if name in wanted}
-        from influx_flight.server import functions
-
         try:
             df = functions.plan(ctx, sql, self._sql_options, values or None)
         except ServerError:
@@ -538,8 +535,6 @@ class Engine:
             raise QueryPlanError("the query is empty: send a SQL statement")
         self.limits.check_query_text(sql)
         ctx = self.session(database)
-        from influx_flight.server import functions
-
         values = {n: param_to_scalar(n, v) for n, v in (params or {}).items()}
         try:
             schema = functions.plan(ctx, sql, self._sql_options, values or None).schema()
@@ -634,10 +629,8 @@ _CATALOG_WORDS = {"information_schema", "show", "describe", "desc"}
 
 def _referenced_tables(sql: str, tables: Mapping[str, Any]) -> set[str] | None:
     """Table names ``sql`` can refer to, or None when it may look at the whole catalog."""
-    from influx_flight.server.functions import tokenize
-
     names: set[str] = set()
-    for tok in tokenize(sql):
+    for tok in functions.tokenize(sql):
         if tok.kind == "qid":
             names.add(tok.text[1:-1].replace('""', '"'))
         elif tok.kind == "word":

@@ -1,10 +1,10 @@
 """The stand-in's Arrow Flight service: InfluxDB 3 DoGet tickets and Flight SQL dispatch.
 
 * DoGet with a JSON ticket (``influxdb3-protocol.md`` §1.2) runs SQL (or InfluxQL through
-  ``influx_flight.server.influxql.execute`` once that module exists) and streams the result:
+  ``influx_flight.server.influxql.execute``) and streams the result:
   schema first, tags hydrated to Utf8, batches straight from DataFusion's C stream.
 * Every other ticket (protobuf ``ReadInfo``) and GetFlightInfo / DoAction / DoPut / ListActions
-  go to ``influx_flight.server.flightsql.FlightSqlHandler(engine)``, imported lazily.
+  go to ``influx_flight.server.flightsql.FlightSqlHandler(engine)``.
 * Errors from :mod:`influx_flight.server.errors` become gRPC codes in :func:`to_flight_error`.
 
 Handlers get the call's request headers with :func:`call_headers` (a middleware captures them).
@@ -13,16 +13,15 @@ Handlers get the call's request headers with :func:`call_headers` (a middleware 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as fl
 
+from influx_flight.server import influxql
 from influx_flight.server.auth import Authenticator, extract_grpc_token
 from influx_flight.server.cancel import CANCEL_CHECK
 from influx_flight.server.engine import Engine, hydrate_reader, hydrate_schema
@@ -30,10 +29,10 @@ from influx_flight.server.errors import (
     GrpcCode,
     InvalidRequest,
     InvalidTicket,
-    QueryPlanError,
     ServerError,
     Unimplemented,
 )
+from influx_flight.server.flightsql import FlightSqlHandler
 from influx_flight.server.wire import (
     WireError,
     WireExhausted,
@@ -307,17 +306,6 @@ def decode_json_ticket(raw: bytes) -> TicketRequest:
 # -- the service ----------------------------------------------------------------------------
 
 
-def _load_optional(module: str, attribute: str) -> Any | None:
-    """``module.attribute`` if that module exists (others write it in parallel), else None."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module.startswith(exc.name):
-            return None
-        raise
-    return getattr(mod, attribute, None)
-
-
 class InfluxFlightServer(fl.FlightServerBase):
     """pyarrow Flight server answering as InfluxDB 3 Core does."""
 
@@ -334,13 +322,7 @@ class InfluxFlightServer(fl.FlightServerBase):
         )
         self.engine = engine
         self.authenticator = authenticator
-        self._handler: Any = None
-        self._handler_lock = threading.Lock()
-        # Import the optional engines here, in the thread that builds the server: a first
-        # import inside a gRPC worker races the main thread's imports when pytest rewrites
-        # them (CPython 3.11: "SystemError: AST constructor recursion depth mismatch").
-        for module in ("influx_flight.server.influxql", "influx_flight.server.flightsql"):
-            _load_optional(module, "__name__")
+        self._flightsql = FlightSqlHandler(self.engine)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -348,22 +330,6 @@ class InfluxFlightServer(fl.FlightServerBase):
         headers = call_headers(context)
         self.authenticator.check_grpc(headers)
         return headers
-
-    def _flightsql(self) -> Any:
-        """The Flight SQL handler, created on first use; None while it does not exist yet."""
-        with self._handler_lock:
-            if self._handler is None:
-                cls = _load_optional("influx_flight.server.flightsql", "FlightSqlHandler")
-                if cls is None:
-                    return None
-                self._handler = cls(self.engine)
-            return self._handler
-
-    def _require_flightsql(self, what: str) -> Any:
-        handler = self._flightsql()
-        if handler is None:
-            raise Unimplemented(f"Not yet implemented: {what} (Flight SQL is not available yet)")
-        return handler
 
     @staticmethod
     def _stream(reader: Any, context: fl.ServerCallContext) -> fl.FlightDataStream:
@@ -388,22 +354,13 @@ class InfluxFlightServer(fl.FlightServerBase):
                 f"Invalid base table type: '{base_type}'; expected 'BASE TABLE' or 'TABLE'"
             )
         if raw.lstrip()[:1] != b"{":
-            handler = self._flightsql()
-            if handler is None:
-                raise InvalidTicket("protobuf tickets need the Flight SQL handler")
-            return self._stream(handler.do_get(context, raw), context)
+            return self._stream(self._flightsql.do_get(context, raw), context)
         request = decode_json_ticket(raw)
         return self._stream(self.run_ticket(request), context)
 
     def run_ticket(self, request: TicketRequest) -> pa.RecordBatchReader:
         """Execute a decoded ticket and return its (hydrated) stream."""
         if request.query_type == "influxql":
-            execute = _load_optional("influx_flight.server.influxql", "execute")
-            if execute is None:
-                raise QueryPlanError(
-                    "InfluxQL is not available yet in this stand-in server: send the query as SQL"
-                    ' ("query_type": "sql")'
-                )
             if not self.engine.has_database(request.database):
                 from influx_flight.server.errors import DatabaseNotFound
 
@@ -413,7 +370,9 @@ class InfluxFlightServer(fl.FlightServerBase):
             record = self.engine._record_query(request.database, "influxql", request.query)
             try:
                 reader = self.engine.admit(
-                    lambda: execute(self.engine, request.database, request.query, request.params)
+                    lambda: influxql.execute(
+                        self.engine, request.database, request.query, request.params
+                    )
                 )
             except BaseException:
                 self.engine._finish_query(record, success=False)
@@ -428,12 +387,12 @@ class InfluxFlightServer(fl.FlightServerBase):
     def get_flight_info(
         self, context: fl.ServerCallContext, descriptor: fl.FlightDescriptor
     ) -> fl.FlightInfo:
-        handler = self._require_flightsql("GetFlightInfo")
+        handler = self._flightsql
         return handler.get_flight_info(context, descriptor)
 
     @_flight_errors
     def do_action(self, context: fl.ServerCallContext, action: fl.Action) -> Iterator[Any]:
-        handler = self._require_flightsql("DoAction")
+        handler = self._flightsql
         result = handler.do_action(context, action)
         # Drain here (results are small) so errors raised by a generator get their gRPC code.
         return iter(list(result)) if result is not None else iter(())
@@ -446,15 +405,12 @@ class InfluxFlightServer(fl.FlightServerBase):
         reader: fl.MetadataRecordBatchReader,
         writer: fl.FlightMetadataWriter,
     ) -> None:
-        handler = self._require_flightsql("DoPut")
+        handler = self._flightsql
         handler.do_put(context, descriptor, reader, writer)
 
     @_flight_errors
     def list_actions(self, context: fl.ServerCallContext) -> list[Any]:
-        handler = self._flightsql()
-        if handler is None or not hasattr(handler, "list_actions"):
-            raise Unimplemented("Not yet implemented: list_actions")
-        return list(handler.list_actions(context))
+        return list(self._flightsql.list_actions(context))
 
     @_flight_errors
     def list_flights(self, context: fl.ServerCallContext, criteria: bytes) -> Iterator[Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import io
 import json
 import logging
@@ -32,6 +31,7 @@ import pyarrow as pa
 from aiohttp import web
 from isal import isal_zlib
 
+from influx_flight.server import influxql
 from influx_flight.server.cancel import CANCEL_CHECK
 from influx_flight.server.errors import (
     DatabaseNotFound,
@@ -565,22 +565,13 @@ class _Api:
 
     async def query_influxql(self, request: web.Request) -> web.StreamResponse:
         data = await self._query_request(request)
-        try:
-            influxql = importlib.import_module("influx_flight.server.influxql")
-        except ImportError:
-            influxql = None
-        execute = getattr(influxql, "execute", None)
-        if execute is None:
-            raise _HttpError(
-                400, "InfluxQL is not available yet in this stand-in; use /api/v3/query_sql"
-            )
         database = data.get("db")
         if not database:
             raise _HttpError(400, "missing query parameter 'db': InfluxQL needs a database")
         return await self._query(
             request,
             data["format"],
-            lambda: self._influxql(execute, database, data["q"], data["params"]),
+            lambda: self._influxql(influxql.execute, database, data["q"], data["params"]),
         )
 
     def _influxql(
