@@ -5,7 +5,8 @@ their own processes on a private AIRFLOW_HOME; a backfill of 2022-01-01 is creat
 REST API (``POST /api/v2/backfills``, what the UI's backfill dialog sends) and the scheduler runs the mapped exports and downsamples (the run's conf asks for 6-hour windows: 4 of
 each). Asserted from the metadata DB and the files: mapped task instances overlapped in time,
 every window has its file, the dataset holds each source row once, ``_SUCCESS`` is written, and
-``home_1h`` has every hour's aggregates.
+``home_1h`` has every hour's aggregates. It prints how long each phase took. To debug a failure,
+AF_FANOUT_LOG_LEVEL=INFO and AF_FANOUT_LOG_TAIL=<characters> widen the cluster logs it shows.
 """
 
 from __future__ import annotations
@@ -225,13 +226,15 @@ def _try_api(cluster: AirflowCluster, backfill: dict) -> Any:
 def test_backfill_a_day_in_parallel_mapped_tasks(
     cluster: AirflowCluster, standin: Any, tmp_path: Path
 ) -> None:
-    deadline = time.monotonic() + TIMEOUT
+    began = time.monotonic()
+    deadline = began + TIMEOUT
     _wait(
         "the DAG to be parsed",
         cluster,
         lambda: cluster.query("SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),
         deadline,
     )
+    parsed = time.monotonic()
     # Through the REST API, not `airflow backfill create`: Airflow 3.0.6's CLI hands
     # --dag-run-conf to create_dagrun as a string ("ValueError: not enough values to unpack
     # (expected 2, got 1)" in Param.update); the API takes the conf as JSON on every 3.x.
@@ -245,12 +248,17 @@ def test_backfill_a_day_in_parallel_mapped_tasks(
         "the backfill to be created", cluster, lambda: _try_api(cluster, backfill), deadline
     )
     assert created["dag_id"] == DAG_ID, created
+    backfilled = time.monotonic()
 
     def finished() -> Any:
         rows = cluster.query("SELECT state FROM dag_run WHERE dag_id = ?", DAG_ID)
         return rows if rows and all(r[0] in ("success", "failed") for r in rows) else None
 
     states = _wait("the backfill run to finish", cluster, finished, deadline)
+    print(
+        f"DAG parsed after {parsed - began:.1f} s, backfill created after "
+        f"{backfilled - parsed:.1f} s, run finished after {time.monotonic() - backfilled:.1f} s"
+    )
     tis = cluster.query(
         "SELECT task_id, map_index, state, start_date, end_date FROM task_instance "
         "WHERE dag_id = ? ORDER BY task_id, map_index",
