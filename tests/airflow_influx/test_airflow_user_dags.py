@@ -384,21 +384,26 @@ def test_export_path_starting_with_a_template_has_one_stable_asset(
     assert isinstance(alias, AssetAlias)
 
     caplog.set_level(logging.INFO)
+    events = []
     for day in (1, 2):
         dag_run = dag.test(logical_date=datetime(2022, 1, day, 8, tzinfo=UTC))
         assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
+        events += asset_events("af_user_templated_base", dag_run.run_id)
     assert not [m for m in asset_warnings(caplog.records) if named.name in m]
 
-    events = asset_events("af_user_templated_base")
     named_events = [extra for name, _, extra in events if name == named.name]
     assert [e["destination"] for e in named_events] == [(base / "named").as_uri()] * 2
     assert [e["files"] for e in named_events] == [
         [(base / "named" / f"2022-01-0{day}" / "x.parquet").as_uri()] for day in (1, 2)
     ]
     assert consumer.dag_id in queued_dags(named.name)
-    if AIRFLOW_VERSION >= (3, 3):  # 3.0's dag.test() creates no Asset through an AssetAlias
-        derived = {uri for name, uri, _ in events if name != named.name}
-        assert derived == {(base / "cpu").as_uri()}
+    # Without asset=: one Asset, the rendered destination, for both days (created through the
+    # alias at the first event).
+    derived = [(uri, extra) for name, uri, extra in events if name != named.name]
+    assert [uri for uri, _ in derived] == [(base / "cpu").as_uri()] * 2
+    assert [extra["destination"] for _, extra in derived] == [(base / "cpu").as_uri()] * 2
+    if AIRFLOW_VERSION < (3, 2):  # Airflow hashes an alias event's extra: no list in it
+        assert [extra["file_count"] for _, extra in derived] == [1, 1]
     assert not [
         uri for _, uri in known_assets() if uri.startswith((base / "cpu" / "2022").as_uri())
     ]

@@ -486,8 +486,24 @@ class InfluxDB3ToParquetOperator(_InfluxDB3Operator):
             if self.asset is not None:
                 outlet_events[self.asset].extra = extra
             elif self.asset_alias is not None:
-                outlet_events[self.asset_alias].add(Asset(uri=destination), extra=extra)
+                outlet_events[self.asset_alias].add(
+                    Asset(uri=destination), extra=_alias_event_extra(extra)
+                )
         return summary
+
+
+def _alias_event_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """An alias event's ``extra`` Airflow can store.
+
+    Before 3.2 Airflow hashes the items of an alias event's extra (apache/airflow#56882): a list
+    value failed the task's final state update. There the file list becomes its count.
+    """
+    from airflow.providers.common.compat.version_compat import get_base_airflow_version_tuple
+
+    if get_base_airflow_version_tuple() >= (3, 2, 0):
+        return extra
+    scalars = {k: v for k, v in extra.items() if not isinstance(v, list | dict)}
+    return {**scalars, "file_count": len(extra.get("files", []))}
 
 
 def _static_prefix(output_path: Any) -> str | None:
