@@ -198,25 +198,42 @@ def window_metadata(start: datetime, end: datetime) -> dict[str, Any]:
     }
 
 
+#: `@dg.asset` arguments both factories take and hand on as given: each factory's signature
+#: lists them (typed, for IDEs) and `define_asset` picks them from the factory's arguments.
+ASSET_PASS_THROUGH = (
+    "group_name",
+    "tags",
+    "owners",
+    "code_version",
+    "automation_condition",
+    "backfill_policy",
+    "check_specs",
+    "retry_policy",
+    "op_tags",
+    "pool",
+)
+
+
 def define_asset(
     compute: Callable[..., Any],
+    arguments: Mapping[str, Any],
     *,
     kinds: Iterable[str],
-    tags: Mapping[str, str] | None,
-    owners: Sequence[str] | None,
-    op_tags: Mapping[str, Any] | None,
-    **arguments: Any,
+    **fixed: Any,
 ) -> AssetsDefinition:
-    """`@dg.asset(...)(compute)` as both factories pass their arguments through: kinds added to
-    `influxdb`, copies of tags, owners and op tags, and Dagster's beta warning for
-    `backfill_policy` (Dagster 1.13) kept out of the user's log."""
+    """`@dg.asset(...)(compute)` with a factory's pass-through `arguments` (its `locals()` at
+    entry) and its own `fixed` ones: kinds added to `influxdb`, copies of tags, owners and op
+    tags, and Dagster's beta warning for `backfill_policy` (Dagster 1.13) kept out of the log."""
+    given = {name: arguments[name] for name in ASSET_PASS_THROUGH}
+    tags, owners, op_tags = given.pop("tags"), given.pop("owners"), given.pop("op_tags")
     with _quiet_beta():
         return asset(
             kinds={"influxdb", *kinds},
             tags=dict(tags) if tags else None,
             owners=list(owners) if owners else None,
             op_tags=dict(op_tags) if op_tags else None,
-            **arguments,
+            **given,
+            **fixed,
         )(compute)
 
 
@@ -290,6 +307,7 @@ def build_downsample_asset(
                 partitions_def=dg.HourlyPartitionsDefinition(start_date="2026-01-01-00:00"),
             )
     """
+    arguments = dict(locals())
     if not write_back and return_type is None:
         raise ValueError(
             "build_downsample_asset: with write_back=False set return_type='arrow' or 'pandas',"
@@ -393,6 +411,7 @@ def build_downsample_asset(
 
     return define_asset(
         _downsample,
+        arguments,
         key=asset_key,
         deps=[dep],
         partitions_def=partitions,
@@ -403,20 +422,10 @@ def build_downsample_asset(
             + (f", written to {spec.target_measurement}" if write_back else "")
             + "."
         ),
-        group_name=group_name,
         kinds=kinds or (),
         metadata=asset_metadata,
-        tags=tags,
-        owners=owners,
-        code_version=code_version,
         required_resource_keys={resource_key},
         io_manager_key=io_manager_key,
-        backfill_policy=backfill_policy,
-        check_specs=check_specs,
-        automation_condition=automation_condition,
-        retry_policy=retry_policy,
-        op_tags=op_tags,
-        pool=pool,
     )
 
 

@@ -133,6 +133,7 @@ def build_export_asset(
                 backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=7),
             )
     """
+    arguments = dict(locals())
     if (query is None) == (table is None):
         raise ValueError(
             "build_export_asset: pass either query= (with $start and $end) or table=, not both"
@@ -233,24 +234,15 @@ def build_export_asset(
 
     return define_asset(
         _export,
+        arguments,
         key=asset_key,
         deps=deps,
         partitions_def=partitions,
         description=description
         or f"Parquet dataset at {root}: one file per {window} window, committed per partition.",
-        group_name=group_name,
         kinds={"parquet", *(kinds or ())},
         metadata=asset_metadata,
-        tags=tags,
-        owners=owners,
-        code_version=code_version,
         required_resource_keys={resource_key},
-        backfill_policy=backfill_policy,
-        check_specs=check_specs,
-        automation_condition=automation_condition,
-        retry_policy=retry_policy,
-        op_tags=op_tags,
-        pool=pool,
     )
 
 

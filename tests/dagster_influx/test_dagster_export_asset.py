@@ -191,3 +191,33 @@ def test_both_factories_refuse_partitions_that_are_not_time_windows(tmp_path: Pa
     )
     with pytest.raises(TypeError, match=r"build_downsample_asset\(.*\).*Static"):
         build_downsample_asset(spec, partitions_def=static)
+
+
+def test_export_factory_passes_asset_attributes_through_and_op_tags_separately(
+    tmp_path: Path,
+) -> None:
+    condition = dg.AutomationCondition.on_cron("5 0 * * *")
+    asset = build_export_asset(
+        table="cpu",
+        destination=str(tmp_path),
+        partitions_def=DAILY,
+        group_name="lake",
+        tags={"tier": "bronze"},
+        owners=["team:data"],
+        code_version="v3",
+        kinds={"s3"},
+        automation_condition=condition,
+        backfill_policy=dg.BackfillPolicy.multi_run(2),
+        retry_policy=dg.RetryPolicy(max_retries=2),
+        op_tags={"team": "data"},
+        pool="influx",
+    )
+    spec = next(iter(asset.specs))
+    assert spec.group_name == "lake" and spec.tags["tier"] == "bronze"
+    assert spec.owners == ["team:data"] and spec.code_version == "v3"
+    assert spec.kinds == {"influxdb", "parquet", "s3"}
+    assert spec.automation_condition == condition
+    assert asset.backfill_policy == dg.BackfillPolicy.multi_run(2)
+    assert asset.op.retry_policy == dg.RetryPolicy(max_retries=2)
+    assert asset.op.tags["team"] == "data" and "tier" not in asset.op.tags
+    assert asset.op.pool == "influx"
