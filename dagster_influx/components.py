@@ -110,7 +110,8 @@ class InfluxDB3ResourceComponent(Component, Resolvable, Model):
         return InfluxDB3Resource(**settings, token=token)
 
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
-        return Definitions(resources={self.resource_key: self.build_resource()})
+        defs = Definitions(resources={self.resource_key: self.build_resource()})
+        return _with_table_check(context, defs)
 
 
 #: Set while `_with_table_check` builds the whole defs folder (its components then skip it).
@@ -122,8 +123,8 @@ def _with_table_check(context: ComponentLoadContext, defs: Definitions) -> Defin
 
     Dagster calls nothing with every asset and resource while a code location loads, but a
     component can build other components' definitions (`ComponentLoadContext.build_defs`, as
-    components that depend on others do). So the first table-writing component of a project
-    builds the defs folder (every component, YAML or Python, is built once and cached by
+    components that depend on others do). So the first of our connection, IO manager or
+    downsampling components that a project loads builds the defs folder (every component, YAML or Python, is built once and cached by
     Dagster: the load does not repeat) and refuses a shared table with `validate_tables`'s
     error: `dg check defs` and the code location load fail, naming the assets and the table,
     without the user calling anything. Any other error of the folder is left for Dagster to

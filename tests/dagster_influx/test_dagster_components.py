@@ -224,6 +224,40 @@ def _yaml_file(path: Path, component: str, **attributes: Any) -> None:
     (path / "defs.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
 
+def test_python_assets_sharing_a_table_fail_dg_check_defs_with_the_connection_component(
+    tmp_path: Path,
+) -> None:
+    """A `dg` project whose only component of ours is the connection (`InfluxDB3ResourceComponent`),
+    with Python assets and a Python IO manager in its defs folder: two key prefixes mapped to
+    one database by the IO manager fail the load, naming both assets and the table."""
+    project = _dg_project(tmp_path / "proj")
+    defs = project / "myproj" / "defs"
+    connection = {"host": "http://127.0.0.1:8181", "database": "mydb", "token_env_var": TOKEN_ENV}
+    _yaml_file(defs / "influxdb", "InfluxDB3ResourceComponent", **connection)
+    (defs / "readings.py").write_text(
+        "import dagster as dg\nimport pyarrow as pa\n\n"
+        "from dagster_influx import InfluxDB3IOManager, InfluxDB3Resource\n\n\n"
+        "def readings(site):\n"
+        '    @dg.asset(key=[site, "readings"], io_manager_key="influx_io")\n'
+        "    def _readings() -> pa.Table:\n"
+        '        return pa.table({"time": pa.array([0], pa.timestamp("s", "UTC")), "v": [1.0]})\n\n'
+        "    return _readings\n\n\n"
+        "@dg.definitions\n"
+        "def defs() -> dg.Definitions:\n"
+        '    influx = InfluxDB3Resource(host="http://127.0.0.1:8181", database="mydb")\n'
+        "    return dg.Definitions(\n"
+        '        assets=[readings("site_a"), readings("site_b")],\n'
+        '        resources={"influx_io": InfluxDB3IOManager(influxdb=influx, database="all")},\n'
+        "    )\n"
+    )
+    check = _dg(project, "check", "defs")
+    output = check.stdout + check.stderr
+    assert check.returncode != 0, output[-3000:]
+    assert re.search(
+        r"all\.readings: (site_a/readings, site_b|site_b/readings, site_a)/readings", output
+    )
+
+
 def test_components_sharing_a_table_fail_dg_check_defs(tmp_path: Path) -> None:
     """Two assets that would share a table fail the project's load (`dg check defs`, the UI's
     code location load), with nothing called by the user: two YAML downsampling assets (two
