@@ -694,6 +694,15 @@ def test_sigterm_during_a_query_exits_within_5s_with_the_wal_flushed(
 # -- 6. the CLI ----------------------------------------------------------------------------
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """SIGINT's default action, as a terminal's foreground job has it.
+
+    A suite started in the background (``nohup make test &``) inherits SIGINT ignored, and a
+    Python started with SIGINT ignored keeps ignoring it: Ctrl-C could never reach the CLI.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "influx_flight.cli", *args],
@@ -701,6 +710,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[byte
         env={**os.environ, "INFLUXDB3_AUTH_TOKEN": TOKEN, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
 
 
