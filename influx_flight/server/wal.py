@@ -402,26 +402,33 @@ def _write_snapshot_files(
     """The Parquet files and manifest of one snapshot, fsynced, in directory `tmp`."""
     tmp.mkdir(parents=True)
     manifest: dict[str, Any] = {"seq": seq, "databases": []}
-    n = 0
+    files = 0
+
+    def durable_parquet(data: pa.Table) -> str:
+        """Write ``data`` as the snapshot's next Parquet file, fsynced; returns its name."""
+        nonlocal files
+        file_name = f"{files}.parquet"
+        files += 1
+        path = tmp / file_name
+        pq.write_table(data, path, compression="zstd")
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        return file_name
+
     for db_name, tables in sorted(databases.items()):
         entry: dict[str, Any] = {"name": db_name, "tables": []}
         for table_name, (data, tags) in sorted(tables.items()):
-            file_name = f"{n}.parquet"
-            n += 1
-            path = tmp / file_name
-            pq.write_table(data, path, compression="zstd")
-            with open(path, "rb+") as fh:
-                os.fsync(fh.fileno())
-            entry["tables"].append({"name": table_name, "tags": tags, "file": file_name})
+            entry["tables"].append(
+                {"name": table_name, "tags": tags, "file": durable_parquet(data)}
+            )
         for table_name, (data, tags, due) in sorted(deleted.get(db_name, {}).items()):
-            file_name = f"{n}.parquet"
-            n += 1
-            path = tmp / file_name
-            pq.write_table(data, path, compression="zstd")
-            with open(path, "rb+") as fh:
-                os.fsync(fh.fileno())
             entry.setdefault("deleted", []).append(
-                {"name": table_name, "tags": tags, "file": file_name, "hard_delete_ns": due}
+                {
+                    "name": table_name,
+                    "tags": tags,
+                    "file": durable_parquet(data),
+                    "hard_delete_ns": due,
+                }
             )
         manifest["databases"].append(entry)
     man_path = tmp / "MANIFEST.json"
